@@ -1,0 +1,9 @@
+"""`aircast pipeline ...` subcommands."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add the `pipeline` command group (filled in by its issue)."""

@@ -1,0 +1,73 @@
+"""Printing helpers shared by the CLI commands: JSON, CSV and aligned tables."""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, TextIO
+
+
+class CommandError(Exception):
+    """An error a user caused; the CLI prints its message and exits non-zero."""
+
+    def __init__(self, message: str, exit_code: int = 1) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+def _default(obj: Any) -> Any:
+    if hasattr(obj, "isoformat"):
+        return obj.isoformat()
+    if hasattr(obj, "__fspath__"):
+        return str(obj)
+    if hasattr(obj, "item"):  # numpy scalars
+        return obj.item()
+    return str(obj)
+
+
+def print_json(obj: Any, out: TextIO | None = None) -> None:
+    """Print ``obj`` as indented JSON (datetimes, paths and numpy scalars allowed)."""
+    out = out or sys.stdout
+    out.write(json.dumps(obj, indent=2, default=_default, sort_keys=False) + "\n")
+
+
+def print_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str] | None = None,
+                out: TextIO | None = None, empty: str = "(none)") -> None:
+    """Print rows as an aligned text table with a header line."""
+    out = out or sys.stdout
+    if not rows:
+        out.write(empty + "\n")
+        return
+    cols = list(columns or rows[0].keys())
+    cells = [[_fmt(r.get(c)) for c in cols] for r in rows]
+    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(cols)]
+    out.write("  ".join(c.ljust(w) for c, w in zip(cols, widths)).rstrip() + "\n")
+    for row in cells:
+        out.write("  ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip() + "\n")
+
+
+def print_csv(rows: Iterable[Mapping[str, Any]], columns: Sequence[str], out: TextIO | None = None) -> None:
+    writer = csv.writer(out or sys.stdout)
+    writer.writerow(columns)
+    for r in rows:
+        writer.writerow([r.get(c) for c in columns])
+
+
+def print_kv(mapping: Mapping[str, Any], out: TextIO | None = None) -> None:
+    """Print ``key: value`` lines, keys aligned."""
+    out = out or sys.stdout
+    width = max((len(k) for k in mapping), default=0)
+    for k, v in mapping.items():
+        out.write(f"{k.ljust(width)}  {_fmt(v)}\n")
+
+
+def _fmt(v: Any) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    if isinstance(v, (dict, list)):
+        return json.dumps(v, default=_default)
+    return str(v)

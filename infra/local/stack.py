@@ -1,0 +1,190 @@
+"""The local stack: the embedded stand-ins that run as background processes.
+
+Each service module offers a ``SERVICE`` (:class:`ServiceSpec`): how to prepare
+its files and the argv to run. ``up`` starts them in order (refusing clearly
+when a port is taken or a program is missing), ``down`` stops them, ``status``
+reports PIDs and ports. PID files and logs live in ``<data_dir>/run``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from aircast.settings import Settings
+
+# Start order matters: the broker before the delivery stream that subscribes to it.
+STACK: tuple[str, ...] = (
+    "infra.local.iot_core.service",
+    "infra.local.firehose.service",
+)
+
+
+class StackError(RuntimeError):
+    """A service could not be started or stopped; the message says why."""
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    """How to run one local service as a child process."""
+
+    name: str
+    port: Callable[[Settings], int]
+    argv: Callable[[Settings], list[str]]
+    #: returns an error message when the service cannot run here (e.g. program missing)
+    precheck: Callable[[Settings], str | None] = lambda s: None
+    #: prepares files (certificates, configs) before start
+    prepare: Callable[[Settings], None] = lambda s: None
+    env: Callable[[Settings], dict[str, str]] = field(default=lambda s: {})
+    start_timeout_s: float = 30.0
+
+
+def python_module_argv(module: str, *extra: str) -> Callable[[Settings], list[str]]:
+    """argv that runs ``python -m module --data-dir DIR *extra`` with this interpreter."""
+    return lambda s: [sys.executable, "-m", module, "--data-dir", str(s.data_dir), *extra]
+
+
+def load_services(modules: tuple[str, ...] = STACK) -> list[ServiceSpec]:
+    return [importlib.import_module(m).SERVICE for m in modules]
+
+
+def port_in_use(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(0.3)
+        return sock.connect_ex((host, port)) == 0
+
+
+def _pid_file(settings: Settings, name: str) -> Path:
+    return settings.run_dir / f"{name}.pid"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # a zombie child counts as dead
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().split()[2] != "Z"
+    except OSError:
+        return True
+
+
+def read_pid(settings: Settings, name: str) -> int | None:
+    path = _pid_file(settings, name)
+    try:
+        pid = int(path.read_text().strip())
+    except (OSError, ValueError):
+        return None
+    return pid if _alive(pid) else None
+
+
+def start_service(spec: ServiceSpec, settings: Settings) -> dict[str, Any]:
+    """Start one service unless it already runs; wait until its port accepts connections."""
+    pid = read_pid(settings, spec.name)
+    port = spec.port(settings)
+    if pid is not None:
+        return {"service": spec.name, "pid": pid, "port": port, "state": "already running"}
+    problem = spec.precheck(settings)
+    if problem:
+        raise StackError(f"cannot start {spec.name}: {problem}")
+    if port_in_use("127.0.0.1", port):
+        raise StackError(f"cannot start {spec.name}: port {port} on 127.0.0.1 is already in use "
+                         f"(another process holds it; stop it or choose another port in the settings)")
+    spec.prepare(settings)
+    settings.run_dir.mkdir(parents=True, exist_ok=True)
+    log_path = settings.run_dir / f"{spec.name}.log"
+    env = {**os.environ, "AIRCAST_DATA_DIR": str(settings.data_dir), **spec.env(settings)}
+    with open(log_path, "ab") as log:
+        proc = subprocess.Popen(spec.argv(settings), stdout=log, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, env=env, start_new_session=True)
+    _pid_file(settings, spec.name).write_text(str(proc.pid))
+    deadline = time.monotonic() + spec.start_timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            tail = log_path.read_text(errors="replace")[-2000:]
+            raise StackError(f"{spec.name} exited with code {proc.returncode} at start; log {log_path}:\n{tail}")
+        if port_in_use("127.0.0.1", port):
+            return {"service": spec.name, "pid": proc.pid, "port": port, "state": "started"}
+        time.sleep(0.1)
+    stop_service(spec, settings)
+    raise StackError(f"{spec.name} did not open port {port} within {spec.start_timeout_s:.0f} s; see {log_path}")
+
+
+def stop_service(spec: ServiceSpec, settings: Settings, timeout_s: float = 10.0) -> dict[str, Any]:
+    pid = read_pid(settings, spec.name)
+    _pid_file(settings, spec.name).unlink(missing_ok=True) if pid is None else None
+    if pid is None:
+        return {"service": spec.name, "pid": None, "state": "not running"}
+    try:
+        os.killpg(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        pass
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and _alive(pid):
+        _reap(pid)
+        time.sleep(0.1)
+    if _alive(pid):
+        try:
+            os.killpg(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        _reap(pid)
+    _pid_file(settings, spec.name).unlink(missing_ok=True)
+    return {"service": spec.name, "pid": pid, "state": "stopped"}
+
+
+def _reap(pid: int) -> None:
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass
+
+
+def up(settings: Settings, modules: tuple[str, ...] = STACK) -> list[dict[str, Any]]:
+    """Start every service of the stack in order; on failure stop what this call started."""
+    started: list[ServiceSpec] = []
+    results = []
+    try:
+        for spec in load_services(modules):
+            result = start_service(spec, settings)
+            if result["state"] == "started":
+                started.append(spec)
+            results.append(result)
+    except BaseException:
+        for spec in reversed(started):
+            stop_service(spec, settings)
+        raise
+    return results
+
+
+def down(settings: Settings, modules: tuple[str, ...] = STACK) -> list[dict[str, Any]]:
+    return [stop_service(spec, settings) for spec in reversed(load_services(modules))]
+
+
+def status(settings: Settings, modules: tuple[str, ...] = STACK) -> list[dict[str, Any]]:
+    rows = []
+    for spec in load_services(modules):
+        pid = read_pid(settings, spec.name)
+        port = spec.port(settings)
+        rows.append({
+            "service": spec.name,
+            "state": "running" if pid else "stopped",
+            "pid": pid,
+            "port": port,
+            "listening": port_in_use("127.0.0.1", port) if pid else False,
+            "log": str(settings.run_dir / f"{spec.name}.log"),
+        })
+    return rows

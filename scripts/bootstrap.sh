@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Installs what aircast needs on a fresh Debian machine: Debian packages
+# (mosquitto, a Java runtime for Spark), a virtualenv, torch (CPU) first, then
+# the Python packages. Safe to rerun: each step is skipped when done.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+VENV=${VENV:-.venv}
+PYTHON=${PYTHON:-python3}
+
+need_apt=()
+command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need_apt+=(mosquitto)
+command -v mosquitto_pub >/dev/null 2>&1 || need_apt+=(mosquitto-clients)
+command -v java >/dev/null 2>&1 || need_apt+=(openjdk-17-jre-headless)
+command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  echo "==> installing Debian packages: ${need_apt[*]}"
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
+  # Debian starts a system-wide mosquitto on 1883; aircast runs its own broker on 8883.
+fi
+
+stamp="$VENV/.aircast-installed"
+if [ ! -f "$stamp" ] || [ requirements.txt -nt "$stamp" ] || [ setup.py -nt "$stamp" ]; then
+  [ -x "$VENV/bin/python" ] || { echo "==> creating virtualenv $VENV"; "$PYTHON" -m venv "$VENV"; }
+  echo "==> installing Python packages into $VENV (first run: about 3 minutes)"
+  "$VENV/bin/pip" install -q --upgrade pip
+  # torch first, from the CPU wheel, or the resolver pulls a multi-GB CUDA build.
+  "$VENV/bin/pip" install -q "torch==2.13.0"
+  "$VENV/bin/pip" install -q -r requirements.txt
+  "$VENV/bin/pip" install -q --no-deps -e .
+  touch "$stamp"
+fi
