@@ -1,0 +1,87 @@
+"""Every CloudFormation template under infra/aws/ passes cfn-lint and the least-privilege rules."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from cfnlint.api import lint
+
+from infra.aws.policy_lint import check_template, check_template_text
+from tests.conftest import REPO_ROOT
+
+TEMPLATES = sorted((REPO_ROOT / "infra" / "aws").glob("*.yaml"))
+
+
+def test_there_is_a_template() -> None:
+    assert any(p.name == "aircast.yaml" for p in TEMPLATES)
+
+
+@pytest.mark.parametrize("template", TEMPLATES, ids=lambda p: p.name)
+def test_cfn_lint_passes(template: Path) -> None:
+    # in-process cfn-lint, every rule it runs by default (errors and warnings), two regions
+    matches = lint(template.read_text(), regions=["us-east-1", "eu-west-1"])
+    assert not matches, "\n".join(f"{m.rule.id} line {m.linenumber}: {m.message}" for m in matches)
+
+
+@pytest.mark.parametrize("template", TEMPLATES, ids=lambda p: p.name)
+def test_policies_are_least_privilege(template: Path) -> None:
+    violations = check_template(template)
+    assert not violations, "\n".join(map(str, violations))
+
+
+def test_cfn_lint_catches_a_broken_template() -> None:
+    broken = (REPO_ROOT / "infra" / "aws" / "aircast.yaml").read_text().replace(
+        "Runtime: python3.12", "Runtime: python2.1")
+    assert any(m.rule.id.startswith("E") for m in lint(broken, regions=["us-east-1"]))
+
+
+_ROLE = """\
+AWSTemplateFormatVersion: "2010-09-09"
+Resources:
+  Role:
+    Type: AWS::IAM::Role
+    Properties:
+      AssumeRolePolicyDocument:
+        Version: "2012-10-17"
+        Statement:
+          - Effect: Allow
+            Principal: {{Service: lambda.amazonaws.com}}
+            Action: sts:AssumeRole
+      Policies:
+        - PolicyName: p
+          PolicyDocument:
+            Version: "2012-10-17"
+            Statement:
+              - Effect: Allow
+{statement}
+"""
+
+
+@pytest.mark.parametrize("statement, problem", [
+    ('                Action: "*"\n                Resource: arn:aws:s3:::b', "wildcard action '*'"),
+    ("                Action: s3:*\n                Resource: arn:aws:s3:::b", "wildcard action 's3:*'"),
+    ("                Action: [s3:GetObject, s3:Put*]\n                Resource: arn:aws:s3:::b/*", "wildcard action 's3:Put*'"),
+    ('                Action: s3:ListAllMyBuckets\n                Resource: "*"', 'Resource "*" without a comment'),
+    ('                Action: s3:ListAllMyBuckets\n                Resource: ["*"]', 'Resource "*" without a comment'),
+    ("                NotAction: s3:DeleteObject\n                Resource: arn:aws:s3:::b", "NotAction"),
+])
+def test_policy_rules_catch_violations(statement: str, problem: str) -> None:
+    violations = check_template_text(_ROLE.format(statement=statement))
+    assert any(problem in v.message for v in violations), violations
+
+
+@pytest.mark.parametrize("statement", [
+    '                Action: s3:ListAllMyBuckets\n                # ListAllMyBuckets has no resource type\n                Resource: "*"',
+    '                Action: s3:ListAllMyBuckets\n                Resource: "*"  # ListAllMyBuckets has no resource type',
+    "                Action: [s3:GetObject]\n                Resource: arn:aws:s3:::b/raw/*",
+])
+def test_policy_rules_accept_narrow_or_explained_statements(statement: str) -> None:
+    assert check_template_text(_ROLE.format(statement=statement)) == []
+
+
+def test_broad_deny_is_allowed() -> None:
+    text = _ROLE.format(statement="                Action: s3:GetObject\n                Resource: arn:aws:s3:::b/*")
+    text = text.replace("Effect: Allow\n                Action: s3:GetObject",
+                        "Effect: Deny\n                Action: s3:*")
+    assert check_template_text(text) == []
