@@ -1,0 +1,128 @@
+"""The EventBridge rules aircast relies on, installed idempotently on the local bus.
+
+The same rules exist on AWS in the CloudFormation template; here they are created with
+the boto3-shaped client, so ``ensure_default_rules`` also works against a real
+``boto3.client("events")`` (pass ``client``).
+
+- ``aircast-approval-deploy``: a model package of the group turns ``Approved`` →
+  the deploy Lambda (``aircast-deploy``) deploys exactly that package.
+- ``aircast-drift-retrain``: the drift monitor's ``Forecast Drift Detected`` event →
+  a pipeline execution on fresh data.
+- ``aircast-scheduled-retrain``: the retraining schedule (``settings.retrain_schedule``) →
+  a pipeline execution.
+- ``aircast-drift-check``: the drift check schedule (``settings.drift_check_schedule``) →
+  the drift monitor Lambda (``aircast-drift-monitor``).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aircast.settings import Settings
+from infra.local.eventbridge.client import lambda_arn, pipeline_arn
+
+APPROVAL_RULE = "aircast-approval-deploy"
+DRIFT_RULE = "aircast-drift-retrain"
+SCHEDULED_RETRAIN_RULE = "aircast-scheduled-retrain"
+DRIFT_CHECK_RULE = "aircast-drift-check"
+DEPLOY_FUNCTION = "aircast-deploy"
+DRIFT_MONITOR_FUNCTION = "aircast-drift-monitor"
+
+MODEL_PACKAGE_SOURCE = "aws.sagemaker"
+MODEL_PACKAGE_DETAIL_TYPE = "SageMaker Model Package State Change"
+DRIFT_SOURCE = "aircast.monitoring"
+DRIFT_DETAIL_TYPE = "Forecast Drift Detected"
+
+
+def approval_pattern(settings: Settings) -> dict[str, Any]:
+    """Approved packages of this project's group (a rejection or pending never matches)."""
+    return {
+        "source": [MODEL_PACKAGE_SOURCE],
+        "detail-type": [MODEL_PACKAGE_DETAIL_TYPE],
+        "detail": {"ModelPackageGroupName": [settings.model_package_group], "ModelApprovalStatus": ["Approved"]},
+    }
+
+
+def drift_pattern(settings: Settings) -> dict[str, Any]:
+    """Drift events about this project's model group."""
+    return {
+        "source": [DRIFT_SOURCE],
+        "detail-type": [DRIFT_DETAIL_TYPE],
+        "detail": {"ModelPackageGroupName": [settings.model_package_group]},
+    }
+
+
+def retrain_parameters(settings: Settings, trigger: str) -> list[dict[str, str]]:
+    """Pipeline parameters of a retraining run started by a rule.
+
+    ``ModelApprovalStatus`` follows the auto-approve policy: ``Approved`` makes the
+    registered package deploy through the approval rule at once; otherwise it waits for
+    a person. The quality gate still runs first, so a worse model registers nothing.
+    """
+    status = "Approved" if settings.retrain_auto_approve else "PendingManualApproval"
+    # ``trigger`` is kept for the description only: SageMaker rejects parameters the pipeline does not define
+    del trigger
+    return [{"Name": "ModelApprovalStatus", "Value": status}]
+
+
+def default_rules(settings: Settings) -> list[dict[str, Any]]:
+    """The rule definitions (``put_rule`` kwargs plus ``Targets``) for these settings."""
+    pipeline = pipeline_arn(settings, settings.pipeline_name)
+    return [
+        {
+            "Name": APPROVAL_RULE,
+            "EventPattern": json.dumps(approval_pattern(settings)),
+            "Description": "Deploy a model package when it is approved",
+            "Targets": [{"Id": "deploy", "Arn": lambda_arn(settings, DEPLOY_FUNCTION)}],
+        },
+        {
+            "Name": DRIFT_RULE,
+            "EventPattern": json.dumps(drift_pattern(settings)),
+            "Description": "Retrain on fresh data when the drift monitor declares drift",
+            "Targets": [{"Id": "retrain", "Arn": pipeline, "RoleArn": settings.role_arn,
+                         "SageMakerPipelineParameters": {
+                             "PipelineParameterList": retrain_parameters(settings, "drift")}}],
+        },
+        {
+            "Name": SCHEDULED_RETRAIN_RULE,
+            "ScheduleExpression": settings.retrain_schedule,
+            "Description": "Retrain on the latest data on a schedule",
+            "Targets": [{"Id": "retrain", "Arn": pipeline, "RoleArn": settings.role_arn,
+                         "SageMakerPipelineParameters": {
+                             "PipelineParameterList": retrain_parameters(settings, "schedule")}}],
+        },
+        {
+            "Name": DRIFT_CHECK_RULE,
+            "ScheduleExpression": settings.drift_check_schedule,
+            "Description": "Compare served forecasts with actuals and emit drift events",
+            "Targets": [{"Id": "monitor", "Arn": lambda_arn(settings, DRIFT_MONITOR_FUNCTION)}],
+        },
+    ]
+
+
+def ensure_default_rules(settings: Settings, client: Any | None = None) -> list[str]:
+    """Create or update aircast's rules and their targets; returns the rule names. Idempotent."""
+    if client is None:
+        from aircast.clients import get_client
+
+        client = get_client("events", settings)
+    names = []
+    for rule in default_rules(settings):
+        spec = {k: v for k, v in rule.items() if k != "Targets"}
+        client.put_rule(State=_current_state(client, rule["Name"]), **spec)
+        response = client.put_targets(Rule=rule["Name"], Targets=rule["Targets"])
+        if response.get("FailedEntryCount"):
+            raise ValueError(f"rule {rule['Name']}: targets rejected: {response['FailedEntries']}")
+        names.append(rule["Name"])
+    return names
+
+
+def _current_state(client: Any, name: str) -> str:
+    """Keep a rule someone disabled disabled; new rules start enabled."""
+    try:
+        return client.describe_rule(Name=name)["State"]
+    except Exception as exc:  # noqa: BLE001 - boto3 and the local client both raise ClientError here
+        if getattr(exc, "response", {}).get("Error", {}).get("Code") == "ResourceNotFoundException":
+            return "ENABLED"
+        raise
