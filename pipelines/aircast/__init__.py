@@ -1,0 +1,1 @@
+"""The aircast model-build pipeline (DeepAR on curated hourly air-quality series)."""

@@ -1,0 +1,386 @@
+"""The aircast model-build pipeline, wired with the SageMaker Python SDK v3.
+
+::
+
+    Preprocess ─▶ TrainDeepAR ─▶ CreateModel ─▶ BatchForecast ─▶ Evaluate ─▶ QualityGate
+                                                                              ├─ pass ─▶ RegisterModel ─▶ Deploy
+                                                                              └─ fail ─▶ QualityGateFailed
+
+``get_pipeline`` only wires steps. Every value an operator may want to change at
+start time is a pipeline parameter (so ``start_pipeline_execution`` can override it);
+scripts are referenced by S3 URI and uploaded by ``run-pipeline`` (see
+:mod:`pipelines.code`), so building the definition makes no AWS call.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from aircast.settings import prepare_sdk_environment
+
+prepare_sdk_environment()
+
+import boto3  # noqa: E402
+from sagemaker.core import image_uris  # noqa: E402
+from sagemaker.core.lambda_helper import Lambda  # noqa: E402
+from sagemaker.core.model_metrics import MetricsSource, ModelMetrics  # noqa: E402
+from sagemaker.core.processing import ScriptProcessor  # noqa: E402
+from sagemaker.core.shapes import (  # noqa: E402
+    ProcessingInput,
+    ProcessingOutput,
+    ProcessingS3Input,
+    ProcessingS3Output,
+)
+from sagemaker.core.training.configs import Compute, InputData, OutputDataConfig, StoppingCondition  # noqa: E402
+from sagemaker.core.transformer import Transformer  # noqa: E402
+from sagemaker.core.workflow.conditions import ConditionLessThan, ConditionLessThanOrEqualTo  # noqa: E402
+from sagemaker.core.workflow.execution_variables import ExecutionVariables  # noqa: E402
+from sagemaker.core.workflow.functions import Join, JsonGet  # noqa: E402
+from sagemaker.core.workflow.parameters import ParameterFloat, ParameterInteger, ParameterString  # noqa: E402
+from sagemaker.core.workflow.pipeline_context import PipelineSession  # noqa: E402
+from sagemaker.core.workflow.properties import PropertyFile  # noqa: E402
+from sagemaker.mlops.workflow.condition_step import ConditionStep  # noqa: E402
+from sagemaker.mlops.workflow.fail_step import FailStep  # noqa: E402
+from sagemaker.mlops.workflow.lambda_step import LambdaOutput, LambdaOutputTypeEnum, LambdaStep  # noqa: E402
+from sagemaker.mlops.workflow.model_step import ModelStep  # noqa: E402
+from sagemaker.mlops.workflow.pipeline import Pipeline  # noqa: E402
+from sagemaker.mlops.workflow.steps import ProcessingStep, TrainingStep, TransformStep  # noqa: E402
+from sagemaker.serve.model_builder import ModelBuilder  # noqa: E402
+from sagemaker.train import ModelTrainer  # noqa: E402
+
+from pipelines.code import code_prefix_uri, script_uri  # noqa: E402
+
+#: SDK defaults handed to the session instead of a config file: no telemetry (it calls STS).
+_SDK_CONFIG = {"SchemaVersion": "1.0", "SageMaker": {"PythonSDK": {"Modules": {"TelemetryOptOut": True}}}}
+#: scikit-learn processing image: python3 with pandas/numpy/pyarrow for the job scripts
+PROCESSING_FRAMEWORK_VERSION = "1.2-1"
+#: where the processing steps mount the job packages (put on PYTHONPATH)
+CONTAINER_LIB = "/opt/ml/processing/input/lib"
+#: the evaluation report the quality gate and the model metrics read
+EVALUATION_FILE = "evaluation.json"
+#: DeepAR inference configuration for batch transform (SageMaker reads it from this env variable)
+BATCH_INFERENCE_CONFIG = {"num_samples": 100, "output_types": ["mean", "quantiles"], "quantiles": ["0.1", "0.5", "0.9"]}
+DEPLOY_FUNCTION_NAME = "aircast-deploy"
+
+
+@dataclass(frozen=True)
+class PipelineParameters:
+    """Every pipeline parameter, so steps and tests refer to them by attribute."""
+
+    input_data_uri: ParameterString
+    frequency: ParameterString
+    prediction_length: ParameterInteger
+    context_length: ParameterInteger
+    num_eval_windows: ParameterInteger
+    epochs: ParameterInteger
+    num_cells: ParameterInteger
+    num_layers: ParameterInteger
+    likelihood: ParameterString
+    mini_batch_size: ParameterInteger
+    learning_rate: ParameterFloat
+    dropout_rate: ParameterFloat
+    early_stopping_patience: ParameterInteger
+    relative_wql_threshold: ParameterFloat
+    absolute_wql_threshold: ParameterFloat
+    model_approval_status: ParameterString
+    endpoint_name: ParameterString
+    processing_instance_type: ParameterString
+    training_instance_type: ParameterString
+    transform_instance_type: ParameterString
+    inference_instance_type: ParameterString
+
+    def all(self) -> list:
+        return [getattr(self, name) for name in self.__dataclass_fields__]
+
+
+def make_parameters(input_data_uri: str, endpoint_name: str) -> PipelineParameters:
+    """The pipeline's parameters with their defaults (the demo's DeepAR settings)."""
+    return PipelineParameters(
+        input_data_uri=ParameterString("InputDataUri", default_value=input_data_uri),
+        frequency=ParameterString("Frequency", default_value="H"),
+        prediction_length=ParameterInteger("PredictionLength", default_value=24),
+        context_length=ParameterInteger("ContextLength", default_value=72),
+        num_eval_windows=ParameterInteger("NumEvalWindows", default_value=7),
+        epochs=ParameterInteger("Epochs", default_value=20),
+        num_cells=ParameterInteger("NumCells", default_value=40),
+        num_layers=ParameterInteger("NumLayers", default_value=2),
+        likelihood=ParameterString("Likelihood", default_value="gaussian"),
+        mini_batch_size=ParameterInteger("MiniBatchSize", default_value=64),
+        learning_rate=ParameterFloat("LearningRate", default_value=0.001),
+        dropout_rate=ParameterFloat("DropoutRate", default_value=0.1),
+        early_stopping_patience=ParameterInteger("EarlyStoppingPatience", default_value=5),
+        relative_wql_threshold=ParameterFloat("MaxRelativeWQL", default_value=0.9),
+        absolute_wql_threshold=ParameterFloat("MaxMeanWQL", default_value=1.0),
+        model_approval_status=ParameterString("ModelApprovalStatus", default_value="PendingManualApproval",
+                                              enum_values=["PendingManualApproval", "Approved", "Rejected"]),
+        endpoint_name=ParameterString("EndpointName", default_value=endpoint_name),
+        processing_instance_type=ParameterString("ProcessingInstanceType", default_value="ml.m5.xlarge"),
+        training_instance_type=ParameterString("TrainingInstanceType", default_value="ml.c5.2xlarge"),
+        transform_instance_type=ParameterString("TransformInstanceType", default_value="ml.m5.xlarge"),
+        inference_instance_type=ParameterString("InferenceInstanceType", default_value="ml.m5.large"),
+    )
+
+
+def deepar_hyperparameters(p: PipelineParameters) -> dict:
+    """Built-in DeepAR hyperparameters (its own names), all strings as CreateTrainingJob wants."""
+    return {
+        "time_freq": p.frequency,
+        "prediction_length": p.prediction_length.to_string(),
+        "context_length": p.context_length.to_string(),
+        "epochs": p.epochs.to_string(),
+        "num_cells": p.num_cells.to_string(),
+        "num_layers": p.num_layers.to_string(),
+        "likelihood": p.likelihood,
+        "mini_batch_size": p.mini_batch_size.to_string(),
+        "learning_rate": p.learning_rate.to_string(),
+        "dropout_rate": p.dropout_rate.to_string(),
+        "early_stopping_patience": p.early_stopping_patience.to_string(),
+        # the cat = [pollutant, thing] indices; "auto" lets DeepAR infer the cardinalities
+        "cardinality": "auto",
+        "test_quantiles": "[0.1, 0.5, 0.9]",
+    }
+
+
+def _account_of(role_arn: str) -> str:
+    parts = role_arn.split(":")
+    if len(parts) < 6 or parts[2] != "iam" or not parts[4]:
+        raise ValueError(f"role must be an IAM role ARN (arn:aws:iam::ACCOUNT:role/NAME), got {role_arn!r}")
+    return parts[4]
+
+
+def get_session(region: str, default_bucket: str, default_bucket_prefix: str) -> PipelineSession:
+    """A PipelineSession that captures step requests without calling AWS (no telemetry, fixed bucket)."""
+    session = PipelineSession(
+        boto_session=boto3.Session(region_name=region),
+        default_bucket=default_bucket,
+        default_bucket_prefix=default_bucket_prefix or None,
+        sagemaker_config=_SDK_CONFIG,
+    )
+    # The SDK checks (and may create) the default bucket on first use; the bucket is
+    # given, so record it as already resolved and keep definition building offline.
+    session._default_bucket = default_bucket
+    return session
+
+
+def get_pipeline(
+    region: str,
+    role: str,
+    default_bucket: str = "aircast-artifacts",
+    default_bucket_prefix: str = "pipelines/aircast-deepar",
+    pipeline_name: str = "aircast-deepar",
+    model_package_group_name: str = "aircast-deepar",
+    base_job_prefix: str = "aircast",
+    input_data_uri: str = "s3://aircast-lake/curated/hourly/",
+    endpoint_name: str = "aircast-forecast",
+    deploy_function_arn: str | None = None,
+    tags: list[dict[str, str]] | None = None,
+) -> Pipeline:
+    """Build the aircast DeepAR pipeline (no AWS call is made).
+
+    Parameters
+    ----------
+    region, role:
+        AWS region and the SageMaker execution role ARN (its account names the deploy Lambda).
+    default_bucket, default_bucket_prefix:
+        Where job outputs go (``s3://bucket/prefix/<execution id>/...``) and where the CLI
+        uploads the job scripts (``s3://bucket/prefix/code/``).
+    pipeline_name, model_package_group_name, base_job_prefix:
+        Names of the pipeline, the Model Registry group and the jobs' name prefix.
+    input_data_uri, endpoint_name:
+        Defaults of the ``InputDataUri`` and ``EndpointName`` parameters.
+    deploy_function_arn:
+        The deploy Lambda; default ``arn:aws:lambda:<region>:<account>:function:aircast-deploy``.
+    tags:
+        Project tags ``[{"Key": ..., "Value": ...}]`` put on every job.
+    """
+    account = _account_of(role)
+    session = get_session(region, default_bucket, default_bucket_prefix)
+    p = make_parameters(input_data_uri, endpoint_name)
+    tags = list(tags or [])
+    base = f"s3://{default_bucket}/{default_bucket_prefix.strip('/')}" if default_bucket_prefix.strip("/") \
+        else f"s3://{default_bucket}"
+
+    def run_uri(*parts: str) -> Join:
+        # per-execution output folder, so runs never overwrite each other
+        return Join(on="/", values=[base, ExecutionVariables.PIPELINE_EXECUTION_ID, *parts])
+
+    processing_image = image_uris.retrieve("sklearn", region, version=PROCESSING_FRAMEWORK_VERSION)
+    deepar_image = image_uris.retrieve("forecasting-deepar", region)
+    lib_input = ProcessingInput(
+        input_name="lib",
+        s3_input=ProcessingS3Input(s3_uri=code_prefix_uri(default_bucket, default_bucket_prefix),
+                                   local_path=CONTAINER_LIB, s3_data_type="S3Prefix", s3_input_mode="File"),
+    )
+
+    def processor(job: str) -> ScriptProcessor:
+        return ScriptProcessor(
+            role=role, image_uri=processing_image, command=["python3"], instance_count=1,
+            instance_type=p.processing_instance_type, base_job_name=f"{base_job_prefix}-{job}",
+            sagemaker_session=session, env={"PYTHONPATH": CONTAINER_LIB}, tags=tags,
+        )
+
+    def s3_in(name: str, uri, local: str) -> ProcessingInput:
+        return ProcessingInput(input_name=name, s3_input=ProcessingS3Input(
+            s3_uri=uri, local_path=local, s3_data_type="S3Prefix", s3_input_mode="File"))
+
+    def s3_out(name: str, local: str, *uri_parts: str) -> ProcessingOutput:
+        return ProcessingOutput(output_name=name, s3_output=ProcessingS3Output(
+            s3_uri=run_uri(*uri_parts), local_path=local, s3_upload_mode="EndOfJob"))
+
+    # ---- Preprocess: curated hourly parquet → DeepAR JSON lines + evaluation windows
+    out = "/opt/ml/processing/output"
+    step_preprocess = ProcessingStep(
+        name="Preprocess",
+        step_args=processor("preprocess").run(
+            code=script_uri(default_bucket, default_bucket_prefix, "processing", "preprocess.py"),
+            inputs=[s3_in("hourly", p.input_data_uri, "/opt/ml/processing/input/hourly"), lib_input],
+            outputs=[
+                s3_out("train", f"{out}/train", "preprocess", "train"),
+                s3_out("test", f"{out}/test", "preprocess", "test"),
+                s3_out("evaluation", f"{out}/evaluation", "preprocess", "evaluation"),
+                s3_out("metadata", f"{out}/metadata", "preprocess", "metadata"),
+            ],
+            arguments=[
+                "--input-dir", "/opt/ml/processing/input/hourly",
+                "--output-dir", out,
+                "--freq", p.frequency,
+                "--prediction-length", p.prediction_length.to_string(),
+                "--context-length", p.context_length.to_string(),
+                "--num-eval-windows", p.num_eval_windows.to_string(),
+            ],
+        ),
+    )
+    preprocess_outputs = step_preprocess.properties.ProcessingOutputConfig.Outputs
+
+    # ---- TrainDeepAR: the built-in algorithm, train + test channels
+    trainer = ModelTrainer(
+        training_image=deepar_image, role=role, sagemaker_session=session,
+        base_job_name=f"{base_job_prefix}-deepar",
+        compute=Compute(instance_type=p.training_instance_type, instance_count=1),
+        hyperparameters=deepar_hyperparameters(p),
+        output_data_config=OutputDataConfig(s3_output_path=f"{base}/models"),
+        stopping_condition=StoppingCondition(max_runtime_in_seconds=3600),
+        tags=tags or None,
+    )
+    step_train = TrainingStep(
+        name="TrainDeepAR",
+        step_args=trainer.train(input_data_config=[
+            InputData(channel_name="train", data_source=preprocess_outputs["train"].S3Output.S3Uri, content_type="json"),
+            InputData(channel_name="test", data_source=preprocess_outputs["test"].S3Output.S3Uri, content_type="json"),
+        ]),
+    )
+
+    # ---- CreateModel: the trained artifact in the DeepAR serving image
+    model_env = {"DEEPAR_INFERENCE_CONFIG": json.dumps(BATCH_INFERENCE_CONFIG)}
+    model = ModelBuilder(
+        image_uri=deepar_image, s3_model_data_url=step_train.properties.ModelArtifacts.S3ModelArtifacts,
+        role_arn=role, sagemaker_session=session, env_vars=model_env,
+    )
+    step_create_model = ModelStep(name="CreateModel", step_args=model.build())
+
+    # ---- BatchForecast: forecasts for every evaluation window (one JSON line per instance)
+    transformer = Transformer(
+        model_name=step_create_model.properties.ModelName, instance_count=1,
+        instance_type=p.transform_instance_type, strategy="MultiRecord", assemble_with="Line",
+        accept="application/jsonlines", output_path=run_uri("batch-forecast"),
+        env=model_env, base_transform_job_name=f"{base_job_prefix}-forecast", sagemaker_session=session,
+        tags=tags or None,
+    )
+    step_transform = TransformStep(
+        name="BatchForecast",
+        step_args=transformer.transform(
+            data=Join(on="/", values=[preprocess_outputs["evaluation"].S3Output.S3Uri, "windows.jsonl"]),
+            data_type="S3Prefix", content_type="application/jsonlines", split_type="Line",
+        ),
+    )
+
+    # ---- Evaluate: model vs probabilistic seasonal naive on the same windows → evaluation.json
+    evaluation_report = PropertyFile(name="EvaluationReport", output_name="evaluation", path=EVALUATION_FILE)
+    step_evaluate = ProcessingStep(
+        name="Evaluate",
+        step_args=processor("evaluate").run(
+            code=script_uri(default_bucket, default_bucket_prefix, "evaluation", "evaluate.py"),
+            inputs=[
+                s3_in("forecasts", step_transform.properties.TransformOutput.S3OutputPath,
+                      "/opt/ml/processing/input/forecasts"),
+                s3_in("windows", preprocess_outputs["evaluation"].S3Output.S3Uri, "/opt/ml/processing/input/windows"),
+                lib_input,
+            ],
+            outputs=[s3_out("evaluation", f"{out}/evaluation", "evaluation")],
+            arguments=[
+                "--forecasts-dir", "/opt/ml/processing/input/forecasts",
+                "--windows-dir", "/opt/ml/processing/input/windows",
+                "--output-dir", f"{out}/evaluation",
+            ],
+        ),
+        property_files=[evaluation_report],
+    )
+
+    def metric(path: str) -> JsonGet:
+        return JsonGet(step_name=step_evaluate.name, property_file=evaluation_report, json_path=path)
+
+    model_wql = metric("forecast_metrics.mean_wQuantileLoss.value")
+    relative_wql = metric("relative_mean_wQuantileLoss.value")
+    baseline_wql = metric("baseline_metrics.seasonal_naive.mean_wQuantileLoss.value")
+
+    # ---- RegisterModel: versioned package with the evaluation report as its model quality metrics
+    evaluation_uri = Join(on="/", values=[
+        step_evaluate.properties.ProcessingOutputConfig.Outputs["evaluation"].S3Output.S3Uri, EVALUATION_FILE])
+    register_builder = ModelBuilder(
+        image_uri=deepar_image, s3_model_data_url=step_train.properties.ModelArtifacts.S3ModelArtifacts,
+        role_arn=role, sagemaker_session=session, env_vars=model_env,
+    )
+    step_register = ModelStep(
+        name="RegisterModel",
+        step_args=register_builder.register(
+            model_package_group_name=model_package_group_name,
+            content_types=["application/json"],
+            response_types=["application/json"],
+            inference_instances=[p.inference_instance_type],
+            transform_instances=[p.transform_instance_type],
+            approval_status=p.model_approval_status,
+            model_metrics=ModelMetrics(model_statistics=MetricsSource(
+                content_type="application/json", s3_uri=evaluation_uri)),
+            # strings, as the API wants; `aircast models list` shows them
+            customer_metadata_properties={
+                "mean_wQuantileLoss": Join(on="", values=[model_wql]),
+                "relative_mean_wQuantileLoss": Join(on="", values=[relative_wql]),
+                "pipeline_execution_id": ExecutionVariables.PIPELINE_EXECUTION_ID,
+            },
+        ),
+    )
+
+    # ---- Deploy: the deploy Lambda acts only on an Approved package
+    function_arn = deploy_function_arn or f"arn:aws:lambda:{region}:{account}:function:{DEPLOY_FUNCTION_NAME}"
+    step_deploy = LambdaStep(
+        name="Deploy",
+        lambda_func=Lambda(function_arn=function_arn, session=session),
+        inputs={"model_package_arn": step_register.properties.ModelPackageArn, "endpoint_name": p.endpoint_name},
+        outputs=[LambdaOutput(output_name="status", output_type=LambdaOutputTypeEnum.String)],
+    )
+
+    step_gate_failed = FailStep(
+        name="QualityGateFailed",
+        error_message=Join(on="", values=[
+            "quality gate failed: model mean wQL ", model_wql, " vs seasonal-naive ", baseline_wql,
+            " (ratio ", relative_wql, "); required ratio <= ", p.relative_wql_threshold,
+            " and mean wQL < ", p.absolute_wql_threshold, "; nothing registered",
+        ]),
+    )
+    step_gate = ConditionStep(
+        name="QualityGate",
+        conditions=[
+            ConditionLessThanOrEqualTo(left=relative_wql, right=p.relative_wql_threshold),
+            ConditionLessThan(left=model_wql, right=p.absolute_wql_threshold),
+        ],
+        if_steps=[step_register, step_deploy],
+        else_steps=[step_gate_failed],
+    )
+
+    return Pipeline(
+        name=pipeline_name,
+        parameters=p.all(),
+        steps=[step_preprocess, step_train, step_create_model, step_transform, step_evaluate, step_gate],
+        sagemaker_session=session,
+    )
