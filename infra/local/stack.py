@@ -8,6 +8,7 @@ reports PIDs and ports. PID files and logs live in ``<data_dir>/run``.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import os
 import signal
@@ -38,7 +39,8 @@ class ServiceSpec:
     """How to run one local service as a child process."""
 
     name: str
-    port: Callable[[Settings], int]
+    #: the TCP port the service listens on, or None for a service without one
+    port: Callable[[Settings], int | None]
     argv: Callable[[Settings], list[str]]
     #: returns an error message when the service cannot run here (e.g. program missing)
     precheck: Callable[[Settings], str | None] = lambda s: None
@@ -46,11 +48,18 @@ class ServiceSpec:
     prepare: Callable[[Settings], None] = lambda s: None
     env: Callable[[Settings], dict[str, str]] = field(default=lambda s: {})
     start_timeout_s: float = 30.0
+    #: readiness check (settings, pid) for services without a port (default: the port accepts connections)
+    ready: Callable[[Settings, int], bool] | None = None
 
 
 def python_module_argv(module: str, *extra: str) -> Callable[[Settings], list[str]]:
     """argv that runs ``python -m module --data-dir DIR *extra`` with this interpreter."""
     return lambda s: [sys.executable, "-m", module, "--data-dir", str(s.data_dir), *extra]
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """``AIRCAST_*`` variables that give a child process exactly these settings."""
+    return {f"AIRCAST_{f.name.upper()}": str(getattr(settings, f.name)) for f in dataclasses.fields(settings)}
 
 
 def load_services(modules: tuple[str, ...] = STACK) -> list[ServiceSpec]:
@@ -100,13 +109,14 @@ def start_service(spec: ServiceSpec, settings: Settings) -> dict[str, Any]:
     problem = spec.precheck(settings)
     if problem:
         raise StackError(f"cannot start {spec.name}: {problem}")
-    if port_in_use("127.0.0.1", port):
+    if port is not None and port_in_use("127.0.0.1", port):
         raise StackError(f"cannot start {spec.name}: port {port} on 127.0.0.1 is already in use "
                          f"(another process holds it; stop it or choose another port in the settings)")
     spec.prepare(settings)
     settings.run_dir.mkdir(parents=True, exist_ok=True)
     log_path = settings.run_dir / f"{spec.name}.log"
-    env = {**os.environ, "AIRCAST_DATA_DIR": str(settings.data_dir), **spec.env(settings)}
+    # the child gets these exact settings (overrides included), not just the data dir
+    env = {**os.environ, **settings_env(settings), **spec.env(settings)}
     with open(log_path, "ab") as log:
         proc = subprocess.Popen(spec.argv(settings), stdout=log, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL, env=env, start_new_session=True)
@@ -116,11 +126,19 @@ def start_service(spec: ServiceSpec, settings: Settings) -> dict[str, Any]:
         if proc.poll() is not None:
             tail = log_path.read_text(errors="replace")[-2000:]
             raise StackError(f"{spec.name} exited with code {proc.returncode} at start; log {log_path}:\n{tail}")
-        if port_in_use("127.0.0.1", port):
+        if _is_ready(spec, settings, proc.pid):
             return {"service": spec.name, "pid": proc.pid, "port": port, "state": "started"}
         time.sleep(0.1)
     stop_service(spec, settings)
-    raise StackError(f"{spec.name} did not open port {port} within {spec.start_timeout_s:.0f} s; see {log_path}")
+    what = f"open port {port}" if port is not None else "become ready"
+    raise StackError(f"{spec.name} did not {what} within {spec.start_timeout_s:.0f} s; see {log_path}")
+
+
+def _is_ready(spec: ServiceSpec, settings: Settings, pid: int) -> bool:
+    if spec.ready is not None:
+        return spec.ready(settings, pid)
+    port = spec.port(settings)
+    return port is not None and port_in_use("127.0.0.1", port)
 
 
 def stop_service(spec: ServiceSpec, settings: Settings, timeout_s: float = 10.0) -> dict[str, Any]:
@@ -184,7 +202,7 @@ def status(settings: Settings, modules: tuple[str, ...] = STACK) -> list[dict[st
             "state": "running" if pid else "stopped",
             "pid": pid,
             "port": port,
-            "listening": port_in_use("127.0.0.1", port) if pid else False,
+            "listening": _is_ready(spec, settings, pid) if pid else False,
             "log": str(settings.run_dir / f"{spec.name}.log"),
         })
     return rows

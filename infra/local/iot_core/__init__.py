@@ -1,0 +1,1 @@
+"""Local AWS IoT Core stand-in: mosquitto with mutual TLS and a per-thing ACL."""

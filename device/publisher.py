@@ -1,0 +1,403 @@
+"""The sensor client: publishes readings over MQTT with mutual TLS using the AWS IoT
+Device SDK v2 (``awsiotsdk``). The same code talks to AWS IoT Core (its ATS
+endpoint, the Amazon root CA and the thing's certificate) and to the local broker.
+
+Reliability: QoS 1; a cap on unacknowledged publishes (an uncapped client fills
+the SDK's queue and loses messages to ``AWS_ERROR_MQTT_QUEUE_FULL``); automatic
+reconnect with exponential backoff, after which queued publishes go out in order;
+a report of published / acknowledged / failed counts at the end.
+
+Payload (DESIGN.md): ``{"device_id", "seq", <measurements>, "timestamp"}`` on
+``sensors/<thing>/telemetry``; ``seq`` counts per device, across runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import Future
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from aircast.settings import Settings, load_settings
+from device.readings import (
+    Reading,
+    iso_timestamp,
+    parse_time,
+    replay_beijing,
+    simulate,
+    simulated_thing_names,
+)
+
+DEFAULT_MAX_IN_FLIGHT = 100
+DEFAULT_REPLAY_THING = "beijing-us-embassy"
+
+
+class DeviceError(RuntimeError):
+    """The device could not do its job; the message says why and what to do."""
+
+
+@dataclass(frozen=True)
+class DeviceCredentials:
+    """Certificate, private key and CA of one thing."""
+
+    cert_path: Path
+    key_path: Path
+    ca_path: Path
+
+    def check(self, thing_name: str) -> None:
+        for label, p in (("certificate", self.cert_path), ("private key", self.key_path), ("CA", self.ca_path)):
+            if not Path(p).is_file():
+                raise DeviceError(f"{label} for thing {thing_name} not found at {p} "
+                                  f"(locally: aircast local register-thing {thing_name})")
+
+
+@dataclass
+class PublishReport:
+    """What happened to the readings handed to the publisher."""
+
+    published: int = 0
+    acknowledged: int = 0
+    failed: int = 0
+    things: int = 0
+    interruptions: int = 0
+    elapsed_s: float = 0.0
+    last_seq: dict[str, int] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def summary(self) -> str:
+        return (f"published {self.published} acknowledged {self.acknowledged} failed {self.failed} "
+                f"({self.things} thing(s), {self.interruptions} interruption(s), {self.elapsed_s:.1f} s)")
+
+
+def telemetry_topic(thing_name: str) -> str:
+    return f"sensors/{thing_name}/telemetry"
+
+
+def make_payload(thing_name: str, seq: int, reading: Reading) -> bytes:
+    """The device payload of DESIGN.md: device_id, seq, measurements, timestamp."""
+    body: dict[str, Any] = {"device_id": thing_name, "seq": seq}
+    body.update(reading.measurements)
+    body["timestamp"] = iso_timestamp(reading.timestamp)
+    return json.dumps(body, separators=(",", ":")).encode("utf-8")
+
+
+class _Fleet:
+    """One MQTT connection per thing, a shared in-flight cap and shared counters."""
+
+    def __init__(self, host: str, port: int, max_in_flight: int, report: PublishReport,
+                 log: Callable[[str], None]) -> None:
+        if max_in_flight < 1:
+            raise DeviceError("max_in_flight must be at least 1")
+        self.host, self.port = host, port
+        self.report = report
+        self.log = log
+        self.lock = threading.Lock()
+        self.slots = threading.Semaphore(max_in_flight)
+        self.outstanding: set[Future] = set()
+        self.connections: dict[str, Any] = {}
+        self.seq: dict[str, int] = {}
+
+    def connect(self, thing_name: str, creds: DeviceCredentials, first_seq: int, timeout_s: float) -> None:
+        from awscrt import mqtt
+        from awsiot import mqtt_connection_builder
+
+        creds.check(thing_name)
+
+        def interrupted(connection, error, **kwargs) -> None:
+            with self.lock:
+                self.report.interruptions += 1
+            self.log(f"device {thing_name}: connection interrupted ({error}); reconnecting with backoff")
+
+        def resumed(connection, return_code, session_present, **kwargs) -> None:
+            self.log(f"device {thing_name}: connection resumed ({return_code}, session present {session_present})")
+
+        connection = mqtt_connection_builder.mtls_from_path(
+            endpoint=self.host, port=self.port, cert_filepath=str(creds.cert_path),
+            pri_key_filepath=str(creds.key_path), ca_filepath=str(creds.ca_path),
+            client_id=thing_name, clean_session=False, keep_alive_secs=30, ping_timeout_ms=3000,
+            reconnect_min_timeout_secs=1, reconnect_max_timeout_secs=16,
+            on_connection_interrupted=interrupted, on_connection_resumed=resumed)
+        deadline = time.monotonic() + timeout_s
+        backoff = 0.5
+        while True:
+            try:
+                connection.connect().result(timeout=max(1.0, deadline - time.monotonic()))
+                break
+            except Exception as exc:  # awscrt raises AwsCrtError subclasses and timeouts
+                if time.monotonic() + backoff > deadline:
+                    raise DeviceError(f"device {thing_name} cannot connect to {self.host}:{self.port}: {exc} "
+                                      "(locally: is the stack up? aircast local up)") from exc
+                time.sleep(backoff)
+                backoff = min(backoff * 2, 8.0)
+        self.connections[thing_name] = (connection, mqtt.QoS.AT_LEAST_ONCE)
+        self.seq[thing_name] = first_seq - 1
+
+    def publish(self, reading: Reading) -> None:
+        connection, qos = self.connections[reading.thing_name]
+        seq = self.seq[reading.thing_name] + 1
+        self.seq[reading.thing_name] = seq
+        payload = make_payload(reading.thing_name, seq, reading)
+        self.slots.acquire()
+        try:
+            future, _ = connection.publish(telemetry_topic(reading.thing_name), payload, qos)
+        except Exception as exc:
+            self.slots.release()
+            with self.lock:
+                self.report.published += 1
+                self.report.failed += 1
+                self._note_error(f"{reading.thing_name} seq {seq}: {exc}")
+            return
+        with self.lock:
+            self.report.published += 1
+            self.report.last_seq[reading.thing_name] = seq
+            self.outstanding.add(future)
+        future.add_done_callback(self._done)
+
+    def _note_error(self, text: str) -> None:
+        if len(self.report.errors) < 10:
+            self.report.errors.append(text)
+
+    def _done(self, future: Future) -> None:
+        exc = future.exception()
+        with self.lock:
+            self.outstanding.discard(future)
+            if exc is None:
+                self.report.acknowledged += 1
+            else:
+                self.report.failed += 1
+                self._note_error(str(exc))
+        self.slots.release()
+
+    def in_flight(self) -> int:
+        with self.lock:
+            return len(self.outstanding)
+
+    def drain(self, timeout_s: float) -> None:
+        """Wait for outstanding acknowledgements; what is still unacknowledged then counts as failed."""
+        deadline = time.monotonic() + timeout_s
+        while self.in_flight() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        with self.lock:
+            if self.outstanding:
+                self.report.failed += len(self.outstanding)
+                self._note_error(f"{len(self.outstanding)} publish(es) unacknowledged after {timeout_s:.0f} s")
+                self.outstanding.clear()
+
+    def close(self) -> None:
+        for connection, _ in self.connections.values():
+            try:
+                connection.disconnect().result(timeout=5)
+            except Exception:  # closing a connection that is already gone is fine
+                pass
+
+
+def publish_fleet(readings: Iterable[Reading], credentials: Callable[[str], DeviceCredentials],
+                  host: str, port: int, *, max_in_flight: int = DEFAULT_MAX_IN_FLIGHT, speed: float = 0.0,
+                  first_seq: Callable[[str], int] = lambda thing: 1, ack_timeout_s: float = 60.0,
+                  connect_timeout_s: float = 30.0, progress: Callable[[PublishReport], None] | None = None,
+                  progress_every_s: float = 1.0, log: Callable[[str], None] = lambda m: None) -> PublishReport:
+    """Publish readings (any number of things, in the order given) and wait for their acknowledgements.
+
+    ``speed`` paces by the readings' own timestamps (3600 = one hour of readings per
+    second; 0 = as fast as acknowledgements allow). Each thing connects on its first
+    reading with its own certificate. Returns the counts; never raises for a failed
+    publish (it is counted), raises :class:`DeviceError` when a thing cannot connect.
+    """
+    report = PublishReport()
+    fleet = _Fleet(host, port, max_in_flight, report, log)
+    t0 = time.monotonic()
+    first_ts: dt.datetime | None = None
+    next_progress = t0 + progress_every_s
+    try:
+        for reading in readings:
+            if reading.thing_name not in fleet.connections:
+                fleet.connect(reading.thing_name, credentials(reading.thing_name), first_seq(reading.thing_name),
+                              connect_timeout_s)
+                report.things = len(fleet.connections)
+            if speed > 0:
+                first_ts = first_ts or reading.timestamp
+                wait = t0 + (reading.timestamp - first_ts).total_seconds() / speed - time.monotonic()
+                if wait > 0:
+                    time.sleep(wait)
+            fleet.publish(reading)
+            if progress is not None and time.monotonic() >= next_progress:
+                report.elapsed_s = time.monotonic() - t0
+                progress(report)
+                next_progress = time.monotonic() + progress_every_s
+        fleet.drain(ack_timeout_s)
+    finally:
+        fleet.close()
+        report.elapsed_s = time.monotonic() - t0
+    if progress is not None:
+        progress(report)
+    return report
+
+
+def publish_readings(thing_name: str, cert_path: str | Path, key_path: str | Path, ca_path: str | Path,
+                     host: str, port: int, readings: Iterable[Mapping[str, Any] | Reading], *,
+                     max_in_flight: int = DEFAULT_MAX_IN_FLIGHT, first_seq: int = 1, speed: float = 0.0,
+                     ack_timeout_s: float = 60.0, progress: Callable[[PublishReport], None] | None = None
+                     ) -> PublishReport:
+    """Publish one thing's readings; each is a :class:`Reading` or a dict of measurements
+    with an optional ``timestamp`` (datetime or ISO string; default now)."""
+    creds = DeviceCredentials(Path(cert_path), Path(key_path), Path(ca_path))
+
+    def as_reading(r: Mapping[str, Any] | Reading) -> Reading:
+        if isinstance(r, Reading):
+            return Reading(thing_name, r.timestamp, r.measurements)
+        values = dict(r)
+        ts = values.pop("timestamp", None)
+        when = parse_time(ts) if isinstance(ts, str) else (ts or dt.datetime.now(dt.UTC))
+        return Reading(thing_name, when, values)
+
+    return publish_fleet((as_reading(r) for r in readings), lambda _: creds, host, port,
+                         max_in_flight=max_in_flight, speed=speed, first_seq=lambda _: first_seq,
+                         ack_timeout_s=ack_timeout_s, progress=progress)
+
+
+# ---- per-device sequence state (seq keeps counting across runs) -------------------
+def seq_state_path(settings: Settings, thing_name: str) -> Path:
+    return settings.data_dir / "device" / f"{thing_name}.seq"
+
+
+def load_next_seq(settings: Settings, thing_name: str) -> int:
+    try:
+        return int(seq_state_path(settings, thing_name).read_text().strip()) + 1
+    except (OSError, ValueError):
+        return 1
+
+
+def save_last_seq(settings: Settings, last_seq: Mapping[str, int]) -> None:
+    for thing, seq in last_seq.items():
+        path = seq_state_path(settings, thing)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(str(seq))
+
+
+# ---- command line ------------------------------------------------------------------
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options shared by ``iot-device`` and ``aircast device``."""
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--replay", metavar="FILE", type=Path,
+                        help="replay the Beijing PM2.5 hourly CSV (data/beijing_pm25_hourly.csv)")
+    source.add_argument("--simulate", metavar="N", type=int, help="simulate N sensors (things sim-sensor-001...)")
+    parser.add_argument("--thing", help=f"thing name for --replay (default {DEFAULT_REPLAY_THING})")
+    parser.add_argument("--prefix", default="sim-sensor", help="thing name prefix for --simulate")
+    parser.add_argument("--start", type=parse_time,
+                        help="first reading's time, ISO (simulate: default --hours before now; replay: skip earlier rows)")
+    parser.add_argument("--hours", type=int,
+                        help="hours of readings (simulate: default 168 = a week of backfill; replay: default all)")
+    parser.add_argument("--shift-to", type=parse_time,
+                        help="replay: move timestamps so the first replayed reading is at this time")
+    parser.add_argument("--speed", type=float, default=0.0,
+                        help="data seconds per wall second, e.g. 3600 = an hour per second (default 0: as fast as possible)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed of --simulate")
+    parser.add_argument("--endpoint", help="MQTT host: AWS IoT ATS endpoint, or the local broker (default from settings)")
+    parser.add_argument("--port", type=int, help="MQTT port (default from settings, 8883)")
+    parser.add_argument("--cert", type=Path, help="client certificate (single thing); default: <certs-dir>/<thing>/cert.pem")
+    parser.add_argument("--key", type=Path, help="private key (single thing); default: <certs-dir>/<thing>/key.pem")
+    parser.add_argument("--ca", type=Path, help="CA certificate (AWS: AmazonRootCA1.pem; default: the local CA)")
+    parser.add_argument("--certs-dir", type=Path, help="folder with <thing>/cert.pem and key.pem (default: local PKI)")
+    parser.add_argument("--max-in-flight", type=int, default=DEFAULT_MAX_IN_FLIGHT,
+                        help=f"cap on unacknowledged publishes (default {DEFAULT_MAX_IN_FLIGHT})")
+    parser.add_argument("--ack-timeout", type=float, default=60.0,
+                        help="seconds to wait for the last acknowledgements before counting them failed")
+    parser.add_argument("--json", action="store_true", help="print the final report as JSON")
+
+
+def plan(args: argparse.Namespace) -> tuple[list[str], Iterable[Reading]]:
+    """Thing names and readings the arguments ask for."""
+    if args.replay is not None:
+        if not Path(args.replay).is_file():
+            raise DeviceError(f"replay file {args.replay} not found (the project ships data/beijing_pm25_hourly.csv)")
+        thing = args.thing or DEFAULT_REPLAY_THING
+        return [thing], replay_beijing(Path(args.replay), thing, start=args.start, hours=args.hours,
+                                       shift_to=args.shift_to)
+    if args.cert and args.simulate != 1:
+        raise DeviceError("--cert/--key name one thing's identity: use them with --simulate 1, or --certs-dir")
+    hours = args.hours if args.hours is not None else 168
+    start = args.start or (dt.datetime.now(dt.UTC).replace(minute=0, second=0, microsecond=0)
+                           - dt.timedelta(hours=hours - 1))
+    return simulated_thing_names(args.simulate, args.prefix), simulate(args.simulate, start, hours, args.prefix,
+                                                                     args.seed)
+
+
+def credentials_for(args: argparse.Namespace, settings: Settings) -> Callable[[str], DeviceCredentials]:
+    certs_dir = args.certs_dir or settings.pki_dir / "things"
+    ca = args.ca or settings.pki_dir / "ca.pem"
+
+    def lookup(thing: str) -> DeviceCredentials:
+        if args.cert or args.key:
+            if not (args.cert and args.key):
+                raise DeviceError("give both --cert and --key")
+            return DeviceCredentials(args.cert, args.key, ca)
+        return DeviceCredentials(certs_dir / thing / "cert.pem", certs_dir / thing / "key.pem", ca)
+
+    return lookup
+
+
+def run(args: argparse.Namespace, settings: Settings,
+        prepare_things: Callable[[list[str]], None] | None = None) -> PublishReport:
+    """Run the device as the arguments say; ``prepare_things`` may register local certificates first."""
+    things, readings = plan(args)
+    if prepare_things is not None and not (args.cert or args.certs_dir):
+        prepare_things(things)
+    host = args.endpoint or settings.iot_endpoint or settings.mqtt_host
+    port = args.port or settings.mqtt_port
+
+    def log(message: str) -> None:
+        print(message, file=sys.stderr, flush=True)
+
+    def progress(report: PublishReport) -> None:
+        log(f"device: published {report.published} acknowledged {report.acknowledged} failed {report.failed}")
+
+    log(f"device: {len(things)} thing(s) → {host}:{port} (QoS 1, max {args.max_in_flight} in flight, "
+        f"speed {args.speed or 'max'})")
+    report = publish_fleet(readings, credentials_for(args, settings), host, port,
+                           max_in_flight=args.max_in_flight, speed=args.speed,
+                           first_seq=lambda thing: load_next_seq(settings, thing),
+                           ack_timeout_s=args.ack_timeout, progress=progress, log=log)
+    save_last_seq(settings, report.last_seq)
+    return report
+
+
+def print_report(report: PublishReport, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(report.as_dict(), indent=2))
+    else:
+        print(report.summary())
+        for err in report.errors:
+            print(f"  error: {err}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``iot-device``: publish replayed or simulated readings; exit 1 if any publish failed."""
+    parser = argparse.ArgumentParser(prog="iot-device", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data-dir", help="aircast data dir (local PKI and seq state; env AIRCAST_DATA_DIR)")
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    try:
+        settings = load_settings(data_dir=args.data_dir)
+        report = run(args, settings)
+    except (DeviceError, ValueError) as exc:
+        print(f"iot-device: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("iot-device: interrupted", file=sys.stderr)
+        return 130
+    print_report(report, args.json)
+    return 1 if report.failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,78 @@
+"""Ask the running delivery stream to write what it holds, and wait until it has.
+
+The request is a barrier message: the broker queues it for the stream's session
+after every message it accepted before, so when the stream answers, everything
+published (and acknowledged by the broker) before :func:`flush` was called is
+in the lake.
+"""
+
+from __future__ import annotations
+
+import json
+import ssl
+import threading
+import time
+import uuid
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
+from aircast.settings import Settings
+from infra.local.firehose import FlushTimeout
+from infra.local.firehose.delivery import control_topic
+from infra.local.iot_core import pki
+
+
+def flush(settings: Settings, timeout: float = 30.0) -> dict[str, Any]:
+    """Make the delivery stream write every buffered record now; return its counters.
+
+    Raises :class:`FlushTimeout` when it does not answer within ``timeout`` seconds,
+    or ``ConnectionError`` when the broker cannot be reached.
+    """
+    creds = pki.delivery_credentials(settings.pki_dir)
+    token = uuid.uuid4().hex
+    reply_topic = control_topic(settings, f"flushed/{token}")
+    subscribed = threading.Event()
+    answered = threading.Event()
+    reply: dict[str, Any] = {}
+
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"aircast-flush-{token[:12]}",
+                         clean_session=True, protocol=mqtt.MQTTv311)
+    client.tls_set(ca_certs=str(creds.ca_path), certfile=str(creds.cert_path), keyfile=str(creds.key_path),
+                   cert_reqs=ssl.CERT_REQUIRED)
+
+    def on_connect(c, userdata, flags, reason_code, properties) -> None:
+        c.subscribe(reply_topic, qos=1)
+
+    def on_subscribe(c, userdata, mid, reason_codes, properties) -> None:
+        subscribed.set()
+
+    def on_message(c, userdata, msg) -> None:
+        try:
+            reply.update(json.loads(msg.payload))
+        except ValueError:
+            pass
+        answered.set()
+
+    client.on_connect = on_connect
+    client.on_subscribe = on_subscribe
+    client.on_message = on_message
+    deadline = time.monotonic() + timeout
+    try:
+        client.connect(settings.mqtt_host, settings.mqtt_port, keepalive=30)
+    except OSError as exc:
+        raise ConnectionError(f"cannot reach the local IoT Core at {settings.mqtt_host}:{settings.mqtt_port}: {exc} "
+                              "(is the stack up? aircast local status)") from exc
+    client.loop_start()
+    try:
+        if not subscribed.wait(max(0.0, deadline - time.monotonic())):
+            raise FlushTimeout("the broker did not confirm the flush subscription in time")
+        client.publish(control_topic(settings, "flush"), token, qos=1)
+        if not answered.wait(max(0.0, deadline - time.monotonic())):
+            raise FlushTimeout(f"the delivery stream {settings.delivery_stream} did not flush within {timeout:.0f} s "
+                               "(is it running? aircast local status)")
+    finally:
+        client.disconnect()
+        client.loop_stop()
+    return reply
