@@ -30,7 +30,7 @@ import threading
 import time
 import traceback
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -539,11 +539,14 @@ class LocalEventsClient:
         after = datetime.fromtimestamp(row["last_fired_at"], UTC) if row["last_fired_at"] else anchor
         return next_fire_time(self._schedule_of(row), after, anchor)
 
-    def fire_due_schedules(self, now: datetime | None = None) -> list[dict[str, Any]]:
+    def fire_due_schedules(self, now: datetime | None = None,
+                           submit: Callable[..., Any] | None = None) -> list[dict[str, Any]]:
         """Fire every enabled scheduled rule whose time has come (once, even if several periods were missed).
 
         Sends AWS's ``Scheduled Event`` (source ``aws.events``) to that rule's targets only.
         Returns one ``{"rule", "event_id", "scheduled_for", "invocations"}`` per rule fired.
+        With ``submit`` (e.g. ``executor.submit``) the deliveries run there and ``invocations``
+        is empty: a long pipeline start must not hold up the other schedules.
         """
         moment = now or datetime.now(UTC)
         moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
@@ -566,7 +569,11 @@ class LocalEventsClient:
                 "account": self.settings.account_id, "time": due.strftime("%Y-%m-%dT%H:%M:%SZ"),
                 "region": self.settings.region, "resources": [rule_arn(self.settings, row["name"])], "detail": {},
             }
-            outcomes = self._dispatch(event, only_rule=row["name"])
+            if submit is not None:
+                submit(self._dispatch, event, row["name"])
+                outcomes: list[dict[str, Any]] = []
+            else:
+                outcomes = self._dispatch(event, only_rule=row["name"])
             fired.append({"rule": row["name"], "event_id": event["id"], "scheduled_for": event["time"],
                           "invocations": outcomes})
         return fired
