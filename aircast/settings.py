@@ -48,6 +48,16 @@ class Settings:
     endpoint_name: str = "aircast-forecast"
     endpoint_host: str = "127.0.0.1"
     endpoint_port: int = 8080
+    # Deployment policy of approval-driven deploys (deployment/): blue/green strategy and rollback alarms
+    deploy_strategy: str = "canary"  # canary | linear | all-at-once
+    deploy_step_percent: int = 20  # canary size / linear step, % of the green fleet
+    deploy_wait_seconds: int = 300  # baking period after each traffic shift
+    deploy_termination_wait_seconds: int = 120  # all traffic on green, blue kept this long
+    deploy_max_timeout_seconds: int = 3600  # whole deployment; then rolled back
+    deploy_error_rate_threshold: float = 0.05  # rollback alarm: Invocation5XXErrors average above this
+    deploy_latency_p99_ms: float = 2000.0  # rollback alarm: ModelLatency p99 above this
+    deploy_instance_type: str = "ml.m5.large"
+    deploy_instance_count: int = 1
     # EventBridge
     eventbus_port: int = 8090
     # Model freshness: scheduled retraining and drift-triggered retraining (EventBridge rules)
