@@ -1,9 +1,89 @@
-"""`aircast local ...` subcommands."""
+"""`aircast local ...`: the embedded local stack (broker, delivery stream, ...) and thing identities."""
 
 from __future__ import annotations
 
 import argparse
 
+from aircast.cli import add_group
+from aircast.output import CommandError, print_json, print_kv, print_table
+from aircast.settings import Settings
+
 
 def register(sub: argparse._SubParsersAction) -> None:
-    """Add the `local` command group (filled in by its issue)."""
+    """Add the `local` command group: up, down, status, register-thing."""
+    group = add_group(sub, "local", "run the local stand-ins of the AWS services on this machine")
+    p = group.add_parser("up", help="start the local stack (IoT Core broker, delivery stream, ...)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_up)
+    p = group.add_parser("down", help="stop the local stack")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_down)
+    p = group.add_parser("status", help="PIDs, ports and state of the local stack")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_status)
+    p = group.add_parser("register-thing", help="make a thing's certificate and key; print how to connect as it")
+    p.add_argument("name", help="thing name ([A-Za-z0-9_-]{1,64})")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_register_thing)
+
+
+def _print_rows(rows: list[dict], as_json: bool, columns: list[str]) -> None:
+    if as_json:
+        print_json(rows)
+    else:
+        print_table(rows, columns)
+
+
+def _require_local(settings: Settings) -> None:
+    if settings.backend != "local":
+        raise CommandError(f"aircast local works on the local backend (this one is {settings.backend!r}); "
+                           "use --backend local or AIRCAST_BACKEND=local")
+
+
+def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
+    from infra.local import stack
+
+    _require_local(settings)
+    try:
+        rows = stack.up(settings)
+    except stack.StackError as exc:
+        raise CommandError(str(exc)) from exc
+    _print_rows(rows, args.json, ["service", "state", "pid", "port"])
+    return 0
+
+
+def cmd_down(args: argparse.Namespace, settings: Settings) -> int:
+    from infra.local import stack
+
+    _require_local(settings)
+    rows = stack.down(settings)
+    _print_rows(rows, args.json, ["service", "state", "pid"])
+    return 0
+
+
+def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
+    from infra.local import stack
+
+    _require_local(settings)
+    rows = stack.status(settings)
+    _print_rows(rows, args.json, ["service", "state", "pid", "port", "listening", "log"])
+    return 0
+
+
+def cmd_register_thing(args: argparse.Namespace, settings: Settings) -> int:
+    from infra.local.iot_core import pki
+
+    _require_local(settings)
+    try:
+        creds = pki.register_thing(settings.pki_dir, args.name)
+    except pki.PKIError as exc:
+        raise CommandError(str(exc)) from exc
+    info = {**creds.as_dict(), "host": settings.mqtt_host, "port": settings.mqtt_port,
+            "topic": f"sensors/{creds.thing_name}/telemetry"}
+    if args.json:
+        print_json(info)
+    else:
+        print_kv(info)
+        print(f"\ntry: mosquitto_pub -h {info['host']} -p {info['port']} --cafile {info['ca']} "
+              f"--cert {info['cert']} --key {info['key']} -q 1 -t {info['topic']} -m '{{\"pm2_5\": 12.5}}'")
+    return 0

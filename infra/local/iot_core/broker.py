@@ -97,7 +97,7 @@ def render_config(settings: Settings, acl_path: Path, persistence_dir: Path) -> 
         f"keyfile {key}",
         "require_certificate true",
         "use_identity_as_username true",
-        "tls_version tlsv1.2",
+        "tls_version tlsv1.2",  # the minimum (AWS IoT Core requires 1.2 as well)
         "",
     ])
 

@@ -1,0 +1,103 @@
+"""Fixtures of the ingestion tests: a real mosquitto + delivery stream on free ports
+in a tmp data dir, started and stopped by the tests that use them."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from aircast.settings import Settings, load_settings
+from infra.local import stack
+from infra.local.firehose import flush
+from infra.local.iot_core import broker, pki
+from tests.conftest import free_port
+
+INGEST_SERVICES = ("infra.local.iot_core.service", "infra.local.firehose.service")
+
+pytestmark = pytest.mark.skipif(broker.find_mosquitto() is None, reason="mosquitto is not installed")
+
+
+class IngestStack:
+    """The local IoT Core and delivery stream of one test data dir."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.iot_core, self.firehose = stack.load_services(INGEST_SERVICES)
+
+    def up(self) -> IngestStack:
+        stack.up(self.settings, INGEST_SERVICES)
+        return self
+
+    def down(self) -> None:
+        stack.down(self.settings, INGEST_SERVICES)
+
+    def pid(self, name: str) -> int | None:
+        return stack.read_pid(self.settings, name)
+
+    def kill9_firehose(self) -> None:
+        pid = self.pid("firehose")
+        assert pid is not None
+        os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 5
+        while stack.read_pid(self.settings, "firehose") is not None and time.monotonic() < deadline:
+            time.sleep(0.02)
+            try:
+                os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                pass
+
+    def start(self, name: str) -> None:
+        stack.start_service(self.iot_core if name == "iot_core" else self.firehose, self.settings)
+
+    def stop(self, name: str) -> None:
+        stack.stop_service(self.iot_core if name == "iot_core" else self.firehose, self.settings)
+
+    def thing(self, name: str) -> pki.ThingCredentials:
+        return pki.register_thing(self.settings.pki_dir, name)
+
+    def flush(self, timeout: float = 30.0) -> dict[str, Any]:
+        return flush(self.settings, timeout)
+
+    def objects(self, prefix: str) -> list[Path]:
+        root = self.settings.s3_root / self.settings.lake_bucket / prefix
+        return sorted(p for p in root.rglob("*") if p.is_file()) if root.is_dir() else []
+
+    def records(self, prefix: str = "raw/telemetry") -> list[dict[str, Any]]:
+        out = []
+        for path in self.objects(prefix):
+            out.extend(json.loads(line) for line in path.read_text().splitlines() if line)
+        return out
+
+
+def make_settings(root: Path, **overrides: Any) -> Settings:
+    return load_settings(data_dir=root, mqtt_port=free_port(), endpoint_port=free_port(),
+                         eventbus_port=free_port(), **overrides)
+
+
+@pytest.fixture(scope="module")
+def shared_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[IngestStack]:
+    """One broker + delivery stream for a module's fast tests (small buffer hints)."""
+    s = make_settings(tmp_path_factory.mktemp("ingest"), firehose_buffer_mib=0.25, firehose_buffer_seconds=1.0)
+    st = IngestStack(s).up()
+    try:
+        yield st
+    finally:
+        st.down()
+
+
+@pytest.fixture
+def own_stack(tmp_path: Path) -> Iterator[IngestStack]:
+    """A broker + delivery stream for one test that kills or restarts them."""
+    s = make_settings(tmp_path / "data", firehose_buffer_mib=0.05, firehose_buffer_seconds=0.5)
+    st = IngestStack(s).up()
+    try:
+        yield st
+    finally:
+        st.down()
