@@ -12,15 +12,14 @@ from aircast.settings import Settings
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the `local` command group: up, down, status, register-thing."""
     group = add_group(sub, "local", "run the local stand-ins of the AWS services on this machine")
-    p = group.add_parser("up", help="start the local stack (IoT Core broker, delivery stream, ...)")
-    p.add_argument("--json", action="store_true")
-    p.set_defaults(func=cmd_up)
-    p = group.add_parser("down", help="stop the local stack")
-    p.add_argument("--json", action="store_true")
-    p.set_defaults(func=cmd_down)
-    p = group.add_parser("status", help="PIDs, ports and state of the local stack")
-    p.add_argument("--json", action="store_true")
-    p.set_defaults(func=cmd_status)
+    for name, func, text in (("up", cmd_up, "start the local stack (IoT Core broker, delivery stream, ...)"),
+                             ("down", cmd_down, "stop the local stack"),
+                             ("status", cmd_status, "PIDs, ports and state of the local stack")):
+        p = group.add_parser(name, help=text, description=text)
+        p.add_argument("services", nargs="*", metavar="SERVICE",
+                       help="only these services (e.g. iot_core firehose); default: the whole stack")
+        p.add_argument("--json", action="store_true")
+        p.set_defaults(func=func)
     p = group.add_parser("register-thing", help="make a thing's certificate and key; print how to connect as it")
     p.add_argument("name", help="thing name ([A-Za-z0-9_-]{1,64})")
     p.add_argument("--json", action="store_true")
@@ -40,12 +39,25 @@ def _require_local(settings: Settings) -> None:
                            "use --backend local or AIRCAST_BACKEND=local")
 
 
+def _modules(names: list[str]) -> tuple[str, ...]:
+    """Stack modules of the named services, in stack order (all when no names are given)."""
+    from infra.local import stack
+
+    if not names:
+        return stack.STACK
+    by_name = {spec.name: module for module, spec in zip(stack.STACK, stack.load_services(), strict=True)}
+    unknown = [n for n in names if n not in by_name]
+    if unknown:
+        raise CommandError(f"unknown service(s) {', '.join(unknown)}; the stack has {', '.join(by_name)}")
+    return tuple(m for n, m in by_name.items() if n in names)
+
+
 def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
     from infra.local import stack
 
     _require_local(settings)
     try:
-        rows = stack.up(settings)
+        rows = stack.up(settings, _modules(args.services))
     except stack.StackError as exc:
         raise CommandError(str(exc)) from exc
     _print_rows(rows, args.json, ["service", "state", "pid", "port"])
@@ -56,7 +68,7 @@ def cmd_down(args: argparse.Namespace, settings: Settings) -> int:
     from infra.local import stack
 
     _require_local(settings)
-    rows = stack.down(settings)
+    rows = stack.down(settings, _modules(args.services))
     _print_rows(rows, args.json, ["service", "state", "pid"])
     return 0
 
@@ -65,7 +77,7 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     from infra.local import stack
 
     _require_local(settings)
-    rows = stack.status(settings)
+    rows = stack.status(settings, _modules(args.services))
     _print_rows(rows, args.json, ["service", "state", "pid", "port", "listening", "log"])
     return 0
 

@@ -1,0 +1,79 @@
+"""`aircast local ...` and `aircast device` on real processes."""
+
+from __future__ import annotations
+
+import json
+import socket
+from pathlib import Path
+
+import pytest
+
+from aircast.cli import main
+from aircast.settings import Settings
+from infra.local import stack
+from infra.local.firehose import flush
+from infra.local.iot_core import broker
+
+SERVICES = ["iot_core", "firehose"]
+
+
+def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    rc = main(list(argv))
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+def test_up_refuses_clearly_when_the_mqtt_port_is_taken(settings: Settings, capsys) -> None:
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", settings.mqtt_port))
+        holder.listen()
+        rc, out, err = _run(capsys, "local", "up")
+    assert rc == 1
+    assert f"port {settings.mqtt_port} on 127.0.0.1 is already in use" in err and "Traceback" not in err
+    rc, out, _ = _run(capsys, "local", "status", "--json")
+    assert rc == 0 and all(row["state"] == "stopped" for row in json.loads(out))
+
+
+def test_up_refuses_clearly_when_mosquitto_is_missing(settings: Settings, monkeypatch, capsys) -> None:
+    monkeypatch.setenv("PATH", "/nonexistent")
+    monkeypatch.setattr(broker, "MOSQUITTO_CANDIDATES", ())
+    rc, _, err = _run(capsys, "local", "up", *SERVICES)
+    assert rc == 1 and "apt-get install mosquitto or run make demo" in err
+
+
+def test_register_thing_prints_what_a_client_needs(settings: Settings, capsys) -> None:
+    rc, out, _ = _run(capsys, "local", "register-thing", "kitchen-sensor", "--json")
+    info = json.loads(out)
+    assert rc == 0 and info["thing_name"] == "kitchen-sensor"
+    assert all(Path(info[k]).is_file() for k in ("cert", "key", "ca"))
+    assert (info["host"], info["port"]) == ("127.0.0.1", settings.mqtt_port)
+    assert info["topic"] == "sensors/kitchen-sensor/telemetry"
+    rc, _, err = _run(capsys, "local", "register-thing", "no spaces please")
+    assert rc == 1 and "invalid thing name" in err
+
+
+def test_up_device_status_down(settings: Settings, capsys) -> None:
+    rc, out, err = _run(capsys, "local", "up", *SERVICES, "--json")
+    try:
+        assert rc == 0, err
+        assert [r["service"] for r in json.loads(out)] == SERVICES
+        rc, out, _ = _run(capsys, "local", "status", *SERVICES, "--json")
+        rows = json.loads(out)
+        assert all(r["state"] == "running" and r["pid"] and r["listening"] for r in rows)
+        assert rows[0]["port"] == settings.mqtt_port
+        rc, out, err = _run(capsys, "device", "--simulate", "2", "--hours", "6", "--start", "2024-01-01T00:00:00Z",
+                            "--json")
+        report = json.loads(out)
+        assert rc == 0, err
+        assert report["failed"] == 0 and report["published"] == report["acknowledged"] > 0
+        assert flush(settings, 20)["delivered"] == report["published"]
+        # seq keeps counting across runs of the same device
+        rc, out, _ = _run(capsys, "device", "--simulate", "1", "--hours", "2", "--start", "2024-01-02T00:00:00Z",
+                          "--json")
+        assert json.loads(out)["last_seq"]["sim-sensor-001"] > report["last_seq"]["sim-sensor-001"]
+        rc, _, err = _run(capsys, "local", "up", "nonsense")
+        assert rc == 1 and "unknown service" in err
+    finally:
+        rc, out, _ = _run(capsys, "local", "down", *SERVICES, "--json")
+    assert rc == 0 and {r["state"] for r in json.loads(out)} == {"stopped"}
+    assert all(r["state"] == "stopped" for r in stack.status(settings))
