@@ -1,7 +1,505 @@
-"""Local SageMaker endpoints (to be filled in by its issue)."""
+"""Local SageMaker endpoints: the control plane (models, endpoint configs, endpoints).
+
+The control plane only records *desired state* in SQLite under the data dir
+(``<data_dir>/sagemaker/endpoints.sqlite``); the endpoint host
+(:mod:`infra.local.sagemaker.host`) reads it, loads the models, runs the
+blue/green state machine and writes back progress, so ``describe_endpoint``
+shows what the host is doing (``EndpointStatus``, variant weights,
+``PendingDeploymentSummary`` with per-variant ``VariantStatus``, ``FailureReason``
+after a rollback). Without a running host an endpoint stays ``Creating`` /
+``Updating``, as on AWS while instances are provisioned.
+
+Requests and responses use boto3's keyword names and shapes; bad requests
+raise ``botocore.exceptions.ClientError`` with code ``ValidationException`` (or
+``ResourceNotFound`` where AWS uses it), like the real client.
+Local-only additions to ``describe_endpoint``: ``DeploymentHistory`` (timestamped
+lines of what the host did and why) and ``TrafficShare`` in the pending summary.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import copy
+import datetime as dt
+import json
+import sqlite3
+import time
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from deployment.validation import (
+    MODEL_NAME_PATTERN,
+    DeploymentConfigError,
+    validate_deployment_config,
+    validate_production_variants,
+    validate_resource_name,
+)
+
+HISTORY_LIMIT = 100
+DEFAULT_IMAGE = "local/deepar:1"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS models (name TEXT PRIMARY KEY, doc TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS endpoint_configs (name TEXT PRIMARY KEY, doc TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS endpoints (name TEXT PRIMARY KEY, doc TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS alarms (name TEXT PRIMARY KEY, doc TEXT NOT NULL);
+"""
+
+
+def client_error(operation: str, message: str, code: str = "ValidationException") -> ClientError:
+    """The exception boto3 raises for a rejected request."""
+    return ClientError({"Error": {"Code": code, "Message": message},
+                        "ResponseMetadata": {"HTTPStatusCode": 400}}, operation)
+
+
+def _ts(epoch: float | None) -> dt.datetime | None:
+    return None if epoch is None else dt.datetime.fromtimestamp(epoch, tz=dt.UTC)
+
+
+class EndpointStore:
+    """SQLite-backed state shared by the control plane and the endpoint host (JSON documents)."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.path = Path(data_dir) / "sagemaker" / "endpoints.sqlite"
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self._connect() as conn:
+            conn.executescript(_SCHEMA)
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+        conn.execute("PRAGMA journal_mode=WAL")
+        return conn
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction (``BEGIN IMMEDIATE``): read-modify-write without lost updates."""
+        conn = self._connect()
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            yield conn
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        finally:
+            conn.close()
+
+    def get(self, table: str, name: str, conn: sqlite3.Connection | None = None) -> dict[str, Any] | None:
+        own = conn is None
+        conn = conn or self._connect()
+        try:
+            row = conn.execute(f"SELECT doc FROM {table} WHERE name = ?", (name,)).fetchone()
+        finally:
+            if own:
+                conn.close()
+        return None if row is None else json.loads(row[0])
+
+    def all(self, table: str) -> list[dict[str, Any]]:
+        conn = self._connect()
+        try:
+            rows = conn.execute(f"SELECT doc FROM {table} ORDER BY name").fetchall()
+        finally:
+            conn.close()
+        return [json.loads(r[0]) for r in rows]
+
+    @staticmethod
+    def put(conn: sqlite3.Connection, table: str, name: str, doc: Mapping[str, Any]) -> None:
+        conn.execute(f"INSERT OR REPLACE INTO {table} (name, doc) VALUES (?, ?)", (name, json.dumps(doc)))
+
+    @staticmethod
+    def delete(conn: sqlite3.Connection, table: str, name: str) -> None:
+        conn.execute(f"DELETE FROM {table} WHERE name = ?", (name,))
+
+
+def add_history(endpoint: dict[str, Any], message: str, now: float | None = None) -> None:
+    """Append one line to the endpoint's local ``DeploymentHistory`` (bounded)."""
+    history = endpoint.setdefault("History", [])
+    history.append({"Time": now if now is not None else time.time(), "Message": message})
+    del history[:-HISTORY_LIMIT]
+
 
 class EndpointsAPI:
-    """Mixin of LocalSageMakerClient."""
+    """Mixin of LocalSageMakerClient: SageMaker's model, endpoint-config and endpoint calls."""
+
+    settings: Any
+
+    # ---- helpers -------------------------------------------------------------
+    @property
+    def _endpoint_store(self) -> EndpointStore:
+        store = getattr(self, "_endpoint_store_cache", None)
+        if store is None or store.path.parent.parent != Path(self.settings.data_dir):
+            store = EndpointStore(self.settings.data_dir)
+            self._endpoint_store_cache = store
+        return store
+
+    def _arn(self, kind: str, name: str) -> str:
+        return f"arn:aws:sagemaker:{self.settings.region}:{self.settings.account_id}:{kind}/{name.lower()}"
+
+    @staticmethod
+    def _validate(operation: str, check: Any, *args: Any) -> Any:
+        try:
+            return check(*args)
+        except DeploymentConfigError as exc:
+            raise client_error(operation, str(exc)) from None
+
+    def _resolve_container(self, operation: str, container: Mapping[str, Any]) -> dict[str, Any]:
+        """Fill Image/ModelDataUrl of a container given as ``ModelPackageName`` (AWS resolves it at CreateModel)."""
+        resolved = dict(container)
+        package = container.get("ModelPackageName")
+        if package:
+            describe = getattr(self, "describe_model_package", None)
+            if describe is None:
+                raise client_error(operation, "ModelPackageName needs the local Model Registry, which is not available")
+            try:
+                desc = describe(ModelPackageName=package)
+            except ClientError as exc:
+                raise client_error(operation, f"Could not find model package {package!r}: "
+                                              f"{exc.response['Error'].get('Message', '')}") from None
+            spec_container = desc["InferenceSpecification"]["Containers"][0]
+            resolved.setdefault("Image", spec_container.get("Image", DEFAULT_IMAGE))
+            resolved["ModelDataUrl"] = spec_container.get("ModelDataUrl")
+            # the container's own environment first, the CreateModel overrides on top (as AWS)
+            resolved["Environment"] = {**spec_container.get("Environment", {}), **container.get("Environment", {})}
+            resolved["ModelPackageArn"] = desc.get("ModelPackageArn", package)
+        if not resolved.get("ModelDataUrl"):
+            raise client_error(operation, "Container needs ModelDataUrl (s3://...) or ModelPackageName")
+        if not str(resolved["ModelDataUrl"]).startswith("s3://"):
+            raise client_error(operation, f"ModelDataUrl {resolved['ModelDataUrl']!r} is not an s3:// URL")
+        mode = resolved.get("Mode", "SingleModel")
+        if mode not in ("SingleModel", "MultiModel"):
+            raise client_error(operation, f"Container Mode {mode!r} is not SingleModel or MultiModel")
+        env = resolved.get("Environment", {})
+        if not isinstance(env, Mapping) or not all(isinstance(v, str) for v in env.values()):
+            raise client_error(operation, "Container Environment must map names to string values")
+        return resolved
+
+    # ---- models ----------------------------------------------------------------
+    def create_model(self, *, ModelName: str, PrimaryContainer: Mapping[str, Any] | None = None,
+                     Containers: list[Mapping[str, Any]] | None = None, ExecutionRoleArn: str | None = None,
+                     **kwargs: Any) -> dict[str, Any]:
+        """``CreateModel``: one container (``PrimaryContainer`` or a one-element ``Containers``)."""
+        op = "CreateModel"
+        self._validate(op, validate_resource_name, ModelName, "ModelName", MODEL_NAME_PATTERN)
+        if PrimaryContainer is None and Containers:
+            if len(Containers) != 1:
+                raise client_error(op, "Only one container per model is supported locally (inference pipelines are not)")
+            PrimaryContainer = Containers[0]
+        if PrimaryContainer is None:
+            raise client_error(op, "PrimaryContainer is required")
+        resolved = self._resolve_container(op, PrimaryContainer)
+        arn = self._arn("model", ModelName)
+        with self._endpoint_store.transaction() as conn:
+            if self._endpoint_store.get("models", ModelName, conn) is not None:
+                raise client_error(op, f'Cannot create already existing model "{arn}".')
+            self._endpoint_store.put(conn, "models", ModelName, {
+                "ModelName": ModelName, "ModelArn": arn, "PrimaryContainer": dict(PrimaryContainer),
+                "ResolvedContainer": resolved, "ExecutionRoleArn": ExecutionRoleArn or self.settings.role_arn,
+                "Tags": kwargs.get("Tags", []), "CreationTime": time.time()})
+        return {"ModelArn": arn}
+
+    def describe_model(self, *, ModelName: str) -> dict[str, Any]:
+        doc = self._endpoint_store.get("models", ModelName)
+        if doc is None:
+            raise client_error("DescribeModel", f'Could not find model "{self._arn("model", ModelName)}".')
+        return {"ModelName": doc["ModelName"], "ModelArn": doc["ModelArn"], "PrimaryContainer": doc["PrimaryContainer"],
+                "ExecutionRoleArn": doc["ExecutionRoleArn"], "CreationTime": _ts(doc["CreationTime"])}
+
+    def list_models(self, **kwargs: Any) -> dict[str, Any]:
+        docs = self._endpoint_store.all("models")
+        return {"Models": [{"ModelName": d["ModelName"], "ModelArn": d["ModelArn"],
+                            "CreationTime": _ts(d["CreationTime"])} for d in docs]}
+
+    def delete_model(self, *, ModelName: str) -> dict[str, Any]:
+        with self._endpoint_store.transaction() as conn:
+            if self._endpoint_store.get("models", ModelName, conn) is None:
+                raise client_error("DeleteModel", f'Could not find model "{self._arn("model", ModelName)}".')
+            self._endpoint_store.delete(conn, "models", ModelName)
+        return {}
+
+    # ---- endpoint configs --------------------------------------------------------
+    def create_endpoint_config(self, *, EndpointConfigName: str, ProductionVariants: list[Mapping[str, Any]],
+                               DataCaptureConfig: Mapping[str, Any] | None = None, **kwargs: Any) -> dict[str, Any]:
+        """``CreateEndpointConfig``: production variants (model, instance count, weight) and data capture."""
+        op = "CreateEndpointConfig"
+        self._validate(op, validate_resource_name, EndpointConfigName, "EndpointConfigName")
+        self._validate(op, validate_production_variants, ProductionVariants)
+        arn = self._arn("endpoint-config", EndpointConfigName)
+        with self._endpoint_store.transaction() as conn:
+            if self._endpoint_store.get("endpoint_configs", EndpointConfigName, conn) is not None:
+                raise client_error(op, f'Cannot create already existing endpoint configuration "{arn}".')
+            variants = []
+            for v in ProductionVariants:
+                if self._endpoint_store.get("models", v["ModelName"], conn) is None:
+                    raise client_error(op, f'Could not find model "{self._arn("model", v["ModelName"])}".')
+                variants.append({"InitialInstanceCount": 1, "InstanceType": "ml.m5.large",
+                                 "InitialVariantWeight": 1.0, **dict(v)})
+            if DataCaptureConfig is not None:
+                pct = DataCaptureConfig.get("InitialSamplingPercentage")
+                if not isinstance(pct, int) or not 0 <= pct <= 100:
+                    raise client_error(op, f"DataCaptureConfig.InitialSamplingPercentage: {pct!r} must be 0..100")
+                if not str(DataCaptureConfig.get("DestinationS3Uri", "")).startswith("s3://"):
+                    raise client_error(op, "DataCaptureConfig.DestinationS3Uri must be an s3:// URI")
+            self._endpoint_store.put(conn, "endpoint_configs", EndpointConfigName, {
+                "EndpointConfigName": EndpointConfigName, "EndpointConfigArn": arn,
+                "ProductionVariants": variants, "DataCaptureConfig": dict(DataCaptureConfig or {}) or None,
+                "CreationTime": time.time()})
+        return {"EndpointConfigArn": arn}
+
+    def describe_endpoint_config(self, *, EndpointConfigName: str) -> dict[str, Any]:
+        doc = self._endpoint_store.get("endpoint_configs", EndpointConfigName)
+        if doc is None:
+            raise client_error("DescribeEndpointConfig", "Could not find endpoint configuration "
+                               f'"{self._arn("endpoint-config", EndpointConfigName)}".')
+        out = {k: v for k, v in doc.items() if v is not None}
+        out["CreationTime"] = _ts(doc["CreationTime"])
+        return out
+
+    def delete_endpoint_config(self, *, EndpointConfigName: str) -> dict[str, Any]:
+        with self._endpoint_store.transaction() as conn:
+            if self._endpoint_store.get("endpoint_configs", EndpointConfigName, conn) is None:
+                raise client_error("DeleteEndpointConfig", "Could not find endpoint configuration "
+                                   f'"{self._arn("endpoint-config", EndpointConfigName)}".')
+            self._endpoint_store.delete(conn, "endpoint_configs", EndpointConfigName)
+        return {}
+
+    def list_endpoint_configs(self, **kwargs: Any) -> dict[str, Any]:
+        docs = self._endpoint_store.all("endpoint_configs")
+        return {"EndpointConfigs": [{"EndpointConfigName": d["EndpointConfigName"],
+                                     "EndpointConfigArn": d["EndpointConfigArn"],
+                                     "CreationTime": _ts(d["CreationTime"])} for d in docs]}
+
+    # ---- endpoints ----------------------------------------------------------------
+    def _config_or_error(self, op: str, name: str, conn: sqlite3.Connection) -> dict[str, Any]:
+        cfg = self._endpoint_store.get("endpoint_configs", name, conn)
+        if cfg is None:
+            raise client_error(op, f'Could not find endpoint configuration "{self._arn("endpoint-config", name)}".')
+        return cfg
+
+    def create_endpoint(self, *, EndpointName: str, EndpointConfigName: str,
+                        DeploymentConfig: Mapping[str, Any] | None = None, **kwargs: Any) -> dict[str, Any]:
+        """``CreateEndpoint``: status ``Creating`` until the host has loaded every variant's model."""
+        op = "CreateEndpoint"
+        self._validate(op, validate_resource_name, EndpointName, "EndpointName")
+        arn = self._arn("endpoint", EndpointName)
+        now = time.time()
+        with self._endpoint_store.transaction() as conn:
+            if self._endpoint_store.get("endpoints", EndpointName, conn) is not None:
+                raise client_error(op, f'Cannot create already existing endpoint "{arn}".')
+            cfg = self._config_or_error(op, EndpointConfigName, conn)
+            doc: dict[str, Any] = {
+                "EndpointName": EndpointName, "EndpointArn": arn, "EndpointConfigName": EndpointConfigName,
+                "EndpointStatus": "Creating", "FailureReason": None, "CreationTime": now, "LastModifiedTime": now,
+                "LastDeploymentConfig": dict(DeploymentConfig) if DeploymentConfig else None,
+                "Variants": {v["VariantName"]: {"CurrentWeight": None, "DesiredWeight": float(v["InitialVariantWeight"]),
+                                                "CurrentInstanceCount": None,
+                                                "DesiredInstanceCount": v["InitialInstanceCount"]}
+                             for v in cfg["ProductionVariants"]},
+                "Pending": None, "Operation": "create", "Generation": 1, "History": []}
+            add_history(doc, f"CreateEndpoint with endpoint config {EndpointConfigName}", now)
+            self._endpoint_store.put(conn, "endpoints", EndpointName, doc)
+        return {"EndpointArn": arn}
+
+    def update_endpoint(self, *, EndpointName: str, EndpointConfigName: str,
+                        DeploymentConfig: Mapping[str, Any] | None = None, RetainDeploymentConfig: bool = False,
+                        RetainAllVariantProperties: bool = False, **kwargs: Any) -> dict[str, Any]:
+        """``UpdateEndpoint``: a blue/green deployment of the new config, run by the host.
+
+        ``DeploymentConfig`` is validated as AWS does; without one the update shifts all traffic at once
+        with no baking (SageMaker's default); ``RetainDeploymentConfig`` reuses the last one.
+        """
+        op = "UpdateEndpoint"
+        now = time.time()
+        with self._endpoint_store.transaction() as conn:
+            doc = self._endpoint_store.get("endpoints", EndpointName, conn)
+            if doc is None:
+                raise client_error(op, f'Could not find endpoint "{self._arn("endpoint", EndpointName)}".')
+            if doc["EndpointStatus"] != "InService":
+                raise client_error(op, f'Cannot update endpoint "{doc["EndpointArn"]}" while its status is '
+                                       f'{doc["EndpointStatus"]}; wait until it is InService.')
+            cfg = self._config_or_error(op, EndpointConfigName, conn)
+            if RetainDeploymentConfig and DeploymentConfig is None:
+                DeploymentConfig = doc.get("LastDeploymentConfig")
+            green_instances = sum(int(v["InitialInstanceCount"]) for v in cfg["ProductionVariants"])
+            if DeploymentConfig is not None:
+                self._validate(op, validate_deployment_config, DeploymentConfig, green_instances)
+                for alarm in DeploymentConfig.get("AutoRollbackConfiguration", {}).get("Alarms", []):
+                    if self._endpoint_store.get("alarms", alarm["AlarmName"], conn) is None:
+                        raise client_error(op, f"AutoRollbackConfiguration: alarm {alarm['AlarmName']!r} does not exist "
+                                               "(create it with put_metric_alarm first)")
+            effective = dict(DeploymentConfig) if DeploymentConfig else {
+                "BlueGreenUpdatePolicy": {"TrafficRoutingConfiguration": {"Type": "ALL_AT_ONCE", "WaitIntervalInSeconds": 0},
+                                          "TerminationWaitInSeconds": 0}}
+            doc["EndpointStatus"] = "Updating"
+            doc["FailureReason"] = None
+            doc["LastModifiedTime"] = now
+            doc["Pending"] = {"EndpointConfigName": EndpointConfigName, "DeploymentConfig": effective,
+                              "StartTime": now, "TrafficShare": 0.0, "Phase": "Creating",
+                              "PhaseMessage": "provisioning the green fleet", "PhaseStartTime": now,
+                              "RequestedDeploymentConfig": dict(DeploymentConfig) if DeploymentConfig else None}
+            doc["Operation"] = "update"
+            doc["Generation"] += 1
+            strategy = effective["BlueGreenUpdatePolicy"]["TrafficRoutingConfiguration"]["Type"]
+            add_history(doc, f"UpdateEndpoint to endpoint config {EndpointConfigName} ({strategy} blue/green)", now)
+            self._endpoint_store.put(conn, "endpoints", EndpointName, doc)
+        return {"EndpointArn": doc["EndpointArn"]}
+
+    def update_endpoint_weights_and_capacities(self, *, EndpointName: str,
+                                               DesiredWeightsAndCapacities: list[Mapping[str, Any]]) -> dict[str, Any]:
+        """``UpdateEndpointWeightsAndCapacities``: new variant weights (A/B) applied by the host without redeploying."""
+        op = "UpdateEndpointWeightsAndCapacities"
+        now = time.time()
+        with self._endpoint_store.transaction() as conn:
+            doc = self._endpoint_store.get("endpoints", EndpointName, conn)
+            if doc is None:
+                raise client_error(op, f'Could not find endpoint "{self._arn("endpoint", EndpointName)}".')
+            if doc["EndpointStatus"] != "InService":
+                raise client_error(op, f'Cannot update endpoint "{doc["EndpointArn"]}" while its status is '
+                                       f'{doc["EndpointStatus"]}; wait until it is InService.')
+            if not DesiredWeightsAndCapacities:
+                raise client_error(op, "DesiredWeightsAndCapacities must name at least one variant")
+            for item in DesiredWeightsAndCapacities:
+                name = item.get("VariantName")
+                if name not in doc["Variants"]:
+                    raise client_error(op, f"The variant(s) \"[{name}]\" are not present in endpoint "
+                                           f"\"{doc['EndpointArn']}\"; variants: {', '.join(doc['Variants'])}")
+                weight = item.get("DesiredWeight")
+                if weight is not None and (isinstance(weight, bool) or not isinstance(weight, (int, float)) or weight < 0):
+                    raise client_error(op, f"DesiredWeight {weight!r} of variant {name} must be a number >= 0")
+                count = item.get("DesiredInstanceCount")
+                if count is not None and (not isinstance(count, int) or count < 0):
+                    raise client_error(op, f"DesiredInstanceCount {count!r} of variant {name} must be an integer >= 0")
+            for item in DesiredWeightsAndCapacities:
+                v = doc["Variants"][item["VariantName"]]
+                if item.get("DesiredWeight") is not None:
+                    v["DesiredWeight"] = float(item["DesiredWeight"])
+                if item.get("DesiredInstanceCount") is not None:
+                    v["DesiredInstanceCount"] = item["DesiredInstanceCount"]
+            if sum(v["DesiredWeight"] for v in doc["Variants"].values()) <= 0:
+                raise client_error(op, "At least one variant must keep a weight above 0")
+            doc["EndpointStatus"] = "Updating"
+            doc["LastModifiedTime"] = now
+            doc["Operation"] = "weights"
+            doc["Generation"] += 1
+            add_history(doc, "UpdateEndpointWeightsAndCapacities: " + ", ".join(
+                f"{n}={v['DesiredWeight']:g}" for n, v in doc["Variants"].items()), now)
+            self._endpoint_store.put(conn, "endpoints", EndpointName, doc)
+        return {"EndpointArn": doc["EndpointArn"]}
+
+    def describe_endpoint(self, *, EndpointName: str) -> dict[str, Any]:
+        """``DescribeEndpoint`` in AWS's shape, plus the local ``DeploymentHistory``."""
+        store = self._endpoint_store
+        doc = store.get("endpoints", EndpointName)
+        if doc is None:
+            raise client_error("DescribeEndpoint", f'Could not find endpoint "{self._arn("endpoint", EndpointName)}".')
+        cfg = store.get("endpoint_configs", doc["EndpointConfigName"]) or {"ProductionVariants": []}
+        variants = []
+        for pv in cfg["ProductionVariants"]:
+            state = doc["Variants"].get(pv["VariantName"], {})
+            summary: dict[str, Any] = {"VariantName": pv["VariantName"], "DeployedImages": self._deployed_images(pv)}
+            for key in ("CurrentWeight", "DesiredWeight", "CurrentInstanceCount", "DesiredInstanceCount"):
+                if state.get(key) is not None:
+                    summary[key] = state[key]
+            variants.append(summary)
+        out: dict[str, Any] = {
+            "EndpointName": doc["EndpointName"], "EndpointArn": doc["EndpointArn"],
+            "EndpointConfigName": doc["EndpointConfigName"], "ProductionVariants": variants,
+            "EndpointStatus": doc["EndpointStatus"], "CreationTime": _ts(doc["CreationTime"]),
+            "LastModifiedTime": _ts(doc["LastModifiedTime"])}
+        if cfg.get("DataCaptureConfig"):
+            dc = cfg["DataCaptureConfig"]
+            out["DataCaptureConfig"] = {"EnableCapture": dc.get("EnableCapture", True),
+                                        "CaptureStatus": "Started" if dc.get("EnableCapture", True) else "Stopped",
+                                        "CurrentSamplingPercentage": dc["InitialSamplingPercentage"],
+                                        "DestinationS3Uri": dc["DestinationS3Uri"]}
+        if doc.get("FailureReason"):
+            out["FailureReason"] = doc["FailureReason"]
+        if doc.get("LastDeploymentConfig"):
+            out["LastDeploymentConfig"] = doc["LastDeploymentConfig"]
+        pending = doc.get("Pending")
+        if pending:
+            pcfg = store.get("endpoint_configs", pending["EndpointConfigName"]) or {"ProductionVariants": []}
+            share = float(pending.get("TrafficShare", 0.0))
+            total = sum(float(pv["InitialVariantWeight"]) for pv in pcfg["ProductionVariants"]) or 1.0
+            out["PendingDeploymentSummary"] = {
+                "EndpointConfigName": pending["EndpointConfigName"], "StartTime": _ts(pending["StartTime"]),
+                "TrafficShare": share,
+                "ProductionVariants": [{
+                    "VariantName": pv["VariantName"], "DeployedImages": self._deployed_images(pv),
+                    "DesiredWeight": float(pv["InitialVariantWeight"]),
+                    "CurrentWeight": round(float(pv["InitialVariantWeight"]) * share, 6),
+                    "DesiredInstanceCount": pv["InitialInstanceCount"],
+                    "CurrentInstanceCount": pv["InitialInstanceCount"] if pending["Phase"] != "Creating" else 0,
+                    "InstanceType": pv.get("InstanceType"),
+                    "VariantStatus": [{"Status": pending["Phase"],
+                                       "StatusMessage": f"{pending.get('PhaseMessage', '')} "
+                                                        f"({share:.0%} of traffic on the green fleet, "
+                                                        f"{float(pv['InitialVariantWeight']) / total:.0%} of it here)",
+                                       "StartTime": _ts(pending.get("PhaseStartTime", pending["StartTime"]))}]}
+                    for pv in pcfg["ProductionVariants"]]}
+        out["DeploymentHistory"] = [{"Time": _ts(h["Time"]), "Message": h["Message"]} for h in doc.get("History", [])]
+        return out
+
+    def _deployed_images(self, pv: Mapping[str, Any]) -> list[dict[str, Any]]:
+        model = self._endpoint_store.get("models", pv["ModelName"])
+        image = (model or {}).get("ResolvedContainer", {}).get("Image", DEFAULT_IMAGE)
+        return [{"SpecifiedImage": image, "ResolvedImage": image}]
+
+    def list_endpoints(self, *, NameContains: str | None = None, StatusEquals: str | None = None,
+                       SortBy: str = "CreationTime", SortOrder: str = "Descending", MaxResults: int = 100,
+                       **kwargs: Any) -> dict[str, Any]:
+        """``ListEndpoints`` (filters by name and status, sorted as asked)."""
+        docs = self._endpoint_store.all("endpoints")
+        rows = [d for d in docs if (not NameContains or NameContains in d["EndpointName"])
+                and (not StatusEquals or d["EndpointStatus"] == StatusEquals)]
+        key = {"Name": "EndpointName", "CreationTime": "CreationTime", "Status": "EndpointStatus"}.get(SortBy)
+        if key is None:
+            raise client_error("ListEndpoints", f"SortBy {SortBy!r} is not Name, CreationTime or Status")
+        rows.sort(key=lambda d: d[key], reverse=SortOrder == "Descending")
+        return {"Endpoints": [{"EndpointName": d["EndpointName"], "EndpointArn": d["EndpointArn"],
+                               "CreationTime": _ts(d["CreationTime"]), "LastModifiedTime": _ts(d["LastModifiedTime"]),
+                               "EndpointStatus": d["EndpointStatus"]} for d in rows[:MaxResults]]}
+
+    def delete_endpoint(self, *, EndpointName: str) -> dict[str, Any]:
+        """``DeleteEndpoint``: the host stops serving it at its next poll (configs and models stay)."""
+        with self._endpoint_store.transaction() as conn:
+            if self._endpoint_store.get("endpoints", EndpointName, conn) is None:
+                raise client_error("DeleteEndpoint", f'Could not find endpoint "{self._arn("endpoint", EndpointName)}".')
+            self._endpoint_store.delete(conn, "endpoints", EndpointName)
+        return {}
+
+    # ---- waiters -----------------------------------------------------------------------
+    def get_waiter(self, name: str) -> Any:
+        """``endpoint_in_service`` / ``endpoint_deleted`` waiters (poll describe_endpoint)."""
+        if name not in ("endpoint_in_service", "endpoint_deleted"):
+            raise ValueError(f"no local waiter {name!r}")
+        return _LocalEndpointWaiter(self, name)
+
+
+class _LocalEndpointWaiter:
+    def __init__(self, client: EndpointsAPI, name: str) -> None:
+        self.client, self.name = client, name
+
+    def wait(self, *, EndpointName: str, WaiterConfig: Mapping[str, Any] | None = None) -> None:
+        from botocore.exceptions import WaiterError
+
+        cfg = dict(WaiterConfig or {})
+        delay, attempts = float(cfg.get("Delay", 0.2)), int(cfg.get("MaxAttempts", 600))
+        last: dict[str, Any] = {}
+        for _ in range(attempts):
+            try:
+                last = self.client.describe_endpoint(EndpointName=EndpointName)
+            except ClientError:
+                if self.name == "endpoint_deleted":
+                    return
+                raise
+            status = last["EndpointStatus"]
+            if self.name == "endpoint_in_service":
+                if status == "InService":
+                    return
+                if status == "Failed":
+                    raise WaiterError(self.name, f"endpoint failed: {last.get('FailureReason')}", last)
+            time.sleep(delay)
+        raise WaiterError(self.name, "Max attempts exceeded", copy.deepcopy(last))

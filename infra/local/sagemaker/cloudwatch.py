@@ -1,0 +1,165 @@
+"""Local CloudWatch alarms for endpoint auto-rollback.
+
+``LocalCloudWatchClient`` stores ``put_metric_alarm`` definitions (boto3 shapes) in the
+endpoints SQLite; the endpoint host evaluates them against its own per-variant metrics
+with :func:`evaluate_alarm`, as CloudWatch evaluates the ``AWS/SageMaker`` metrics
+during a blue/green deployment's baking period.
+
+Supported metrics (namespace ``AWS/SageMaker``, dimensions ``EndpointName`` and optionally
+``VariantName``): ``Invocations``, ``Invocation4XXErrors``, ``Invocation5XXErrors``,
+``InvocationModelErrors`` (per-request 0/1 values, so ``Average`` is the error rate, as on AWS)
+and ``ModelLatency`` (microseconds). Statistics: SampleCount, Sum, Average, Minimum, Maximum
+and extended percentiles ``pNN``/``pNN.N``. The evaluation window is
+``Period × EvaluationPeriods`` seconds on the scaled clock (at least one real second);
+no data in the window is ``INSUFFICIENT_DATA`` (missing data is not breaching, CloudWatch's default).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from aircast.settings import Settings
+from infra.local.sagemaker.endpoints import EndpointStore, client_error
+
+METRICS = ("Invocations", "Invocation4XXErrors", "Invocation5XXErrors", "InvocationModelErrors", "ModelLatency")
+STATISTICS = ("SampleCount", "Sum", "Average", "Minimum", "Maximum")
+COMPARISONS = {
+    "GreaterThanThreshold": lambda v, t: v > t,
+    "GreaterThanOrEqualToThreshold": lambda v, t: v >= t,
+    "LessThanThreshold": lambda v, t: v < t,
+    "LessThanOrEqualToThreshold": lambda v, t: v <= t,
+}
+_PERCENTILE = re.compile(r"^p(\d{1,2}(\.\d+)?)$")
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One invocation as the host saw it."""
+
+    time: float  # epoch seconds
+    latency_us: float  # ModelLatency
+    outcome: str  # "ok" | "4xx" | "5xx"
+
+
+@dataclass(frozen=True)
+class AlarmEvaluation:
+    state: str  # "OK" | "ALARM" | "INSUFFICIENT_DATA"
+    value: float | None
+    reason: str
+
+
+def metric_values(metric: str, samples: Iterable[Sample]) -> list[float]:
+    """The per-invocation datapoints CloudWatch would receive for ``metric``."""
+    if metric == "ModelLatency":
+        return [s.latency_us for s in samples]
+    if metric == "Invocations":
+        return [1.0 for _ in samples]
+    if metric == "Invocation4XXErrors":
+        return [1.0 if s.outcome == "4xx" else 0.0 for s in samples]
+    if metric in ("Invocation5XXErrors", "InvocationModelErrors"):
+        return [1.0 if s.outcome == "5xx" else 0.0 for s in samples]
+    raise ValueError(f"metric {metric!r} is not one of {', '.join(METRICS)}")
+
+
+def statistic(values: list[float], stat: str) -> float:
+    """A CloudWatch statistic over datapoints (``values`` non-empty)."""
+    if stat == "SampleCount":
+        return float(len(values))
+    if stat == "Sum":
+        return float(sum(values))
+    if stat == "Average":
+        return float(sum(values)) / len(values)
+    if stat == "Minimum":
+        return float(min(values))
+    if stat == "Maximum":
+        return float(max(values))
+    match = _PERCENTILE.match(stat)
+    if not match:
+        raise ValueError(f"statistic {stat!r} is not one of {', '.join(STATISTICS)} or pNN")
+    ordered = sorted(values)
+    rank = max(0, math.ceil(float(match.group(1)) / 100.0 * len(ordered)) - 1)
+    return float(ordered[rank])
+
+
+def evaluate_alarm(alarm: Mapping[str, Any], samples: list[Sample], now: float, clock_scale: float) -> AlarmEvaluation:
+    """Evaluate one ``put_metric_alarm`` definition over the samples of the fleet it watches."""
+    window = max(1.0, float(alarm.get("Period", 60)) * int(alarm.get("EvaluationPeriods", 1)) * clock_scale)
+    recent = [s for s in samples if s.time >= now - window]
+    if not recent:
+        return AlarmEvaluation("INSUFFICIENT_DATA", None, "no invocations in the evaluation window")
+    stat = alarm.get("ExtendedStatistic") or alarm.get("Statistic", "Average")
+    value = statistic(metric_values(alarm["MetricName"], recent), stat)
+    threshold = float(alarm["Threshold"])
+    breached = COMPARISONS[alarm["ComparisonOperator"]](value, threshold)
+    reason = (f"{alarm['MetricName']} {stat} = {value:.4g} over {len(recent)} invocation(s) "
+              f"{'breaches' if breached else 'is within'} {alarm['ComparisonOperator']} {threshold:g}")
+    return AlarmEvaluation("ALARM" if breached else "OK", value, reason)
+
+
+def alarm_dimensions(alarm: Mapping[str, Any]) -> dict[str, str]:
+    return {d["Name"]: d["Value"] for d in alarm.get("Dimensions", [])}
+
+
+class LocalCloudWatchClient:
+    """``boto3.client("cloudwatch")`` for the alarms the deployment code creates (local backend)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._store = EndpointStore(settings.data_dir)
+
+    def put_metric_alarm(self, *, AlarmName: str, MetricName: str | None = None, Namespace: str = "AWS/SageMaker",
+                         Statistic: str | None = None, ExtendedStatistic: str | None = None,
+                         Dimensions: list[Mapping[str, str]] | None = None, Period: int = 60,
+                         EvaluationPeriods: int = 1, Threshold: float | None = None,
+                         ComparisonOperator: str = "GreaterThanThreshold", **kwargs: Any) -> dict[str, Any]:
+        """Create or replace an alarm (the subset of ``PutMetricAlarm`` that endpoint alarms use)."""
+        op = "PutMetricAlarm"
+        if not AlarmName or len(AlarmName) > 255:
+            raise client_error(op, f"AlarmName {AlarmName!r} must be 1-255 characters")
+        if kwargs.get("Metrics"):
+            raise client_error(op, "metric math (Metrics) is not supported locally; alarm on one metric")
+        if Namespace != "AWS/SageMaker" or MetricName not in METRICS:
+            raise client_error(op, f"metric {Namespace}/{MetricName} is not an endpoint metric the local host "
+                                   f"publishes ({', '.join(METRICS)})")
+        if (Statistic is None) == (ExtendedStatistic is None):
+            raise client_error(op, "give exactly one of Statistic or ExtendedStatistic")
+        if Statistic is not None and Statistic not in STATISTICS:
+            raise client_error(op, f"Statistic {Statistic!r} is not one of {', '.join(STATISTICS)}")
+        if ExtendedStatistic is not None and not _PERCENTILE.match(ExtendedStatistic):
+            raise client_error(op, f"ExtendedStatistic {ExtendedStatistic!r} is not a percentile like p99")
+        if ComparisonOperator not in COMPARISONS:
+            raise client_error(op, f"ComparisonOperator {ComparisonOperator!r} is not one of {', '.join(COMPARISONS)}")
+        if Threshold is None:
+            raise client_error(op, "Threshold is required")
+        if not isinstance(Period, int) or Period < 10 or not isinstance(EvaluationPeriods, int) or EvaluationPeriods < 1:
+            raise client_error(op, "Period must be an integer >= 10 and EvaluationPeriods an integer >= 1")
+        dims = list(Dimensions or [])
+        if "EndpointName" not in {d.get("Name") for d in dims}:
+            raise client_error(op, "Dimensions must include EndpointName")
+        doc = {"AlarmName": AlarmName, "AlarmArn": f"arn:aws:cloudwatch:{self.settings.region}:"
+                                                   f"{self.settings.account_id}:alarm:{AlarmName}",
+               "MetricName": MetricName, "Namespace": Namespace, "Statistic": Statistic,
+               "ExtendedStatistic": ExtendedStatistic, "Dimensions": dims, "Period": Period,
+               "EvaluationPeriods": EvaluationPeriods, "Threshold": float(Threshold),
+               "ComparisonOperator": ComparisonOperator, "AlarmDescription": kwargs.get("AlarmDescription", ""),
+               "StateValue": "INSUFFICIENT_DATA", "AlarmConfigurationUpdatedTimestamp": time.time()}
+        with self._store.transaction() as conn:
+            self._store.put(conn, "alarms", AlarmName, {k: v for k, v in doc.items() if v is not None})
+        return {}
+
+    def describe_alarms(self, *, AlarmNames: list[str] | None = None, **kwargs: Any) -> dict[str, Any]:
+        docs = self._store.all("alarms")
+        if AlarmNames:
+            docs = [d for d in docs if d["AlarmName"] in AlarmNames]
+        return {"MetricAlarms": docs, "CompositeAlarms": []}
+
+    def delete_alarms(self, *, AlarmNames: list[str]) -> dict[str, Any]:
+        with self._store.transaction() as conn:
+            for name in AlarmNames:
+                self._store.delete(conn, "alarms", name)
+        return {}

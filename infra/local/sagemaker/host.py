@@ -1,0 +1,846 @@
+"""The local endpoint host: SageMaker Runtime + the fleets behind each endpoint.
+
+A FastAPI/uvicorn server on 127.0.0.1 (``python -m infra.local.sagemaker.host --data-dir DIR``,
+started by ``aircast local up``):
+
+- ``POST /endpoints/{name}/invocations`` is the SageMaker Runtime ``InvokeEndpoint`` API
+  (path, ``X-Amzn-SageMaker-Target-Variant`` / ``-Target-Model`` request headers,
+  ``X-Amzn-Invoked-Production-Variant`` response header, rest-json error bodies with
+  ``x-amzn-ErrorType``), so ``boto3.client("sagemaker-runtime", endpoint_url=...)`` works unchanged.
+  Requests are parsed with the DeepAR wire format (``deepar_format.parse_request``); a request the
+  DeepAR container would refuse is a ``ModelError`` (HTTP 424, ``OriginalStatusCode`` 400) with the
+  reason, an unknown endpoint/variant/target model or an oversize body a ``ValidationError`` (400).
+- ``GET /ping`` (container-style health), ``GET /metrics`` (Prometheus text: per-variant
+  invocations, errors, latency percentiles, blue/green traffic share).
+
+A reconciler thread polls the control plane's SQLite (:mod:`infra.local.sagemaker.endpoints`) and
+executes what it asks: loads an endpoint's models (``create``), applies variant weights
+(``weights``), or runs a blue/green deployment (``update``): provision green; shift traffic as
+ALL_AT_ONCE / CANARY / LINEAR says; bake for ``WaitIntervalInSeconds`` after each shift while the
+``AutoRollbackConfiguration`` alarms watch the green fleet's metrics; wait
+``TerminationWaitInSeconds``; then retire blue. An alarm in ALARM, a green fleet that fails to load
+or ``MaximumExecutionTimeoutInSeconds`` rolls all traffic back to blue and records why. Blue serves
+throughout. Waits run on the scaled clock (``settings.clock_scale``: real seconds = seconds × scale).
+
+Chaos hook: a model's container ``Environment`` may set ``AIRCAST_FAULT_INJECTION`` (comma-separated):
+``error`` (every invocation fails with a model 500), ``error_rate=0.3`` (that fraction fails),
+``latency_ms=800`` (each invocation takes that much longer), ``load_failure`` (the model never loads).
+It exists for testing rollbacks and is ignored on AWS (the built-in container never reads it).
+
+Every successful invocation is logged as SageMaker Data Capture JSON lines under
+``<DestinationS3Uri or s3://<artifacts>/datacapture>/<endpoint>/<variant>/YYYY/MM/DD/HH/*.jsonl``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import datetime as dt
+import hashlib
+import json
+import logging
+import queue
+import random
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from anyio import to_thread
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
+
+from aircast.settings import Settings, load_settings
+from deployment.validation import traffic_steps
+from infra.local.s3 import parse_s3_uri, uri_to_path
+from infra.local.sagemaker.cloudwatch import Sample, alarm_dimensions, evaluate_alarm
+from infra.local.sagemaker.deepar_format import DEFAULT_MAX_BYTES, InvalidRequest, parse_request
+from infra.local.sagemaker.endpoints import EndpointStore, add_history
+
+log = logging.getLogger("aircast.endpoint_host")
+
+FAULT_ENV = "AIRCAST_FAULT_INJECTION"
+POLL_INTERVAL_S = 0.1
+SAMPLES_PER_SERIES = 5000
+ROLLBACK_HOLD_S = 0.3  # how long RollingBack stays visible before InService again (real seconds)
+
+
+# ---------------------------------------------------------------------------- errors
+
+
+class InvocationError(Exception):
+    """An InvokeEndpoint failure, shaped as the SageMaker Runtime error it stands for."""
+
+    def __init__(self, status: int, code: str, message: str, original_status: int | None = None,
+                 outcome: str | None = None) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+        self.original_status = original_status
+        # which error metric it counts as on the variant (None: not a variant's invocation)
+        self.outcome = outcome
+
+    def body(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"message": self.message, "Message": self.message}
+        if self.original_status is not None:
+            body.update({"ErrorCode": "CLIENT_ERROR_FROM_MODEL" if self.original_status < 500
+                         else "SERVER_ERROR_FROM_MODEL",
+                         "OriginalStatusCode": self.original_status, "OriginalMessage": self.message})
+        return body
+
+
+def validation_error(message: str) -> InvocationError:
+    return InvocationError(400, "ValidationError", message)
+
+
+def model_error(variant: str, original_status: int, message: str) -> InvocationError:
+    kind = "client" if original_status < 500 else "server"
+    return InvocationError(424, "ModelError",
+                           f"Received {kind} error ({original_status}) from primary with message \"{message}\". "
+                           f"See the endpoint host log for variant {variant}.",
+                           original_status, outcome="4xx" if original_status < 500 else "5xx")
+
+
+# ---------------------------------------------------------------------------- chaos hook
+
+
+@dataclass(frozen=True)
+class FaultSpec:
+    """Faults a container's ``AIRCAST_FAULT_INJECTION`` asks for (see module docstring)."""
+
+    error_rate: float = 0.0
+    latency_ms: float = 0.0
+    load_failure: bool = False
+
+
+def parse_fault_injection(value: str | None) -> FaultSpec:
+    """``"error"``, ``"error_rate=0.3"``, ``"latency_ms=800"``, ``"load_failure"`` (comma-separated)."""
+    if not value:
+        return FaultSpec()
+    error_rate, latency, load_failure = 0.0, 0.0, False
+    for part in (p.strip() for p in value.split(",") if p.strip()):
+        key, _, raw = part.partition("=")
+        try:
+            if key == "error" and not raw:
+                error_rate = 1.0
+            elif key == "error_rate":
+                error_rate = float(raw)
+                if not 0.0 <= error_rate <= 1.0:
+                    raise ValueError
+            elif key == "latency_ms":
+                latency = float(raw)
+                if latency < 0:
+                    raise ValueError
+            elif key == "load_failure" and not raw:
+                load_failure = True
+            else:
+                raise ValueError
+        except ValueError:
+            raise ValueError(f"{FAULT_ENV}: {part!r} is not one of error, error_rate=0..1, latency_ms=N, "
+                             "load_failure") from None
+    return FaultSpec(error_rate, latency, load_failure)
+
+
+# ---------------------------------------------------------------------------- models
+
+
+class ModelCache:
+    """DeepAR predictors loaded from ``model.tar.gz`` in the local S3, shared by every fleet."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.root = settings.data_dir / "sagemaker" / "model-cache"
+        self._models: dict[str, Any] = {}
+        self._locks: dict[str, threading.Lock] = {}
+        self._guard = threading.Lock()
+
+    def path_of(self, model_data_url: str) -> Path:
+        return uri_to_path(model_data_url, self.settings.s3_root)
+
+    def get(self, model_data_url: str) -> Any:
+        """The predictor for an artifact (loaded once; raises FileNotFoundError/AlgorithmError)."""
+        path = self.path_of(model_data_url)
+        if not path.is_file():
+            bucket, key = parse_s3_uri(model_data_url)
+            raise FileNotFoundError(f"Failed to download model data (bucket: {bucket}, key: {key}): "
+                                    "there is no object at that URL")
+        stat = path.stat()
+        cache_key = hashlib.sha1(f"{path}:{stat.st_mtime_ns}:{stat.st_size}".encode()).hexdigest()[:16]
+        with self._guard:
+            if cache_key in self._models:
+                return self._models[cache_key]
+            lock = self._locks.setdefault(cache_key, threading.Lock())
+        with lock:
+            if cache_key not in self._models:
+                from infra.local.sagemaker.deepar import DeepARPredictor
+
+                self._models[cache_key] = DeepARPredictor.from_tarball(path, extract_to=self.root / cache_key)
+            return self._models[cache_key]
+
+
+@dataclass
+class VariantRuntime:
+    """One production variant of a fleet: its model container, weight and faults."""
+
+    name: str
+    model_name: str
+    weight: float
+    instance_count: int
+    model_data_url: str
+    multi_model: bool
+    fault: FaultSpec
+    model_package_arn: str | None
+    predictor: Any = None  # single-model endpoints
+    predict_lock: threading.Lock = field(default_factory=threading.Lock)
+    current: float = 0.0  # smooth weighted round robin state
+
+
+@dataclass
+class Fleet:
+    """The instances behind one endpoint config (blue or green)."""
+
+    config_name: str
+    variants: dict[str, VariantRuntime]
+    data_capture: dict[str, Any] | None
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def pick_variant(self) -> VariantRuntime:
+        """Smooth weighted round robin over variants with weight > 0 (exact shares, no randomness)."""
+        with self.lock:
+            live = [v for v in self.variants.values() if v.weight > 0]
+            if not live:
+                raise validation_error("Every production variant of the endpoint has weight 0")
+            total = sum(v.weight for v in live)
+            for v in live:
+                v.current += v.weight
+            best = max(live, key=lambda v: v.current)
+            best.current -= total
+            return best
+
+
+@dataclass
+class LiveEndpoint:
+    """What the host serves for one endpoint right now."""
+
+    name: str
+    blue: Fleet | None = None
+    green: Fleet | None = None
+    green_share: float = 0.0
+    generation: int = 0
+    busy: bool = False  # a create/update thread owns it
+    credit: float = 0.0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def pick_fleet(self, target_variant: str | None) -> Fleet:
+        with self.lock:
+            blue, green, share = self.blue, self.green, self.green_share
+            if green is not None and share > 0:
+                if share >= 1.0:
+                    chosen = green
+                else:
+                    # deterministic split: exactly `share` of the requests go to green
+                    self.credit += share
+                    if self.credit >= 1.0 - 1e-9:
+                        self.credit -= 1.0
+                        chosen = green
+                    else:
+                        chosen = blue or green
+            else:
+                chosen = blue or green
+        if chosen is None:
+            raise validation_error(f"Endpoint {self.name} is not ready yet (its models are still loading)")
+        if target_variant and target_variant not in chosen.variants:
+            for other in (blue, green):
+                if other is not None and target_variant in other.variants:
+                    return other
+        return chosen
+
+
+# ---------------------------------------------------------------------------- metrics
+
+
+class Metrics:
+    """Per (endpoint, endpoint config, variant) invocation samples and totals."""
+
+    def __init__(self) -> None:
+        self._samples: dict[tuple[str, str, str], deque[Sample]] = {}
+        self._totals: dict[tuple[str, str, str], dict[str, int]] = {}
+        self._lock = threading.Lock()
+
+    def record(self, endpoint: str, config: str, variant: str, sample: Sample) -> None:
+        key = (endpoint, config, variant)
+        with self._lock:
+            self._samples.setdefault(key, deque(maxlen=SAMPLES_PER_SERIES)).append(sample)
+            totals = self._totals.setdefault(key, {"ok": 0, "4xx": 0, "5xx": 0})
+            totals[sample.outcome] += 1
+
+    def samples(self, endpoint: str, config: str, variant: str | None, since: float) -> list[Sample]:
+        with self._lock:
+            return [s for (e, c, v), dq in self._samples.items()
+                    if e == endpoint and c == config and (variant is None or v == variant)
+                    for s in dq if s.time >= since]
+
+    def snapshot(self) -> list[tuple[tuple[str, str, str], dict[str, int], list[float]]]:
+        with self._lock:
+            return [(key, dict(self._totals[key]), [s.latency_us for s in dq])
+                    for key, dq in self._samples.items()]
+
+
+def _percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[max(0, min(len(ordered) - 1, int(round(q * (len(ordered) - 1)))))]
+
+
+# ---------------------------------------------------------------------------- data capture
+
+
+class DataCaptureWriter:
+    """Writes Data Capture JSON lines from a background thread (keeps file I/O off the request path)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.run_id = uuid.uuid4().hex[:8]
+        self._queue: queue.Queue[tuple[Path, str] | None] = queue.Queue()
+        self._thread = threading.Thread(target=self._run, name="data-capture", daemon=True)
+        self._thread.start()
+
+    def destination(self, fleet: Fleet, endpoint: str, variant: str, when: dt.datetime) -> Path | None:
+        cfg = fleet.data_capture or {}
+        if cfg and not cfg.get("EnableCapture", True):
+            return None
+        pct = cfg.get("InitialSamplingPercentage", 100)
+        if pct < 100 and random.random() * 100 >= pct:
+            return None
+        base = cfg.get("DestinationS3Uri") or f"s3://{self.settings.artifacts_bucket}/datacapture"
+        key = f"{endpoint}/{variant}/{when:%Y/%m/%d/%H}/{when:%M}-{self.run_id}.jsonl"
+        return uri_to_path(base.rstrip("/") + "/" + key, self.settings.s3_root)
+
+    def submit(self, path: Path, record: Mapping[str, Any]) -> None:
+        self._queue.put((path, json.dumps(record, separators=(",", ":")) + "\n"))
+
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            path, line = item
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                # one write() per whole line: readers never see half a record
+                with open(path, "a", encoding="utf-8") as fh:
+                    fh.write(line)
+            except OSError as exc:  # capture must never break serving
+                log.warning("data capture write to %s failed: %s", path, exc)
+
+    def flush(self, timeout_s: float = 5.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        while not self._queue.empty() and time.monotonic() < deadline:
+            time.sleep(0.01)
+
+    def close(self) -> None:
+        self._queue.put(None)
+        self._thread.join(timeout=5)
+
+
+def _capture_payload(body: bytes, content_type: str, mode: str) -> dict[str, Any]:
+    if "json" in content_type:
+        return {"observedContentType": content_type, "mode": mode, "data": body.decode("utf-8", "replace"),
+                "encoding": "JSON"}
+    return {"observedContentType": content_type, "mode": mode, "data": base64.b64encode(body).decode(),
+            "encoding": "BASE64"}
+
+
+# ---------------------------------------------------------------------------- the host
+
+
+class EndpointHost:
+    """Serves every endpoint in the control plane and executes their deployments."""
+
+    def __init__(self, settings: Settings, max_body_bytes: int = DEFAULT_MAX_BYTES) -> None:
+        self.settings = settings
+        self.store = EndpointStore(settings.data_dir)
+        self.models = ModelCache(settings)
+        self.metrics = Metrics()
+        self.capture = DataCaptureWriter(settings)
+        self.max_body_bytes = max_body_bytes
+        self.endpoints: dict[str, LiveEndpoint] = {}
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # ---- lifecycle -----------------------------------------------------------------------
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._reconcile_loop, name="reconciler", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        self.capture.flush()
+        self.capture.close()
+
+    def _reconcile_loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.reconcile_once()
+            except Exception:  # keep serving whatever happens to one poll
+                log.exception("reconcile failed")
+            self._stop.wait(POLL_INTERVAL_S)
+
+    def reconcile_once(self) -> None:
+        """Compare the control plane's desired state with what is served; start the work needed."""
+        docs = {d["EndpointName"]: d for d in self.store.all("endpoints")}
+        for name in list(self.endpoints):
+            if name not in docs:
+                log.info("endpoint %s deleted: no longer served", name)
+                self.endpoints.pop(name, None)
+        for name, doc in docs.items():
+            live = self.endpoints.get(name)
+            if live is None:
+                live = self.endpoints[name] = LiveEndpoint(name)
+            if live.busy or doc["Generation"] <= live.generation:
+                continue
+            live.generation = doc["Generation"]
+            op = doc.get("Operation")
+            if op == "create" or (live.blue is None and op != "update"):
+                # also after a host restart: rebuild the serving fleet from the current config
+                self._spawn(live, self._create, doc)
+            elif op == "weights":
+                self._apply_weights(live, doc)
+            elif op == "update" and doc["EndpointStatus"] == "Updating":
+                if live.blue is None:  # host restarted mid-deployment: serve blue first
+                    self._spawn(live, self._resume_then_update, doc)
+                else:
+                    self._spawn(live, self._blue_green_update, doc)
+
+    def _spawn(self, live: LiveEndpoint, target: Any, doc: dict[str, Any]) -> None:
+        live.busy = True
+
+        def run() -> None:
+            try:
+                target(live, doc)
+            except Exception as exc:
+                log.exception("endpoint %s: %s failed", live.name, target.__name__)
+                problem = str(exc)
+                self._write(live.name, lambda d: (d.update(EndpointStatus="Failed" if live.blue is None else "InService",
+                                                           FailureReason=f"Internal error in the endpoint host: {problem}",
+                                                           Pending=None, Operation=None),
+                                                  add_history(d, f"host error: {problem}")))
+            finally:
+                live.busy = False
+
+        threading.Thread(target=run, name=f"endpoint-{live.name}", daemon=True).start()
+
+    def _write(self, name: str, change: Any) -> bool:
+        """Apply ``change(doc)`` to the endpoint's document in one transaction; False if it was deleted."""
+        with self.store.transaction() as conn:
+            doc = self.store.get("endpoints", name, conn)
+            if doc is None:
+                return False
+            change(doc)
+            doc["LastModifiedTime"] = time.time()
+            self.store.put(conn, "endpoints", name, doc)
+        return True
+
+    # ---- fleets ----------------------------------------------------------------------------
+    def build_fleet(self, config_name: str) -> Fleet:
+        """Load every variant's model of an endpoint config (raises with the reason on failure)."""
+        cfg = self.store.get("endpoint_configs", config_name)
+        if cfg is None:
+            raise RuntimeError(f"endpoint config {config_name} no longer exists")
+        variants: dict[str, VariantRuntime] = {}
+        for pv in cfg["ProductionVariants"]:
+            model = self.store.get("models", pv["ModelName"])
+            if model is None:
+                raise RuntimeError(f"model {pv['ModelName']} of variant {pv['VariantName']} no longer exists")
+            container = model["ResolvedContainer"]
+            env = container.get("Environment", {}) or {}
+            fault = parse_fault_injection(env.get(FAULT_ENV))
+            if fault.load_failure:
+                raise RuntimeError(f"variant {pv['VariantName']}: the model container failed its health check "
+                                   f"({FAULT_ENV}=load_failure)")
+            multi = container.get("Mode") == "MultiModel"
+            runtime = VariantRuntime(
+                name=pv["VariantName"], model_name=pv["ModelName"], weight=float(pv["InitialVariantWeight"]),
+                instance_count=int(pv["InitialInstanceCount"]), model_data_url=container["ModelDataUrl"],
+                multi_model=multi, fault=fault, model_package_arn=container.get("ModelPackageArn"))
+            if not multi:
+                try:
+                    runtime.predictor = self.models.get(container["ModelDataUrl"])
+                except Exception as exc:
+                    raise RuntimeError(f"variant {pv['VariantName']}: could not load model {pv['ModelName']}: {exc}") from exc
+            variants[pv["VariantName"]] = runtime
+        return Fleet(config_name, variants, cfg.get("DataCaptureConfig"))
+
+    def _variant_weights(self, fleet: Fleet) -> dict[str, dict[str, Any]]:
+        return {v.name: {"CurrentWeight": v.weight, "DesiredWeight": v.weight,
+                         "CurrentInstanceCount": v.instance_count, "DesiredInstanceCount": v.instance_count}
+                for v in fleet.variants.values()}
+
+    def _create(self, live: LiveEndpoint, doc: dict[str, Any]) -> None:
+        try:
+            fleet = self.build_fleet(doc["EndpointConfigName"])
+        except Exception as exc:
+            problem = str(exc)
+            self._write(live.name, lambda d: (d.update(EndpointStatus="Failed", FailureReason=problem, Operation=None),
+                                              add_history(d, f"creation failed: {problem}")))
+            return
+        # weights the control plane recorded (e.g. set before a host restart) win over the config's
+        for name, v in doc.get("Variants", {}).items():
+            if name in fleet.variants and v.get("DesiredWeight") is not None:
+                fleet.variants[name].weight = float(v["DesiredWeight"])
+        live.blue = fleet
+        weights = self._variant_weights(fleet)
+
+        def done(d: dict[str, Any]) -> None:
+            if d["EndpointStatus"] == "Creating" or d.get("Operation") in ("create", "weights"):
+                d["EndpointStatus"] = "InService"
+                d["Operation"] = None
+                add_history(d, f"InService: serving endpoint config {fleet.config_name} "
+                               f"({', '.join(fleet.variants)})")
+            d["Variants"] = weights
+
+        self._write(live.name, done)
+
+    def _resume_then_update(self, live: LiveEndpoint, doc: dict[str, Any]) -> None:
+        live.blue = self.build_fleet(doc["EndpointConfigName"])
+        self._blue_green_update(live, doc)
+
+    def _apply_weights(self, live: LiveEndpoint, doc: dict[str, Any]) -> None:
+        fleet = live.blue
+        if fleet is None:
+            return
+        with fleet.lock:
+            for name, v in doc["Variants"].items():
+                if name in fleet.variants:
+                    fleet.variants[name].weight = float(v["DesiredWeight"])
+                    fleet.variants[name].current = 0.0
+        weights = self._variant_weights(fleet)
+
+        def done(d: dict[str, Any]) -> None:
+            d["Variants"] = weights
+            d["EndpointStatus"] = "InService"
+            d["Operation"] = None
+            add_history(d, "variant weights applied: " + ", ".join(f"{n}={w['CurrentWeight']:g}"
+                                                                 for n, w in weights.items()))
+
+        self._write(live.name, done)
+
+    # ---- blue/green ------------------------------------------------------------------------
+    def _set_phase(self, name: str, phase: str, message: str, share: float) -> bool:
+        now = time.time()
+
+        def change(d: dict[str, Any]) -> None:
+            if d.get("Pending"):
+                d["Pending"].update(Phase=phase, PhaseMessage=message, PhaseStartTime=now, TrafficShare=share)
+            add_history(d, f"{phase}: {message}", now)
+
+        return self._write(name, change)
+
+    def _check_alarms(self, live: LiveEndpoint, alarms: list[dict[str, Any]], green: Fleet,
+                      since: float) -> str | None:
+        """The reason to roll back if any rollback alarm is in ALARM on the green fleet's metrics."""
+        now = time.time()
+        for alarm in alarms:
+            dims = alarm_dimensions(alarm)
+            if dims.get("EndpointName") not in (None, live.name):
+                continue  # an alarm on another endpoint's metrics: nothing of ours to evaluate
+            variant = dims.get("VariantName")
+            samples = self.metrics.samples(live.name, green.config_name, variant, since)
+            result = evaluate_alarm(alarm, samples, now, self.settings.clock_scale)
+            if result.state == "ALARM":
+                return f"alarm {alarm['AlarmName']} went into ALARM on the green fleet: {result.reason}"
+        return None
+
+    def _bake(self, live: LiveEndpoint, seconds: float, alarms: list[dict[str, Any]], green: Fleet,
+              since: float, deadline: float | None) -> str | None:
+        """Wait ``seconds`` (already scaled) watching the alarms; the rollback reason, or None."""
+        end = time.monotonic() + seconds
+        while True:
+            if self.endpoints.get(live.name) is not live:
+                return "endpoint deleted during the deployment"
+            reason = self._check_alarms(live, alarms, green, since)
+            if reason:
+                return reason
+            if deadline is not None and time.monotonic() > deadline:
+                return "the deployment exceeded MaximumExecutionTimeoutInSeconds"
+            if time.monotonic() >= end:
+                return None
+            time.sleep(min(0.05, max(0.0, end - time.monotonic())))
+
+    def _blue_green_update(self, live: LiveEndpoint, doc: dict[str, Any]) -> None:
+        pending = doc["Pending"]
+        policy = pending["DeploymentConfig"]["BlueGreenUpdatePolicy"]
+        routing = policy["TrafficRoutingConfiguration"]
+        scale = self.settings.clock_scale
+        started = time.monotonic()
+        timeout = policy.get("MaximumExecutionTimeoutInSeconds")
+        deadline = started + timeout * scale if timeout else None
+        alarm_names = [a["AlarmName"] for a in pending["DeploymentConfig"].get("AutoRollbackConfiguration", {})
+                       .get("Alarms", [])]
+        alarms = [a for a in (self.store.get("alarms", n) for n in alarm_names) if a is not None]
+        since = time.time()
+        try:
+            green = self.build_fleet(pending["EndpointConfigName"])
+        except Exception as exc:
+            self._roll_back(live, f"the green fleet failed to provision: {exc}")
+            return
+        instances = sum(v.instance_count for v in green.variants.values())
+        steps = traffic_steps(routing, instances)
+        wait_s = float(routing.get("WaitIntervalInSeconds", 0)) * scale
+        live.green_share, live.credit = 0.0, 0.0
+        live.green = green
+        for i, share in enumerate(steps, start=1):
+            live.green_share = share
+            if not self._set_phase(live.name, "ActivatingTraffic",
+                                   f"step {i}/{len(steps)} ({routing['Type']}): {share:.0%} of traffic on green", share):
+                return
+            self._set_phase(live.name, "Baking", f"step {i}/{len(steps)}: baking {routing['WaitIntervalInSeconds']} s "
+                                                 f"with {share:.0%} on green, alarms watching green", share)
+            reason = self._bake(live, wait_s, alarms, green, since, deadline)
+            if reason:
+                self._roll_back(live, reason)
+                return
+        termination = int(policy.get("TerminationWaitInSeconds", 0))
+        self._set_phase(live.name, "Baking", f"all traffic on green; waiting {termination} s before terminating blue", 1.0)
+        reason = self._bake(live, termination * scale, alarms, green, since, deadline)
+        if reason:
+            self._roll_back(live, reason)
+            return
+        with live.lock:
+            live.blue, live.green, live.green_share = green, None, 0.0
+        weights = self._variant_weights(green)
+        requested = pending.get("RequestedDeploymentConfig")
+
+        def done(d: dict[str, Any]) -> None:
+            d.update(EndpointStatus="InService", EndpointConfigName=green.config_name, Variants=weights,
+                     Pending=None, Operation=None, FailureReason=None)
+            if requested:
+                d["LastDeploymentConfig"] = requested
+            add_history(d, f"deployment complete: blue fleet terminated, serving {green.config_name}")
+
+        self._write(live.name, done)
+
+    def _roll_back(self, live: LiveEndpoint, reason: str) -> None:
+        """Move all traffic back to blue, drop green, and record why."""
+        with live.lock:
+            live.green_share = 0.0
+            live.green = None
+        log.warning("endpoint %s: rolling back: %s", live.name, reason)
+
+        def rolling(d: dict[str, Any]) -> None:
+            d["EndpointStatus"] = "RollingBack"
+            if d.get("Pending"):
+                d["Pending"].update(TrafficShare=0.0, Phase="ActivatingTraffic",
+                                    PhaseMessage="rolling back: all traffic to blue", PhaseStartTime=time.time())
+            add_history(d, f"RollingBack: {reason}; all traffic moved back to the blue fleet")
+
+        if not self._write(live.name, rolling):
+            return
+        time.sleep(ROLLBACK_HOLD_S)
+
+        def done(d: dict[str, Any]) -> None:
+            config = (d.get("Pending") or {}).get("EndpointConfigName", "?")
+            d.update(EndpointStatus="InService", Pending=None, Operation=None,
+                     FailureReason=f"Update to endpoint config {config} was rolled back: {reason}.")
+            add_history(d, f"rollback complete: serving {d['EndpointConfigName']} (blue)")
+
+        self._write(live.name, done)
+
+    # ---- invocations -----------------------------------------------------------------------
+    def invoke(self, name: str, body: bytes, content_type: str, target_variant: str | None,
+               target_model: str | None) -> tuple[bytes, str, str]:
+        """One InvokeEndpoint: (response body, content type, invoked variant) or InvocationError."""
+        live = self.endpoints.get(name)
+        if live is None:
+            raise validation_error(f"Endpoint {name} of account {self.settings.account_id} not found.")
+        if len(body) > self.max_body_bytes:
+            raise validation_error(f"Request body of {len(body)} bytes exceeds the maximum payload size of "
+                                   f"{self.max_body_bytes} bytes; send fewer instances per request")
+        fleet = live.pick_fleet(target_variant)
+        if target_variant:
+            variant = fleet.variants.get(target_variant)
+            if variant is None:
+                raise validation_error(f"Variant {target_variant} not found for endpoint {name}; variants: "
+                                       f"{', '.join(fleet.variants)}")
+        else:
+            variant = fleet.pick_variant()
+        started = time.perf_counter()
+        outcome = "ok"
+        try:
+            response = self._run_model(variant, body, content_type, target_model)
+        except InvocationError as exc:
+            outcome = exc.outcome or "ok"
+            if exc.outcome is not None:  # a variant's invocation that failed: counts in its metrics
+                self._record(name, fleet, variant, started, exc.outcome)
+            raise
+        self._record(name, fleet, variant, started, outcome)
+        when = dt.datetime.now(dt.UTC)
+        path = self.capture.destination(fleet, name, variant.name, when)
+        if path is not None:
+            meta = {"eventId": str(uuid.uuid4()), "inferenceTime": when.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+                    "modelName": variant.model_name, "variantName": variant.name,
+                    "endpointConfigName": fleet.config_name}
+            if variant.model_package_arn:
+                meta["modelPackageArn"] = variant.model_package_arn
+            if target_model:
+                meta["targetModel"] = target_model
+            self.capture.submit(path, {
+                "captureData": {"endpointInput": _capture_payload(body, content_type, "INPUT"),
+                                "endpointOutput": _capture_payload(response, "application/json", "OUTPUT")},
+                "eventMetadata": meta, "eventVersion": "0"})
+        return response, "application/json", variant.name
+
+    def _record(self, name: str, fleet: Fleet, variant: VariantRuntime, started: float, outcome: str) -> None:
+        latency_us = (time.perf_counter() - started) * 1e6
+        self.metrics.record(name, fleet.config_name, variant.name, Sample(time.time(), latency_us, outcome))
+
+    def _run_model(self, variant: VariantRuntime, body: bytes, content_type: str, target_model: str | None) -> bytes:
+        from infra.local.sagemaker.deepar_format import format_response
+
+        if variant.multi_model:
+            if not target_model:
+                raise validation_error(f"Endpoint variant {variant.name} is a multi-model endpoint: name the model "
+                                       "with TargetModel (X-Amzn-SageMaker-Target-Model)")
+            if ".." in target_model or target_model.startswith("/"):
+                raise validation_error(f"TargetModel {target_model!r} must be a relative path under the model prefix")
+            url = variant.model_data_url.rstrip("/") + "/" + target_model
+            try:
+                predictor = self.models.get(url)
+            except FileNotFoundError as exc:
+                raise validation_error(str(exc)) from None
+        else:
+            if target_model:
+                raise validation_error("TargetModel is only allowed for multi-model endpoints; "
+                                       f"variant {variant.name} serves a single model")
+            predictor = variant.predictor
+        base = content_type.split(";")[0].strip().lower()
+        if base not in ("application/json", ""):
+            raise model_error(variant.name, 415, f"content type {content_type!r} is not supported; "
+                                                 "send application/json")
+        try:
+            instances, configuration = parse_request(body, self.max_body_bytes,
+                                                     prediction_length=predictor.prediction_length)
+        except InvalidRequest as exc:
+            raise model_error(variant.name, 400, str(exc)) from None
+        fault = variant.fault
+        if fault.latency_ms:
+            time.sleep(fault.latency_ms / 1000.0)
+        if fault.error_rate and random.random() < fault.error_rate:
+            raise model_error(variant.name, 500, f"injected fault ({FAULT_ENV}): the model crashed")
+        try:
+            with variant.predict_lock:
+                predictions = predictor.predict(instances, configuration)
+        except InvalidRequest as exc:
+            raise model_error(variant.name, 400, str(exc)) from None
+        except Exception as exc:
+            log.exception("variant %s: prediction failed", variant.name)
+            raise model_error(variant.name, 500, f"prediction failed: {exc}") from None
+        return format_response(predictions)
+
+    # ---- metrics ----------------------------------------------------------------------------
+    def prometheus_text(self) -> str:
+        """Per-variant counters, latency percentiles (ms) and traffic shares, Prometheus text format."""
+        lines = ["# HELP aircast_endpoint_invocations_total InvokeEndpoint calls served by a variant.",
+                 "# TYPE aircast_endpoint_invocations_total counter"]
+        err_lines = ["# HELP aircast_endpoint_invocation_errors_total Failed invocations by class (4xx, 5xx).",
+                     "# TYPE aircast_endpoint_invocation_errors_total counter"]
+        lat_lines = ["# HELP aircast_endpoint_model_latency_ms Model latency percentiles over recent invocations.",
+                     "# TYPE aircast_endpoint_model_latency_ms summary"]
+        for (endpoint, config, variant), totals, latencies in sorted(self.metrics.snapshot()):
+            live = self.endpoints.get(endpoint)
+            fleet = "retired"
+            if live is not None and live.blue is not None and live.blue.config_name == config:
+                fleet = "blue"
+            elif live is not None and live.green is not None and live.green.config_name == config:
+                fleet = "green"
+            labels = f'endpoint="{endpoint}",variant="{variant}",endpoint_config="{config}",fleet="{fleet}"'
+            lines.append(f"aircast_endpoint_invocations_total{{{labels}}} {sum(totals.values())}")
+            for cls in ("4xx", "5xx"):
+                err_lines.append(f'aircast_endpoint_invocation_errors_total{{{labels},class="{cls}"}} {totals[cls]}')
+            if latencies:
+                for q in (0.5, 0.9, 0.99):
+                    lat_lines.append(f'aircast_endpoint_model_latency_ms{{{labels},quantile="{q}"}} '
+                                     f"{_percentile(latencies, q) / 1000.0:.3f}")
+                lat_lines.append(f"aircast_endpoint_model_latency_ms_count{{{labels}}} {len(latencies)}")
+        share_lines = ["# HELP aircast_endpoint_green_traffic_share Share of traffic on the green fleet.",
+                       "# TYPE aircast_endpoint_green_traffic_share gauge"]
+        for name, live in sorted(self.endpoints.items()):
+            share_lines.append(f'aircast_endpoint_green_traffic_share{{endpoint="{name}"}} {live.green_share:g}')
+        return "\n".join(lines + err_lines + lat_lines + share_lines) + "\n"
+
+
+# ---------------------------------------------------------------------------- HTTP
+
+
+def create_app(host: EndpointHost) -> Any:
+    """The FastAPI app over an :class:`EndpointHost`."""
+    app = FastAPI(title="aircast local SageMaker Runtime", docs_url=None, redoc_url=None, openapi_url=None)
+
+    @app.post("/endpoints/{name}/invocations")
+    async def invocations(name: str, request: Request) -> Response:
+        declared = request.headers.get("content-length")
+        if declared and declared.isdigit() and int(declared) > host.max_body_bytes:
+            err = validation_error(f"Request body of {declared} bytes exceeds the maximum payload size of "
+                                   f"{host.max_body_bytes} bytes; send fewer instances per request")
+            return JSONResponse(err.body(), status_code=err.status, headers={"x-amzn-ErrorType": err.code})
+        body = await request.body()
+        headers = request.headers
+        try:
+            data, ctype, variant = await to_thread.run_sync(
+                host.invoke, name, body, headers.get("content-type", "application/json"),
+                headers.get("x-amzn-sagemaker-target-variant"), headers.get("x-amzn-sagemaker-target-model"))
+        except InvocationError as err:
+            return JSONResponse(err.body(), status_code=err.status, headers={"x-amzn-ErrorType": err.code})
+        except Exception as exc:  # the server keeps serving; the client sees why
+            log.exception("invocation of %s failed", name)
+            return JSONResponse({"message": f"internal failure: {exc}"}, status_code=500,
+                                headers={"x-amzn-ErrorType": "InternalFailure"})
+        return Response(content=data, media_type=ctype, headers={"X-Amzn-Invoked-Production-Variant": variant})
+
+    @app.get("/ping")
+    async def ping() -> Response:
+        return JSONResponse({"status": "healthy", "endpoints": sorted(host.endpoints)})
+
+    @app.get("/metrics")
+    async def metrics() -> Response:
+        return PlainTextResponse(host.prometheus_text(), media_type="text/plain; version=0.0.4")
+
+    @app.get("/{path:path}")
+    async def not_found(path: str) -> Response:
+        return JSONResponse({"message": f"unknown path /{path}; use POST /endpoints/NAME/invocations"},
+                            status_code=404, headers={"x-amzn-ErrorType": "UnknownOperationException"})
+
+    return app
+
+
+def serve(settings: Settings) -> None:
+    """Run the host in the foreground until interrupted."""
+    import uvicorn
+
+    host = EndpointHost(settings)
+    host.start()
+    try:
+        uvicorn.run(create_app(host), host=settings.endpoint_host, port=settings.endpoint_port,
+                    log_level="warning", access_log=False)
+    finally:
+        host.stop()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="aircast local SageMaker endpoint host (SageMaker Runtime API)")
+    parser.add_argument("--data-dir", help="local state folder (env AIRCAST_DATA_DIR)")
+    parser.add_argument("--port", type=int, help="port on 127.0.0.1 (env AIRCAST_ENDPOINT_PORT, default 8080)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = load_settings(data_dir=args.data_dir, endpoint_port=args.port)
+    print(f"endpoint host on {settings.endpoint_url} (data dir {settings.data_dir}, "
+          f"clock scale {settings.clock_scale:g})", flush=True)
+    serve(settings)
+
+
+if __name__ == "__main__":
+    main()
