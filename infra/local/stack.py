@@ -27,6 +27,7 @@ from aircast.settings import Settings
 STACK: tuple[str, ...] = (
     "infra.local.iot_core.service",
     "infra.local.firehose.service",
+    "infra.local.sagemaker.service",
     "infra.local.eventbridge.service",
 )
 
