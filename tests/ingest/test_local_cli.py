@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import socket
+import time
 from pathlib import Path
 
 import pytest
@@ -71,9 +74,27 @@ def test_up_device_status_down(settings: Settings, capsys) -> None:
         rc, out, _ = _run(capsys, "device", "--simulate", "1", "--hours", "2", "--start", "2024-01-02T00:00:00Z",
                           "--json")
         assert json.loads(out)["last_seq"]["sim-sensor-001"] > report["last_seq"]["sim-sensor-001"]
+        # SIGUSR1 makes the stream write its buffer now (the buffer hints here are 5 MiB / 300 s)
+        flush(settings, 20)
+        before = _lake_lines(settings)
+        rc, out, _ = _run(capsys, "device", "--simulate", "1", "--hours", "3", "--start", "2024-01-03T00:00:00Z",
+                          "--json")
+        sent = json.loads(out)["acknowledged"]
+        os.kill(stack.read_pid(settings, "firehose"), signal.SIGUSR1)
+        deadline = time.monotonic() + 10
+        while _lake_lines(settings) < before + sent and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert _lake_lines(settings) == before + sent
         rc, _, err = _run(capsys, "local", "up", "nonsense")
         assert rc == 1 and "unknown service" in err
     finally:
         rc, out, _ = _run(capsys, "local", "down", *SERVICES, "--json")
     assert rc == 0 and {r["state"] for r in json.loads(out)} == {"stopped"}
     assert all(r["state"] == "stopped" for r in stack.status(settings))
+    with pytest.raises(ConnectionError, match="aircast local status"):
+        flush(settings, 2)
+
+
+def _lake_lines(settings: Settings) -> int:
+    root = settings.s3_root / settings.lake_bucket / "raw/telemetry"
+    return sum(len(p.read_bytes().splitlines()) for p in root.rglob("*") if p.is_file()) if root.is_dir() else 0

@@ -223,7 +223,12 @@ class DeliveryStream:
                 ready_path(settings).write_text(str(os.getpid()))
                 ready_written = True
             if self.connected and self.due(time.time_ns() // 1_000_000):
-                self.flush()
+                try:
+                    self.flush()
+                except OSError as exc:
+                    # e.g. disk full: keep the records unacknowledged and retry; nothing is lost
+                    self.log(f"firehose: cannot write to the lake ({exc}); retrying in 1 s")
+                    time.sleep(1.0)
         # Clean stop: deliver what we hold, so a stop loses nothing and duplicates nothing.
         if self.connected:
             self.flush()
