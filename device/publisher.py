@@ -204,7 +204,7 @@ class _Fleet:
 def publish_fleet(readings: Iterable[Reading], credentials: Callable[[str], DeviceCredentials],
                   host: str, port: int, *, max_in_flight: int = DEFAULT_MAX_IN_FLIGHT, speed: float = 0.0,
                   first_seq: Callable[[str], int] = lambda thing: 1, ack_timeout_s: float = 60.0,
-                  connect_timeout_s: float = 30.0, progress: Callable[[PublishReport], None] | None = None,
+                  connect_timeout_s: float = 10.0, progress: Callable[[PublishReport], None] | None = None,
                   progress_every_s: float = 5.0, log: Callable[[str], None] = lambda m: None) -> PublishReport:
     """Publish readings (any number of things, in the order given) and wait for their acknowledgements.
 

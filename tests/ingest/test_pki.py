@@ -39,9 +39,10 @@ def test_invalid_thing_names_are_refused(tmp_path: Path, name: str) -> None:
         pki.register_thing(tmp_path, name)
 
 
-def test_the_delivery_identity_is_reserved(tmp_path: Path) -> None:
+@pytest.mark.parametrize("name", [pki.DELIVERY_IDENTITY, "aircast-firehose-aircast-telemetry", "aircast-flush-1"])
+def test_the_delivery_identity_and_client_ids_are_reserved(tmp_path: Path, name: str) -> None:
     with pytest.raises(pki.PKIError, match="reserved"):
-        pki.register_thing(tmp_path, pki.DELIVERY_IDENTITY)
+        pki.register_thing(tmp_path, name)
 
 
 def test_acl_lets_a_thing_write_only_its_own_topic() -> None:

@@ -32,6 +32,9 @@ THING_NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 #: identity of the local IoT rule + Firehose delivery stream; no thing may take it
 DELIVERY_IDENTITY = "aircast-delivery"
 RESERVED_NAMES = frozenset({DELIVERY_IDENTITY})
+#: client ids of the delivery stream and its flush requests: a thing (client id = thing
+#: name) with such a name could take over the stream's persistent session
+RESERVED_PREFIXES = ("aircast-firehose-", "aircast-flush-")
 _VALIDITY = dt.timedelta(days=3650)
 
 
@@ -192,8 +195,8 @@ def ensure_identity(pki_dir: Path, name: str) -> ThingCredentials:
 def register_thing(pki_dir: Path, thing_name: str) -> ThingCredentials:
     """Make (or return the existing) certificate and key of a thing; refuses reserved names."""
     validate_thing_name(thing_name)
-    if thing_name in RESERVED_NAMES:
-        raise PKIError(f"thing name {thing_name!r} is reserved for the local delivery stream; choose another name")
+    if thing_name in RESERVED_NAMES or thing_name.startswith(RESERVED_PREFIXES):
+        raise PKIError(f"thing name {thing_name!r} is reserved for the local delivery stream (names aircast-delivery, aircast-firehose-*, aircast-flush-*); choose another name")
     return ensure_identity(pki_dir, thing_name)
 
 
