@@ -13,6 +13,7 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -107,18 +108,31 @@ class HostProcess:
                 self.proc.wait()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def host_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     data_dir = tmp_path_factory.mktemp("endpoint-data")
     return load_settings(data_dir=data_dir, endpoint_port=free_port(), mqtt_port=free_port(),
                          eventbus_port=free_port(), clock_scale=CLOCK_SCALE)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def host(host_settings: Settings) -> Iterator[HostProcess]:
-    """A running endpoint host for the module's tests (stopped at the end)."""
+    """A running endpoint host shared by the endpoint tests (stopped at the end of the session)."""
     proc = HostProcess(host_settings)
     try:
         yield proc
     finally:
         proc.stop()
+
+
+@pytest.fixture(scope="session")
+def model_url(host_settings: Settings, model_tarball: Path) -> str:
+    """The tiny model in the host's local S3."""
+    return put_model(host_settings, model_tarball, "models/tiny/model.tar.gz")
+
+
+@pytest.fixture(scope="session")
+def sm(host_settings: Settings) -> Any:
+    from infra.local.sagemaker.client import LocalSageMakerClient
+
+    return LocalSageMakerClient(host_settings)

@@ -11,24 +11,13 @@ import pytest
 
 from deployment.deploy import wait_for_endpoint
 from deployment.policy import DeploymentPolicy, deployment_config
-from infra.local.sagemaker.client import LocalSageMakerClient
 from infra.local.sagemaker.cloudwatch import LocalCloudWatchClient
-from tests.deploy.conftest import put_model, request_body
+from tests.deploy.conftest import request_body
 from tests.deploy.helpers import LoadClient, create_endpoint, create_model_and_config
 
 pytestmark = pytest.mark.slow
 
 BODY = request_body(num_samples=10)
-
-
-@pytest.fixture(scope="module")
-def model_url(host_settings, model_tarball) -> str:
-    return put_model(host_settings, model_tarball, "models/tiny/model.tar.gz")
-
-
-@pytest.fixture(scope="module")
-def sm(host_settings) -> LocalSageMakerClient:
-    return LocalSageMakerClient(host_settings)
 
 
 def _policy(strategy: str, step: int = 20, wait: int = 300) -> DeploymentPolicy:

@@ -1,0 +1,174 @@
+"""The endpoint host as SageMaker Runtime: boto3's sagemaker-runtime client unchanged, strict 4xx
+for every bad request (the server keeps serving), A/B variants, multi-model endpoints, Data Capture,
+Prometheus metrics."""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+
+import pytest
+from botocore.exceptions import ClientError
+
+from aircast.clients import get_client
+from deployment.deploy import (
+    create_ab_endpoint_config,
+    create_multi_model_endpoint,
+    set_variant_weights,
+    wait_for_endpoint,
+)
+from tests.deploy.conftest import PREDICTION_LENGTH, put_model, request_body, tiny_series
+from tests.deploy.helpers import create_endpoint, create_model_and_config
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def runtime(host_settings, host):
+    return get_client("sagemaker-runtime", host_settings)
+
+
+@pytest.fixture(scope="module")
+def served(sm, host, model_url) -> str:
+    create_endpoint(sm, "rt", model_url)
+    return "rt"
+
+
+def _error(runtime, endpoint: str, body: bytes, **kwargs) -> ClientError:
+    with pytest.raises(ClientError) as info:
+        runtime.invoke_endpoint(EndpointName=endpoint, Body=body, ContentType="application/json", **kwargs)
+    return info.value
+
+
+def test_boto3_runtime_invokes_and_names_the_variant(runtime, served):
+    resp = runtime.invoke_endpoint(EndpointName=served, Body=request_body(num_samples=10,
+                                   output_types=("mean", "quantiles", "samples")), ContentType="application/json")
+    assert resp["InvokedProductionVariant"] == "AllTraffic"
+    assert resp["ContentType"] == "application/json"
+    prediction = json.loads(resp["Body"].read())["predictions"][0]
+    assert len(prediction["mean"]) == PREDICTION_LENGTH
+    assert set(prediction["quantiles"]) == {"0.1", "0.5", "0.9"}
+    assert len(prediction["samples"]) == 10 and len(prediction["samples"][0]) == PREDICTION_LENGTH
+    assert all(lo <= mid <= hi for lo, mid, hi in zip(prediction["quantiles"]["0.1"], prediction["quantiles"]["0.5"],
+                                                        prediction["quantiles"]["0.9"], strict=True))
+
+
+def _body(instances=None, configuration=None) -> bytes:
+    inst = tiny_series()[0]
+    default = [{"start": inst["start"], "target": inst["target"][:24], "cat": inst["cat"]}]
+    return json.dumps({"instances": default if instances is None else instances,
+                       "configuration": configuration or {"num_samples": 5, "output_types": ["mean"]}}).encode()
+
+
+BAD_REQUESTS = [
+    ("malformed JSON", b'{"instances": [', "JSON"),
+    ("missing target", _body([{"start": "2024-01-01 00:00:00", "cat": [0]}]), "target"),
+    ("empty target", _body([{"start": "2024-01-01 00:00:00", "target": [], "cat": [0]}]), "target"),
+    ("non-numeric value", _body([{"start": "2024-01-01 00:00:00", "target": [1, "abc", 3], "cat": [0]}]), "target"),
+    ("unknown output type", _body(configuration={"num_samples": 5, "output_types": ["median"]}), "output_types"),
+    ("bad quantile", _body(configuration={"num_samples": 5, "output_types": ["quantiles"], "quantiles": ["1.5"]}),
+     "quantiles"),
+    ("num_samples out of range", _body(configuration={"num_samples": 0, "output_types": ["mean"]}), "num_samples"),
+    ("unknown category", _body([{"start": "2024-01-01 00:00:00", "target": [1, 2, 3], "cat": [99]}]), "cat"),
+]
+
+
+@pytest.mark.parametrize("what,body,mentions", BAD_REQUESTS, ids=[b[0] for b in BAD_REQUESTS])
+def test_bad_request_is_a_model_error_with_the_reason(runtime, served, what, body, mentions):
+    err = _error(runtime, served, body)
+    assert err.response["Error"]["Code"] == "ModelError"
+    assert err.response["ResponseMetadata"]["HTTPStatusCode"] == 424
+    assert err.response["OriginalStatusCode"] == 400
+    assert mentions.lower() in err.response["Error"]["Message"].lower(), err.response["Error"]["Message"]
+
+
+def test_validation_errors_unknown_endpoint_variant_and_oversize(runtime, served):
+    err = _error(runtime, "no-such-endpoint", _body())
+    assert err.response["Error"]["Code"] == "ValidationError"
+    assert "no-such-endpoint" in err.response["Error"]["Message"]
+    err = _error(runtime, served, _body(), TargetVariant="Nope")
+    assert err.response["Error"]["Code"] == "ValidationError" and "Nope" in err.response["Error"]["Message"]
+    err = _error(runtime, served, b"x" * (6 * 1024 * 1024 + 1))
+    assert err.response["Error"]["Code"] == "ValidationError" and "exceeds" in err.response["Error"]["Message"]
+    err = _error(runtime, served, _body(), TargetModel="m.tar.gz")
+    assert err.response["Error"]["Code"] == "ValidationError" and "multi-model" in err.response["Error"]["Message"]
+    # the server keeps serving after every bad request
+    ok = runtime.invoke_endpoint(EndpointName=served, Body=_body(), ContentType="application/json")
+    assert ok["InvokedProductionVariant"] == "AllTraffic"
+
+
+def test_data_capture_and_metrics(runtime, served, host_settings):
+    for _ in range(2):
+        runtime.invoke_endpoint(EndpointName=served, Body=_body(), ContentType="application/json")
+    import time
+
+    time.sleep(0.5)  # the capture writer runs in the background
+    root = host_settings.s3_root / host_settings.artifacts_bucket / "datacapture" / served / "AllTraffic"
+    files = sorted(root.glob("*/*/*/*/*.jsonl"))
+    assert files, f"no capture files under {root}"
+    record = json.loads(files[-1].read_text().splitlines()[-1])
+    assert record["captureData"]["endpointInput"]["mode"] == "INPUT"
+    assert record["captureData"]["endpointInput"]["encoding"] == "JSON"
+    assert json.loads(record["captureData"]["endpointInput"]["data"])["instances"]
+    assert json.loads(record["captureData"]["endpointOutput"]["data"])["predictions"]
+    assert record["eventMetadata"]["modelName"] == "rt-blue" and record["eventMetadata"]["eventId"]
+    text = urllib.request.urlopen(f"{host_settings.endpoint_url}/metrics").read().decode()
+    line = next(ln for ln in text.splitlines() if ln.startswith("aircast_endpoint_invocations_total")
+                and 'endpoint="rt"' in ln)
+    assert int(line.rsplit(" ", 1)[1]) >= 3
+    assert 'aircast_endpoint_model_latency_ms{endpoint="rt",variant="AllTraffic"' in text
+    assert 'class="4xx"' in text
+
+
+def test_ab_variants_weights_and_target_variant(sm, runtime, host_settings, model_url):
+    a = create_model_and_config(sm, "ab-a", model_url)
+    b = create_model_and_config(sm, "ab-b", model_url)
+    create_ab_endpoint_config(sm, "ab-config", [{"VariantName": "A", "ModelName": a, "Weight": 3},
+                                                {"VariantName": "B", "ModelName": b, "Weight": 1}])
+    sm.create_endpoint(EndpointName="ab", EndpointConfigName="ab-config")
+    desc = wait_for_endpoint(sm, "ab", 60)
+    assert {v["VariantName"]: v["CurrentWeight"] for v in desc["ProductionVariants"]} == {"A": 3.0, "B": 1.0}
+    seen = [runtime.invoke_endpoint(EndpointName="ab", Body=_body())["InvokedProductionVariant"] for _ in range(8)]
+    assert seen.count("A") == 6 and seen.count("B") == 2
+    assert runtime.invoke_endpoint(EndpointName="ab", Body=_body(), TargetVariant="B")["InvokedProductionVariant"] == "B"
+    set_variant_weights(sm, "ab", {"A": 0, "B": 1})
+    desc = wait_for_endpoint(sm, "ab", 30)
+    assert {v["VariantName"]: v["CurrentWeight"] for v in desc["ProductionVariants"]} == {"A": 0.0, "B": 1.0}
+    assert {runtime.invoke_endpoint(EndpointName="ab", Body=_body())["InvokedProductionVariant"]
+            for _ in range(4)} == {"B"}
+    with pytest.raises(ClientError, match="not present"):
+        set_variant_weights(sm, "ab", {"C": 1})
+
+
+def test_multi_model_endpoint_serves_the_target_model(sm, runtime, host_settings, model_tarball):
+    put_model(host_settings, model_tarball, "mme/v1.tar.gz")
+    put_model(host_settings, model_tarball, "mme/v2.tar.gz")
+    create_multi_model_endpoint(sm, "mme", f"s3://{host_settings.artifacts_bucket}/mme/", "local/deepar:1",
+                                host_settings.role_arn)
+    assert wait_for_endpoint(sm, "mme", 60)["EndpointStatus"] == "InService"
+    for target in ("v1.tar.gz", "v2.tar.gz"):
+        resp = runtime.invoke_endpoint(EndpointName="mme", Body=_body(), TargetModel=target)
+        assert len(json.loads(resp["Body"].read())["predictions"][0]["mean"]) == PREDICTION_LENGTH
+    err = _error(runtime, "mme", _body())
+    assert err.response["Error"]["Code"] == "ValidationError" and "TargetModel" in err.response["Error"]["Message"]
+    err = _error(runtime, "mme", _body(), TargetModel="v9.tar.gz")
+    assert err.response["Error"]["Code"] == "ValidationError" and "v9.tar.gz" in err.response["Error"]["Message"]
+
+
+def test_delete_endpoint_stops_serving(sm, runtime, model_url):
+    create_endpoint(sm, "gone", model_url)
+    assert runtime.invoke_endpoint(EndpointName="gone", Body=_body())["InvokedProductionVariant"] == "AllTraffic"
+    sm.delete_endpoint(EndpointName="gone")
+    import time
+
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            runtime.invoke_endpoint(EndpointName="gone", Body=_body())
+        except ClientError as exc:
+            assert exc.response["Error"]["Code"] == "ValidationError"
+            break
+        time.sleep(0.1)
+    else:
+        pytest.fail("deleted endpoint still served")
+    assert "gone" not in [e["EndpointName"] for e in sm.list_endpoints()["Endpoints"]]
