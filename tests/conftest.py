@@ -51,3 +51,13 @@ def settings(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
     monkeypatch.setenv("AIRCAST_ENDPOINT_PORT", str(s.endpoint_port))
     monkeypatch.setenv("AIRCAST_EVENTBUS_PORT", str(s.eventbus_port))
     return s
+
+
+@pytest.fixture(scope="session")
+def spark():
+    """One quiet local Spark session for the whole test run (``infra.local.glue.get_spark``)."""
+    from infra.local.glue.session import get_spark
+
+    session = get_spark(app_name="aircast-tests")
+    yield session
+    session.stop()

@@ -1,0 +1,606 @@
+"""The aircast Glue ETL job: raw Firehose JSON lines → curated, partitioned parquet.
+
+This one file is the job script on AWS Glue 5.0 (Spark 3.5) and on local Spark.
+It imports only PySpark and the standard library (``awsglue`` when it is there),
+never boto3 and nothing of aircast, so the same file can be uploaded as the
+Glue job's ``ScriptLocation``.
+
+What it does, per run:
+
+1. Lists the raw objects under ``--source_uri`` (Hadoop FileSystem: ``s3://``
+   on Glue, ``file://`` locally) and skips those its bookmark says it already
+   processed (a raw object is processed once; a rerun with nothing new writes
+   nothing).
+2. Parses every non-blank line with an explicit all-string schema (one JSON
+   pass, no inference), canonicalises the seed spellings
+   (``particullate_matter`` → ``particulate_matter``, ``sulfure_dioxide`` →
+   ``sulfur_dioxide``), turns ISO 8601 strings (with or without zone) and
+   epoch seconds/milliseconds into UTC timestamps, and gives each bad record
+   one reason code (see ``REASONS``).
+3. Deduplicates redeliveries on (``thing_name``, ``seq``), or
+   (``thing_name``, ``timestamp``) when there is no ``seq``, within the run
+   and against the readings already in the lake for the same days.
+4. Appends ``readings/dt=…``, appends ``quarantine/dt=…`` (raw text +
+   reason), and recomputes ``hourly/dt=…`` from *all* readings of every day
+   the run touched, so a late object for an old hour yields correct
+   aggregates (dynamic partition overwrite replaces only those days).
+5. Commits the bookmark (the list of objects it processed) last: a crash
+   before that reprocesses the objects next time and the dedupe against the
+   lake turns the already-written rows into counted duplicates, not copies.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import re
+import sys
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from pyspark.sql import Column, DataFrame, SparkSession, Window
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+# ---- the data contract -------------------------------------------------------
+
+#: Pollutant concentrations: these go into ``hourly``; upper bound of a physically
+#: plausible value (µg/m³, or ppb for the seed's unitless random values).
+POLLUTANT_MAX: dict[str, float] = {
+    "pm2_5": 2000.0,
+    "pm10": 3000.0,
+    "particulate_matter": 3000.0,
+    "ozone": 2000.0,
+    "carbon_monoxide": 100000.0,
+    "sulfur_dioxide": 10000.0,
+    "nitrogen_dioxide": 5000.0,
+}
+POLLUTANTS: tuple[str, ...] = tuple(POLLUTANT_MAX)
+#: Other measurements (kept in ``readings``, not aggregated): inclusive ranges.
+WEATHER_RANGE: dict[str, tuple[float, float]] = {
+    "temperature": (-90.0, 60.0),  # °C
+    "humidity": (0.0, 100.0),  # % relative humidity
+    "pressure": (300.0, 1100.0),  # hPa
+}
+POSITION_RANGE: dict[str, tuple[float, float]] = {"latitude": (-90.0, 90.0), "longitude": (-180.0, 180.0)}
+MEASURES: tuple[str, ...] = POLLUTANTS + tuple(WEATHER_RANGE) + tuple(POSITION_RANGE)
+#: The seed device's spellings → canonical names.
+ALIASES: dict[str, str] = {"particullate_matter": "particulate_matter", "sulfure_dioxide": "sulfur_dioxide"}
+
+THING_NAME_RE = r"^[A-Za-z0-9_-]{1,64}$"
+DEVICE_ID_RE = r"^[A-Za-z0-9_.:-]{1,128}$"
+MAX_RECORD_BYTES = 128 * 1024  # IoT Core's payload limit; anything longer did not come through the rule
+EARLIEST = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
+FUTURE_TOLERANCE_S = 24 * 3600  # a device clock may run ahead of received_at by at most a day
+
+#: Every reason code a record can be quarantined with, in the order they are checked.
+REASONS: tuple[str, ...] = (
+    "oversized_record",        # line longer than an IoT message can be
+    "unparsable_json",         # not JSON at all, or truncated
+    "not_an_object",           # valid JSON, but an array / number / string / null
+    "empty_record",            # {}
+    "missing_thing_name",
+    "bad_thing_name",          # not [A-Za-z0-9_-]{1,64}
+    "bad_device_id",
+    "missing_received_at",     # the IoT rule always adds it
+    "bad_received_at",         # not epoch ms, before 2000 or after now
+    "missing_timestamp",
+    "bad_timestamp",           # neither ISO 8601 nor epoch s/ms
+    "timestamp_before_2000",
+    "timestamp_in_future",     # more than a day after received_at
+    "bad_seq",                 # not a non-negative integer
+    "nested_value",            # a measurement that is an object or array
+    "non_finite_value",        # NaN / Infinity
+    "non_numeric_value",       # a measurement that is text or a boolean
+    "negative_concentration",
+    "concentration_out_of_range",
+    "temperature_out_of_range",
+    "humidity_out_of_range",
+    "pressure_out_of_range",
+    "latitude_out_of_range",
+    "longitude_out_of_range",
+    "no_measurements",         # no pollutant / weather value at all
+)
+
+RAW_FIELDS: tuple[str, ...] = ("thing_name", "device_id", "seq", "timestamp", "received_at", *MEASURES, *ALIASES)
+CORRUPT = "_corrupt_record"
+#: Every field is read as text: Spark keeps a number's literal text, an object's raw
+#: JSON, so validation can tell "12.5" from "abc" from {"x":1} without inference.
+RAW_SCHEMA = T.StructType(
+    [T.StructField(name, T.StringType()) for name in RAW_FIELDS] + [T.StructField(CORRUPT, T.StringType())]
+)
+LAYOUT_KEY_RE = r"([0-9]{4}/[0-9]{2}/[0-9]{2}/[0-9]{2}/[^/]+)$"
+
+READINGS_COLUMNS: tuple[str, ...] = (
+    "thing_name", "device_id", "seq", "timestamp", "received_at", *MEASURES, "source_object", "dt",
+)
+HOURLY_COLUMNS: tuple[str, ...] = ("thing_name", "pollutant", "hour", "mean", "count", "min", "max", "dt")
+QUARANTINE_COLUMNS: tuple[str, ...] = (
+    "raw", "reason", "field", "thing_name", "received_at", "source_object", "job_run_id", "dt",
+)
+
+
+@dataclass(frozen=True)
+class JobConfig:
+    """The whole configuration of one run (what the Glue job arguments say)."""
+
+    job_name: str
+    source_uri: str  # raw/telemetry/ prefix
+    target_uri: str  # curated/ prefix: readings/, hourly/, quarantine/ go under it
+    database: str = "aircast"
+    bookmark_uri: str = ""  # default: <target_uri>/_bookmarks/<job_name>/
+    run_id: str = ""
+    shuffle_partitions: int = 0  # 0: leave the session's setting
+
+    def resolved_bookmark_uri(self) -> str:
+        return self.bookmark_uri or f"{_dir(self.target_uri)}_bookmarks/{self.job_name}/"
+
+
+class NoRawDataError(ValueError):
+    """The source prefix holds no raw objects at all."""
+
+
+def _dir(uri: str) -> str:
+    return uri if uri.endswith("/") else uri + "/"
+
+
+# ---- pure column logic ---------------------------------------------------------
+
+def parse_epoch_or_iso(text: Column) -> Column:
+    """UTC timestamp from ISO 8601 text (zone optional: none means UTC) or epoch s / ms.
+
+    Numbers of magnitude ≥ 1e11 are milliseconds (1e11 s is the year 5138), smaller
+    ones seconds. Null when the text is neither.
+    """
+    numeric = text.rlike(r"^-?[0-9]+(\.[0-9]+)?([eE][+-]?[0-9]+)?$")
+    number = text.cast("double")
+    seconds = F.when(F.abs(number) >= 1e11, number / 1000.0).otherwise(number)
+    from_epoch = F.when(
+        F.abs(seconds) < 1e11, F.timestamp_micros(F.round(seconds * 1_000_000).cast("long"))
+    )
+    # The session time zone is UTC, so a zone-less ISO string is read as UTC.
+    return F.when(numeric, from_epoch).otherwise(F.trim(text).cast("timestamp"))
+
+
+def _measure_problem(name: str, text: Column) -> Column:
+    """Index in ``REASONS`` of one measurement's problem; null when it is fine or absent."""
+    number = text.cast("double")
+    trimmed = F.trim(text)
+    checks: list[tuple[Column, str]] = [
+        (trimmed.startswith("{") | trimmed.startswith("["), "nested_value"),
+        # Spark renders JSON NaN/Infinity numbers as quoted text; strings "NaN" cast to NaN.
+        (trimmed.isin('"NaN"', '"Infinity"', '"-Infinity"', '"+Infinity"')
+         | F.isnan(number) | (F.abs(number) == float("inf")), "non_finite_value"),
+        (number.isNull(), "non_numeric_value"),
+    ]
+    if name in POLLUTANT_MAX:
+        checks += [(number < 0, "negative_concentration"), (number > POLLUTANT_MAX[name], "concentration_out_of_range")]
+    else:
+        lo, hi = WEATHER_RANGE.get(name) or POSITION_RANGE[name]
+        checks.append(((number < lo) | (number > hi), f"{name}_out_of_range"))
+    expr = F.lit(None).cast("int")
+    for cond, reason in reversed(checks):
+        expr = F.when(cond, F.lit(REASONS.index(reason))).otherwise(expr)
+    return F.when(text.isNotNull(), expr)
+
+
+def _first(checks: list[tuple[Column, str]]) -> Column:
+    """The reason of the first true condition, else null."""
+    expr = F.lit(None).cast("string")
+    for cond, reason in reversed(checks):
+        expr = F.when(cond, F.lit(reason)).otherwise(expr)
+    return expr
+
+
+def classify(lines: DataFrame, now: dt.datetime) -> DataFrame:
+    """Parse raw lines (``value``, ``source_object``) and give each a ``reason`` (null = good).
+
+    Returns typed reading columns plus ``raw``, ``reason``, ``field`` (the measurement
+    at fault, if one is), ``dt`` and ``dkey`` (the dedupe key: ``seq:<n>`` or
+    ``ts:<epoch µs>``). Pure: no actions, no I/O.
+    """
+    j = F.from_json(F.col("value"), RAW_SCHEMA, {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": CORRUPT})
+    field = {name: F.col(f"j.{name}") for name in RAW_FIELDS}
+    for alias, canonical in ALIASES.items():
+        field[canonical] = F.coalesce(field[canonical], field[alias])
+    recv_text = field["received_at"]
+    # Stage 1: parse once, type every field, rate every measurement.
+    typed = lines.select(F.col("value").alias("raw"), "source_object", j.alias("j")).select(
+        "raw", "source_object",
+        F.col(f"j.{CORRUPT}").isNotNull().alias("_corrupt"),
+        F.col("j.thing_name").alias("_thing_text"),
+        F.col("j.device_id").alias("device_id"),
+        F.col("j.seq").alias("_seq_text"),
+        F.col("j.timestamp").alias("_ts_text"),
+        recv_text.alias("_recv_text"),
+        parse_epoch_or_iso(field["timestamp"]).alias("timestamp"),
+        F.when(recv_text.rlike(r"^[0-9]{1,15}(\.[0-9]+)?$"), F.timestamp_millis(recv_text.cast("double").cast("long")))
+        .alias("received_at"),
+        *[field[name].cast("double").alias(name) for name in MEASURES],
+        F.least(*[(_measure_problem(name, field[name]) * 100 + i) for i, name in enumerate(MEASURES)]).alias("_mp"),
+        F.greatest(*[field[name].isNotNull() for name in MEASURES if name not in POSITION_RANGE]).alias("_any"),
+    )
+    raw, ts, recv = F.col("raw"), F.col("timestamp"), F.col("received_at")
+    trimmed = F.trim(raw)
+    thing, seq_text = F.col("_thing_text"), F.col("_seq_text")
+    # A non-object line: is it at least valid JSON? Wrap it and parse again (only for those lines).
+    wrapped_ok = F.from_json(
+        F.concat(F.lit('{"v":'), raw, F.lit("}")),
+        T.StructType([T.StructField("v", T.StringType()), T.StructField(CORRUPT, T.StringType())]),
+        {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": CORRUPT},
+    )[CORRUPT].isNull()
+    now_lit = F.lit(now.astimezone(dt.UTC).replace(tzinfo=None)).cast("timestamp")
+    earliest = F.lit(EARLIEST.replace(tzinfo=None)).cast("timestamp")
+    record_reason = _first([
+        (F.length(raw) > MAX_RECORD_BYTES, "oversized_record"),
+        (~trimmed.startswith("{") & ~wrapped_ok, "unparsable_json"),
+        (~trimmed.startswith("{"), "not_an_object"),
+        (F.col("_corrupt"), "unparsable_json"),
+        (trimmed.rlike(r"^\{\s*\}$"), "empty_record"),
+        (thing.isNull(), "missing_thing_name"),
+        (~thing.rlike(THING_NAME_RE), "bad_thing_name"),
+        (F.col("device_id").isNotNull() & ~F.col("device_id").rlike(DEVICE_ID_RE), "bad_device_id"),
+        (F.col("_recv_text").isNull(), "missing_received_at"),
+        (recv.isNull() | (recv < earliest) | (recv > now_lit + F.expr("INTERVAL 1 DAY")), "bad_received_at"),
+        (F.col("_ts_text").isNull(), "missing_timestamp"),
+        (ts.isNull(), "bad_timestamp"),
+        (ts < earliest, "timestamp_before_2000"),
+        (ts > recv + F.expr(f"INTERVAL {FUTURE_TOLERANCE_S} SECONDS"), "timestamp_in_future"),
+        (seq_text.isNotNull() & ~seq_text.rlike(r"^[0-9]{1,18}$"), "bad_seq"),
+    ])
+    mp = F.col("_mp")
+    measure_reason = F.element_at(F.array(*[F.lit(r) for r in REASONS]), (mp / 100).cast("int") + 1)
+    measure_field = F.element_at(F.array(*[F.lit(m) for m in MEASURES]), (mp % 100).cast("int") + 1)
+    reason = F.coalesce(record_reason, measure_reason, F.when(~F.col("_any"), F.lit("no_measurements")))
+    # Stage 2: the verdict.
+    out = typed.select(
+        "raw", "source_object",
+        reason.alias("reason"),
+        F.when(record_reason.isNull(), measure_field).alias("field"),
+        F.when(thing.rlike(THING_NAME_RE), thing).alias("thing_name"),
+        "device_id",
+        F.when(seq_text.rlike(r"^[0-9]{1,18}$"), seq_text.cast("long")).alias("seq"),
+        "timestamp", "received_at", *MEASURES,
+    )
+    good = F.col("reason").isNull()
+    return out.withColumn(
+        "dt",
+        F.when(good, F.date_format("timestamp", "yyyy-MM-dd"))
+        # A rejected record is filed under the day it arrived: received_at, else its object's hour folder.
+        .otherwise(F.coalesce(
+            F.date_format("received_at", "yyyy-MM-dd"),
+            F.nullif(F.regexp_replace(F.substring("source_object", 1, 10), "/", "-"), F.lit("")),
+            F.date_format(now_lit, "yyyy-MM-dd"),
+        )),
+    ).withColumn("dkey", F.when(good, dedupe_key(F.col("seq"), F.col("timestamp"))))
+
+
+def dedupe_key(seq: Column, timestamp: Column) -> Column:
+    """``seq:<n>`` when the reading has a sequence number, else ``ts:<epoch µs>``."""
+    return F.when(seq.isNotNull(), F.concat(F.lit("seq:"), seq.cast("string"))).otherwise(
+        F.concat(F.lit("ts:"), F.unix_micros(timestamp).cast("string"))
+    )
+
+
+def mark_duplicates(classified: DataFrame, partitions: int) -> DataFrame:
+    """Add ``status``: ``quarantined``, ``duplicate`` (a later copy in this run) or ``ok``.
+
+    The first copy by (received_at, source_object, raw) wins, so reruns pick the same
+    row. Rows are hash-partitioned by ``dt`` first: the window's clustering on
+    (dt, thing_name, dkey) is then already satisfied (one shuffle in all) and each
+    day's readings end in one task, hence one parquet file per day.
+    """
+    w = Window.partitionBy("dt", "thing_name", "dkey").orderBy("received_at", "source_object", "raw")
+    ranked = classified.repartition(partitions, "dt").withColumn(
+        "rank", F.when(F.col("reason").isNull(), F.row_number().over(w))
+    )
+    status = (
+        F.when(F.col("reason").isNotNull(), F.lit("quarantined"))
+        .when(F.col("rank") > 1, F.lit("duplicate"))
+        .otherwise(F.lit("ok"))
+    )
+    return ranked.withColumn("status", status).drop("rank")
+
+
+def hourly_aggregates(readings: DataFrame) -> DataFrame:
+    """Hourly mean/count/min/max per (thing_name, pollutant): pollutant concentrations only."""
+    stack = "stack({n}, {pairs}) as (pollutant, value)".format(
+        n=len(POLLUTANTS), pairs=", ".join(f"'{p}', `{p}`" for p in POLLUTANTS)
+    )
+    long = readings.select("dt", "thing_name", F.date_trunc("hour", "timestamp").alias("hour"), F.expr(stack))
+    return (
+        long.where(F.col("value").isNotNull())
+        .groupBy("dt", "thing_name", "pollutant", "hour")
+        .agg(
+            F.mean("value").alias("mean"),
+            F.count("value").alias("count"),
+            F.min("value").alias("min"),
+            F.max("value").alias("max"),
+        )
+        .select(*HOURLY_COLUMNS)
+    )
+
+
+# ---- Hadoop FileSystem I/O (s3:// on Glue, file:// locally; no boto3) ------------
+
+def _fs(spark: SparkSession, uri: str) -> tuple[Any, Any]:
+    jvm = spark.sparkContext._jvm
+    path = jvm.org.apache.hadoop.fs.Path(uri)
+    return path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()), path
+
+
+def object_key(uri: str) -> str:
+    """The stable id of a raw object: its ``YYYY/MM/DD/HH/name`` tail (else the whole URI)."""
+    m = re.search(LAYOUT_KEY_RE, uri)
+    return m.group(1) if m else uri
+
+
+def list_objects(spark: SparkSession, prefix: str) -> dict[str, str]:
+    """``{object_key: full URI}`` of every visible file under ``prefix`` (recursive)."""
+    fs, path = _fs(spark, prefix)
+    if not fs.exists(path):
+        return {}
+    found: dict[str, str] = {}
+    it = fs.listFiles(path, True)
+    while it.hasNext():
+        status = it.next()
+        p = status.getPath()
+        name = p.getName()
+        if name.startswith(".") or name.startswith("_"):
+            continue  # temp files of an atomic write, Hadoop .crc / _SUCCESS markers
+        uri = p.toString()
+        found[object_key(uri)] = uri
+    return found
+
+
+def read_bookmark(spark: SparkSession, bookmark_uri: str) -> set[str]:
+    """Object keys processed by earlier runs (one JSON file per committed run)."""
+    fs, path = _fs(spark, bookmark_uri)
+    if not fs.exists(path):
+        return set()
+    done: set[str] = set()
+    for status in fs.listStatus(path):
+        p = status.getPath()
+        if not p.getName().endswith(".json") or p.getName().startswith("."):
+            continue
+        stream = fs.open(p)
+        try:
+            reader = spark.sparkContext._jvm.java.io.BufferedReader(
+                spark.sparkContext._jvm.java.io.InputStreamReader(stream, "UTF-8")
+            )
+            text = "\n".join(iter(reader.readLine, None))
+        finally:
+            stream.close()
+        done.update(json.loads(text)["objects"])
+    return done
+
+
+def write_text(spark: SparkSession, uri: str, text: str) -> None:
+    """Write a small text file through Hadoop (overwrite)."""
+    fs, path = _fs(spark, uri)
+    out = fs.create(path, True)
+    try:
+        out.write(bytearray(text.encode("utf-8")))
+    finally:
+        out.close()
+
+
+def _existing_days(spark: SparkSession, table_uri: str, days: Sequence[str]) -> list[str]:
+    fs, _ = _fs(spark, table_uri)
+    jvm = spark.sparkContext._jvm
+    return [d for d in days if fs.exists(jvm.org.apache.hadoop.fs.Path(f"{_dir(table_uri)}dt={d}"))]
+
+
+# ---- the job ----------------------------------------------------------------------
+
+def run_job(spark: SparkSession, config: JobConfig, now: dt.datetime | None = None,
+            log: Any = None) -> dict[str, Any]:
+    """Run the ETL once; return counts, the days touched and the output table schemas.
+
+    Raises ``NoRawDataError`` when the source prefix holds no objects at all.
+    """
+    started = time.monotonic()
+    now = now or dt.datetime.now(dt.UTC)
+    run_id = config.run_id or "jr_" + uuid.uuid4().hex
+    say = log or (lambda msg: print(f"[{config.job_name} {time.monotonic() - started:6.1f}s] {msg}",
+                                    file=sys.stderr, flush=True))
+    for key, value in _RUNTIME_CONF.items():
+        spark.conf.set(key, value)
+    partitions = config.shuffle_partitions or int(spark.conf.get("spark.sql.shuffle.partitions"))
+    target = _dir(config.target_uri)
+    readings_uri, hourly_uri, quarantine_uri = (f"{target}{t}" for t in ("readings", "hourly", "quarantine"))
+
+    objects = list_objects(spark, config.source_uri)
+    if not objects:
+        raise NoRawDataError(f"no raw data under {config.source_uri}")
+    done = read_bookmark(spark, config.resolved_bookmark_uri())
+    new = sorted(k for k in objects if k not in done)
+    counts: dict[str, Any] = {
+        "job_run_id": run_id, "objects_total": len(objects), "objects_new": len(new),
+        "read": 0, "written": 0, "duplicate": 0, "quarantined": 0, "hourly_rows": 0, "days": [],
+    }
+    say(f"{len(objects)} raw objects, {len(new)} new since the last bookmark")
+    if not new:
+        counts["duration_s"] = round(time.monotonic() - started, 3)
+        return counts
+
+    lines = (
+        spark.read.text([objects[k] for k in new])
+        .where(F.trim("value") != "")  # blank lines separate records; they are not records
+        .withColumn("source_object", F.regexp_extract(F.input_file_name(), LAYOUT_KEY_RE, 1))
+    )
+    marked = mark_duplicates(classify(lines, now), partitions).cache()
+    try:
+        # One action: materialises the cache and gives every count and the days touched.
+        tally = marked.groupBy("status", "dt").count().collect()
+        by_status: dict[str, int] = {}
+        days: set[str] = set()
+        for row in tally:
+            by_status[row["status"]] = by_status.get(row["status"], 0) + row["count"]
+            if row["status"] == "ok":
+                days.add(row["dt"])
+        counts["read"] = sum(by_status.values())
+        counts["quarantined"] = by_status.get("quarantined", 0)
+        say(f"parsed {counts['read']} records: {by_status}")
+
+        if counts["quarantined"]:
+            quarantine = marked.where(F.col("status") == "quarantined").withColumn("job_run_id", F.lit(run_id))
+            quarantine.select(*QUARANTINE_COLUMNS).coalesce(1).write.mode("append").partitionBy("dt").parquet(
+                quarantine_uri
+            )
+            say("quarantine written")
+
+        fresh = marked.where(F.col("status") == "ok")
+        seen_days = _existing_days(spark, readings_uri, sorted(days))
+        if seen_days:
+            # Redeliveries of readings an earlier run already wrote (e.g. after a delivery crash).
+            existing = (
+                spark.read.option("basePath", readings_uri).parquet(*[f"{readings_uri}/dt={d}" for d in seen_days])
+                .select("dt", "thing_name", dedupe_key(F.col("seq"), F.col("timestamp")).alias("dkey"))
+            )
+            fresh = fresh.join(existing, ["dt", "thing_name", "dkey"], "left_anti")
+            written = fresh.count()
+        else:
+            written = by_status.get("ok", 0)
+        counts["written"] = written
+        counts["duplicate"] = counts["read"] - counts["quarantined"] - written
+        if written:
+            fresh.select(*READINGS_COLUMNS).write.mode("append").partitionBy("dt").parquet(readings_uri)
+        say(f"wrote {written} readings, {counts['duplicate']} duplicates, {counts['quarantined']} quarantined")
+
+        if days:
+            # Recompute whole days from everything in the lake, so late data lands correctly.
+            day_list = sorted(days)
+            touched = spark.read.option("basePath", readings_uri).parquet(
+                *[f"{readings_uri}/dt={d}" for d in _existing_days(spark, readings_uri, day_list)]
+            )
+            hourly = hourly_aggregates(touched).repartition("dt").cache()
+            counts["hourly_rows"] = hourly.count()
+            hourly.write.mode("overwrite").option("partitionOverwriteMode", "dynamic").partitionBy("dt").parquet(
+                hourly_uri
+            )
+            hourly.unpersist()
+            say("hourly written")
+            counts["days"] = day_list
+            say(f"recomputed {counts['hourly_rows']} hourly rows for {len(day_list)} day(s)")
+    finally:
+        marked.unpersist()
+
+    write_text(
+        spark,
+        f"{config.resolved_bookmark_uri()}{now.strftime('%Y%m%dT%H%M%S')}-{run_id}.json",
+        json.dumps({"job_run_id": run_id, "committed": now.isoformat(), "objects": new}),
+    )
+    counts["duration_s"] = round(time.monotonic() - started, 3)
+    return counts
+
+
+_RUNTIME_CONF = {
+    "spark.sql.session.timeZone": "UTC",
+    "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
+    # dt=2021-02-05 stays a string partition value, as the catalog says.
+    "spark.sql.sources.partitionColumnTypeInference.enabled": "false",
+}
+
+
+def table_schemas() -> dict[str, list[dict[str, str]]]:
+    """Glue ``Columns`` of the curated tables (without the ``dt`` partition key)."""
+    double = "double"
+    readings = [
+        {"Name": "thing_name", "Type": "string"}, {"Name": "device_id", "Type": "string"},
+        {"Name": "seq", "Type": "bigint"}, {"Name": "timestamp", "Type": "timestamp"},
+        {"Name": "received_at", "Type": "timestamp"},
+        *[{"Name": m, "Type": double} for m in MEASURES],
+        {"Name": "source_object", "Type": "string"},
+    ]
+    hourly = [
+        {"Name": "thing_name", "Type": "string"}, {"Name": "pollutant", "Type": "string"},
+        {"Name": "hour", "Type": "timestamp"}, {"Name": "mean", "Type": double},
+        {"Name": "count", "Type": "bigint"}, {"Name": "min", "Type": double}, {"Name": "max", "Type": double},
+    ]
+    quarantine = [
+        {"Name": "raw", "Type": "string"}, {"Name": "reason", "Type": "string"}, {"Name": "field", "Type": "string"},
+        {"Name": "thing_name", "Type": "string"}, {"Name": "received_at", "Type": "timestamp"},
+        {"Name": "source_object", "Type": "string"}, {"Name": "job_run_id", "Type": "string"},
+    ]
+    return {"readings": readings, "hourly": hourly, "quarantine": quarantine}
+
+
+def catalog_with_spark_sql(spark: SparkSession, config: JobConfig) -> None:
+    """On Glue (Data Catalog as the metastore): create the curated tables and add new partitions."""
+    spark.sql(f"CREATE DATABASE IF NOT EXISTS `{config.database}`")
+    for table, columns in table_schemas().items():
+        cols = ", ".join(f"`{c['Name']}` {c['Type']}" for c in columns)
+        location = f"{_dir(config.target_uri)}{table}/"
+        spark.sql(
+            f"CREATE TABLE IF NOT EXISTS `{config.database}`.`{table}` ({cols}, dt string) "
+            f"USING PARQUET PARTITIONED BY (dt) LOCATION '{location}'"
+        )
+        spark.sql(f"MSCK REPAIR TABLE `{config.database}`.`{table}`")
+
+
+# ---- entry point ----------------------------------------------------------------------
+
+ARGUMENTS = ("JOB_NAME", "source_uri", "target_uri", "database")
+
+
+def parse_args(argv: Sequence[str]) -> dict[str, str]:
+    """Glue job arguments: ``getResolvedOptions`` on Glue, argparse with the same names elsewhere."""
+    try:
+        from awsglue.utils import getResolvedOptions  # type: ignore[import-not-found]
+    except ImportError:
+        parser = argparse.ArgumentParser(description="aircast ETL: raw telemetry JSON lines → curated parquet")
+        parser.add_argument("--JOB_NAME", default="aircast-etl")
+        parser.add_argument("--source_uri", required=True, help="raw prefix, e.g. s3://aircast-lake/raw/telemetry/")
+        parser.add_argument("--target_uri", required=True, help="curated prefix, e.g. s3://aircast-lake/curated/")
+        parser.add_argument("--database", default="aircast")
+        parser.add_argument("--bookmark_uri", default="")
+        parser.add_argument("--run_id", default="")
+        known, _ = parser.parse_known_args(list(argv[1:]))  # Glue also passes its own --job-bookmark-option etc.
+        return {k: v for k, v in vars(known).items()}
+    args: dict[str, str] = getResolvedOptions(list(argv), list(ARGUMENTS))
+    for optional in ("bookmark_uri", "run_id"):
+        if f"--{optional}" in argv:
+            args.update(getResolvedOptions(list(argv), [optional]))
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run as a Glue job (awsglue present) or with spark-submit / python."""
+    argv = list(sys.argv if argv is None else argv)
+    args = parse_args(argv)
+    config = JobConfig(
+        job_name=args["JOB_NAME"], source_uri=args["source_uri"], target_uri=args["target_uri"],
+        database=args.get("database", "aircast"), bookmark_uri=args.get("bookmark_uri", ""),
+        run_id=args.get("run_id", "") or args.get("JOB_RUN_ID", ""),
+    )
+    try:
+        from awsglue.context import GlueContext  # type: ignore[import-not-found]
+        from awsglue.job import Job  # type: ignore[import-not-found]
+        from pyspark.context import SparkContext
+    except ImportError:
+        spark = SparkSession.builder.appName(config.job_name).getOrCreate()
+        job = None
+    else:
+        glue_context = GlueContext(SparkContext.getOrCreate())
+        spark = glue_context.spark_session
+        job = Job(glue_context)
+        job.init(config.job_name, args)
+    try:
+        counts = run_job(spark, config)
+    except NoRawDataError as exc:
+        print(f"{exc}: nothing to do", file=sys.stderr)
+        return 1
+    if job is not None:
+        catalog_with_spark_sql(spark, config)
+        job.commit()
+    print(json.dumps(counts))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
