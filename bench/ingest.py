@@ -92,8 +92,11 @@ def raw_broker_path(settings: Settings, readings: list[Reading], max_in_flight: 
     sub.connect(settings.mqtt_host, settings.mqtt_port, keepalive=30)
     sub.loop_start()
     pub = _paho(settings, pub_creds, "bench-raw")
-    pub.max_inflight_messages_set(max_in_flight)
-    pub.max_queued_messages_set(0)
+    # Cap in-flight publishes ourselves, like the device does: paho's own cap rescans its
+    # whole queue on every PUBACK (quadratic), which would make this baseline unfairly slow.
+    slots = threading.Semaphore(max_in_flight)
+    pub.max_inflight_messages_set(0)
+    pub.on_publish = lambda *a: slots.release()
     pub.connect(settings.mqtt_host, settings.mqtt_port, keepalive=30)
     pub.loop_start()
     try:
@@ -101,6 +104,7 @@ def raw_broker_path(settings: Settings, readings: list[Reading], max_in_flight: 
             raise RuntimeError("raw subscriber could not subscribe")
         t0 = time.monotonic()
         for p in payloads:
+            slots.acquire()
             pub.publish("sensors/bench-raw/telemetry", p, qos=1)
         done.wait(timeout)
         elapsed = (last_at or time.monotonic()) - t0

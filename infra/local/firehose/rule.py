@@ -40,6 +40,11 @@ def _reject_constant(name: str) -> float:
     raise ValueError(f"{name} is not valid JSON")
 
 
+# One decoder/encoder for the process: json.loads/dumps with options build new ones per call.
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+
+
 def apply_rule(topic: str, payload: bytes, received_at_ms: int) -> RuleResult:
     """Apply the IoT rule to one MQTT message.
 
@@ -52,14 +57,14 @@ def apply_rule(topic: str, payload: bytes, received_at_ms: int) -> RuleResult:
     if len(payload) > MAX_PAYLOAD_BYTES:
         return RuleResult(None, f"payload_too_large: {len(payload)} bytes > {MAX_PAYLOAD_BYTES} (IoT Core limit)")
     try:
-        record = json.loads(payload, parse_constant=_reject_constant)
+        record = _DECODER.decode(payload.decode("utf-8"))
     except (ValueError, UnicodeDecodeError) as exc:
         return RuleResult(None, f"invalid_json: {exc}")
     if not isinstance(record, dict):
         return RuleResult(None, f"not_an_object: payload is a JSON {type(record).__name__}, not an object")
     record["thing_name"] = thing
     record["received_at"] = received_at_ms
-    line = json.dumps(record, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    line = _ENCODER.encode(record)
     return RuleResult(line.encode("utf-8") + b"\n")
 
 
