@@ -64,8 +64,9 @@ class Settings:
     retrain_schedule: str = "cron(0 3 ? * SUN *)"  # weekly retrain, Sunday 03:00 UTC
     drift_check_schedule: str = "rate(1 hour)"
     retrain_auto_approve: bool = False  # retrained packages register Approved (deploy at once) instead of pending
+    retrain_pipeline_parameters: str = ""  # JSON object of extra pipeline parameters for retraining runs
     drift_error_ratio: float = 1.5  # rolling wQL / evaluation wQL above this counts as degraded
-    drift_window_hours: int = 24  # degraded this many consecutive forecast hours → drift
+    drift_window_hours: int = 24  # error beyond the ratio for (nearly) all of this many hours → drift
     # Local clock scale for wait intervals (1.0 = real time)
     clock_scale: float = 1.0
 

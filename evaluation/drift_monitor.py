@@ -62,6 +62,7 @@ class MonitorConfig:
     state: Path | None = None
     serving_model: str | None = None
     emit: bool = True
+    plot: bool = True
     extra_detail: dict[str, Any] = field(default_factory=dict)
 
 
@@ -128,7 +129,7 @@ def already_announced(state: Mapping[str, Any], model: str, declared_at: str, co
 def drift_event(config: MonitorConfig, decision: Any) -> dict[str, Any]:
     """The PutEvents entry announcing drift (the rule ``aircast-drift-retrain`` matches it)."""
     arn = decision.model_package_arn or ""
-    version = arn.rsplit("/", 1)[-1] if "/model-package/" in arn else None
+    version = arn.rsplit("/", 1)[-1] if "model-package/" in arn else None
     detail = {
         "ModelPackageGroupName": config.model_package_group,
         "ModelPackageArn": arn,
@@ -172,8 +173,9 @@ def run_monitor(config: MonitorConfig, events_client: Any | None = None) -> dict
     if mine and series:
         reference_end = min(f.forecast_start for f in mine)
         recent_end = max(s.index.max() for s in series.values() if len(s))
+        # at least three days of recent readings: one day is too few points for a distribution
         decision.input_drift = input_drift(series, reference_end, recent_end, config.reference_hours,
-                                           config.window_hours, config.psi_threshold)
+                                           max(config.window_hours, 72), config.psi_threshold)
     log(f"decision: {'DRIFT' if decision.drift else 'no drift'} — {decision.reason}")
 
     state = read_state(config.state)
@@ -217,7 +219,8 @@ def run_monitor(config: MonitorConfig, events_client: Any | None = None) -> dict
     (config.output / "drift_report.json").write_text(json.dumps(report, indent=2, default=str))
     scores.to_csv(config.output / "scores.csv", index=False)
     timeline.to_csv(config.output / "error_timeline.csv", index=False)
-    plot_error_timeline(timeline, report, config.output / "error_timeline.png")
+    if config.plot:
+        plot_error_timeline(timeline, report, config.output / "error_timeline.png")
     if config.state is not None:
         config.state.parent.mkdir(parents=True, exist_ok=True)
         config.state.write_text(json.dumps(state, indent=2))
@@ -244,18 +247,18 @@ def plot_error_timeline(timeline: pd.DataFrame, report: Mapping[str, Any], path:
                       label=f"threshold {ratio}× eval wQL ({label})")
     for sent in report.get("drift_events", []):
         ax.axvline(pd.Timestamp(sent["declared_at"]), color="red", lw=1.5)
-        ax.annotate("drift declared", (pd.Timestamp(sent["declared_at"]), 1), xycoords=("data", "axes fraction"),
-                    color="red", rotation=90, va="top", ha="right", fontsize=8)
+        ax.annotate(f"drift declared ({_short(sent['model_package_arn'])})", (pd.Timestamp(sent["declared_at"]), 0.02),
+                    xycoords=("data", "axes fraction"), color="red", rotation=90, va="bottom", ha="right", fontsize=8)
     for switch in report.get("model_switches", [])[1:]:
         ax.axvline(pd.Timestamp(switch["first_forecast_hour"]), color="green", lw=1.5)
         ax.annotate(f"retrained model serves ({_short(switch['model_package_arn'])})",
-                    (pd.Timestamp(switch["first_forecast_hour"]), 1), xycoords=("data", "axes fraction"),
-                    color="green", rotation=90, va="top", ha="right", fontsize=8)
-    ax.set_xlabel("forecast start (UTC)")
+                    (pd.Timestamp(switch["first_forecast_hour"]), 0.02), xycoords=("data", "axes fraction"),
+                    color="green", rotation=90, va="bottom", ha="right", fontsize=8)
+    ax.set_xlabel("forecast start / data hour (UTC)")
     ax.set_ylabel("weighted quantile loss")
     ax.set_title(f"{report['endpoint_name']}: served forecast error vs evaluation")
     if not timeline.empty:
-        ax.legend(fontsize=7, loc="upper left")
+        ax.legend(fontsize=7, loc="upper left", framealpha=0.9)
     fig.autofmt_xdate()
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -265,7 +268,7 @@ def plot_error_timeline(timeline: pd.DataFrame, report: Mapping[str, Any], path:
 
 
 def _short(arn: str) -> str:
-    return "v" + arn.rsplit("/", 1)[-1] if "/model-package/" in arn else arn
+    return "v" + arn.rsplit("/", 1)[-1] if "model-package/" in arn else arn
 
 
 def parse_baselines(values: Sequence[str], serving: str | None) -> dict[str, Baseline]:

@@ -59,11 +59,21 @@ def retrain_parameters(settings: Settings, trigger: str) -> list[dict[str, str]]
     ``ModelApprovalStatus`` follows the auto-approve policy: ``Approved`` makes the
     registered package deploy through the approval rule at once; otherwise it waits for
     a person. The quality gate still runs first, so a worse model registers nothing.
+    ``settings.retrain_pipeline_parameters`` (JSON) adds overrides such as ``{"Epochs": 5}``.
     """
     status = "Approved" if settings.retrain_auto_approve else "PendingManualApproval"
-    # ``trigger`` is kept for the description only: SageMaker rejects parameters the pipeline does not define
+    params = {"ModelApprovalStatus": status}
+    if settings.retrain_pipeline_parameters.strip():
+        try:
+            extra = json.loads(settings.retrain_pipeline_parameters)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"retrain_pipeline_parameters must be a JSON object like {{\"Epochs\": 5}}: {exc}") from exc
+        if not isinstance(extra, dict):
+            raise ValueError("retrain_pipeline_parameters must be a JSON object like {\"Epochs\": 5}")
+        params.update({str(k): v if isinstance(v, str) else json.dumps(v) for k, v in extra.items()})
+    # ``trigger`` only documents the caller: SageMaker rejects parameters the pipeline does not define
     del trigger
-    return [{"Name": "ModelApprovalStatus", "Value": status}]
+    return [{"Name": k, "Value": v} for k, v in params.items()]
 
 
 def default_rules(settings: Settings) -> list[dict[str, Any]]:
