@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from typing import Any
 
@@ -67,15 +66,37 @@ def test_approval_event_reaches_the_deploy_function_and_rejection_does_not(
     assert len(matched) == 1 and matched[0]["invocations"][0]["status"] == "succeeded"
 
 
-@pytest.mark.skipif(importlib.util.find_spec("deployment.handler") is None,
-                    reason="deployment/handler.py has not landed yet")
-def test_approval_event_through_the_bus_calls_the_real_deploy_handler(settings: Settings) -> None:
-    """The real handler runs: for a package the registry does not hold it must fail, and the bus records it."""
+def test_registry_approval_goes_through_the_bus_to_the_real_deploy_handler(settings: Settings) -> None:
+    """Registry status change → event on the bus → approval rule → deployment/handler.py deploys that package."""
+    from aircast.clients import get_client
+
     events = LocalEventsClient(settings)
     ensure_default_rules(settings, events)
-    events.put_events(Entries=[_state_change(settings, "Approved", version=99)])
+    sm = get_client("sagemaker", settings)
+    sm.create_model_package_group(ModelPackageGroupName=settings.model_package_group)
+    spec = {"Containers": [{"Image": "deepar", "ModelDataUrl": f"s3://{settings.artifacts_bucket}/m/model.tar.gz"}],
+            "SupportedContentTypes": ["application/json"], "SupportedResponseMIMETypes": ["application/json"]}
+    first = sm.create_model_package(ModelPackageGroupName=settings.model_package_group,
+                                    InferenceSpecification=spec)["ModelPackageArn"]
+    second = sm.create_model_package(ModelPackageGroupName=settings.model_package_group,
+                                     InferenceSpecification=spec)["ModelPackageArn"]
+    sm.update_model_package(ModelPackageArn=second, ModelApprovalStatus="Rejected")
+    assert events.history(rule=APPROVAL_RULE) == []  # pending and rejected never reach the deploy function
+    sm.update_model_package(ModelPackageArn=first, ModelApprovalStatus="Approved")
+    (entry,) = events.history(rule=APPROVAL_RULE)
+    (inv,) = entry["invocations"]
+    assert inv["status"] == "succeeded", inv["error"]
+    assert inv["result"]["model_package_arn"] == first  # exactly the approved package, not "the latest"
+    assert inv["result"]["endpoint_name"] == settings.endpoint_name
+
+
+def test_approval_event_for_an_unknown_package_deploys_nothing(settings: Settings) -> None:
+    """The real handler refuses a package the registry does not hold; the bus records it and carries on."""
+    events = LocalEventsClient(settings)
+    ensure_default_rules(settings, events)
+    resp = events.put_events(Entries=[_state_change(settings, "Approved", version=99)])
+    assert resp["FailedEntryCount"] == 0
     (entry,) = events.history(rule=APPROVAL_RULE)
     (inv,) = entry["invocations"]
     assert inv["target_id"] == "deploy"
-    # no such package exists: the handler must not claim a deployment
-    assert inv["status"] == "failed" or "deployed" not in json.dumps(inv["result"]).lower()
+    assert inv["status"] == "failed" or inv["result"].get("status") != "deployed"
