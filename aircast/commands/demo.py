@@ -1,9 +1,34 @@
-"""`aircast demo ...` subcommands."""
+"""``aircast demo``: the whole chain on the local default (see ``aircast.demo``)."""
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
+
+from aircast.output import print_json
+from aircast.settings import Settings
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    """Add the `demo` command group (filled in by its issue)."""
+    p = sub.add_parser("demo", help="run the whole chain locally: devices → lake → pipeline → endpoint → forecast",
+                       description="Run the whole aircast chain on this machine (no AWS, no Docker). "
+                                   "A rerun sends the next days of data and deploys the new model blue/green.")
+    p.add_argument("--days", type=int, default=42, help="days of history on the first run (default 42)")
+    p.add_argument("--fresh-days", type=int, default=7, help="days of new data on each rerun (default 7)")
+    p.add_argument("--sim-sensors", type=int, default=3, help="simulated sensors besides the Beijing replay")
+    p.add_argument("--epochs", type=int, default=20, help="DeepAR epochs (default 20)")
+    p.add_argument("--plot", type=Path, help="where to write the forecast plot (default <data-dir>/forecast.png)")
+    p.add_argument("--keep-running", action="store_true", help="leave the local stack running at the end")
+    p.add_argument("--json", action="store_true", help="print the run's report as JSON at the end")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    from aircast.demo import Demo, DemoOptions
+
+    options = DemoOptions(days=args.days, fresh_days=args.fresh_days, sim_sensors=args.sim_sensors,
+                          epochs=args.epochs, plot_path=args.plot, stop_stack=not args.keep_running)
+    report = Demo(settings, options).run()
+    if args.json:
+        print_json(report.as_dict())
+    return 0

@@ -1,0 +1,535 @@
+"""The main job: the whole aircast chain on the local default, stage by stage.
+
+``aircast demo`` (``make demo``) starts the local stack, sends real Beijing PM2.5
+readings and a few simulated sensors through MQTT with mutual TLS, lands them in
+the lake, runs the Glue crawler and ETL job on local Spark, executes the SageMaker
+Pipeline's own definition locally (preprocess → DeepAR → batch forecast →
+evaluate → gate → register), approves the package so the approval event deploys
+it blue/green, invokes the endpoint through boto3's sagemaker-runtime client and
+plots the forecast. A rerun sends the next days of data and deploys the new
+model over the old one (canary), the endpoint serving throughout.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import fcntl
+import heapq
+import json
+import os
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from aircast.output import CommandError, print_table
+from aircast.settings import Settings
+
+#: the real sensor replayed through the device client
+REPLAY_THING = "beijing-us-embassy"
+#: where the first run's replay starts (the data's clock is UTC+8; this is UTC)
+FIRST_START = dt.datetime(2014, 10, 1, tzinfo=dt.UTC)
+DEMO_STATE_FILE = "demo-state.json"
+
+
+@dataclass(frozen=True)
+class DemoOptions:
+    """What one demo run does; the defaults are the full demo, tests use smaller values."""
+
+    days: int = 42  #: days of history on the first run
+    fresh_days: int = 7  #: days of new data on each rerun
+    sim_sensors: int = 3
+    epochs: int = 20
+    context_length: int = 72
+    eval_windows: int = 7
+    pollutants: str = "pm2_5"
+    #: local clock scale for the deployment's wait intervals (0.05: a 2-minute bake takes 6 s)
+    clock_scale: float = 0.05
+    deploy_strategy: str = "canary"
+    deploy_wait_seconds: int = 120
+    csv_path: Path = Path(__file__).resolve().parents[1] / "data" / "beijing_pm25_hourly.csv"
+    plot_path: Path | None = None  #: default <data_dir>/forecast.png
+    stop_stack: bool = True
+    spark: Any = None  #: an existing Spark session (tests share one)
+
+
+@dataclass
+class StageResult:
+    name: str
+    seconds: float
+    summary: str
+
+
+@dataclass
+class DemoReport:
+    """What the demo did: per-stage timings and the figures a user looks at."""
+
+    stages: list[StageResult] = field(default_factory=list)
+    published: int = 0
+    acknowledged: int = 0
+    failed: int = 0
+    lake_records: int = 0
+    etl: dict[str, Any] = field(default_factory=dict)
+    execution: dict[str, Any] = field(default_factory=dict)
+    evaluation: dict[str, Any] = field(default_factory=dict)
+    model_package_arn: str | None = None
+    deployment: dict[str, Any] = field(default_factory=dict)
+    forecast: dict[str, Any] = field(default_factory=dict)
+    plot_path: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        out = {k: v for k, v in self.__dict__.items() if k != "stages"}
+        out["stages"] = [s.__dict__ for s in self.stages]
+        return out
+
+
+def say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+class Demo:
+    """Runs the stages in order, timing each; see the module docstring."""
+
+    STAGES = 7
+
+    def __init__(self, settings: Settings, options: DemoOptions | None = None) -> None:
+        self.options = options or DemoOptions()
+        # the deployment's waits run on a scaled clock in the demo so a canary bakes in seconds
+        self.settings = settings.replace(clock_scale=self.options.clock_scale,
+                                         deploy_strategy=self.options.deploy_strategy,
+                                         deploy_wait_seconds=self.options.deploy_wait_seconds)
+        self.report = DemoReport()
+        self._stage_no = 0
+
+    # ---- plumbing -------------------------------------------------------------------
+    @contextlib.contextmanager
+    def stage(self, name: str) -> Iterator[list[str]]:
+        self._stage_no += 1
+        say(f"\n==> [{self._stage_no}/{self.STAGES}] {name}")
+        notes: list[str] = []
+        t0 = time.monotonic()
+        yield notes
+        seconds = time.monotonic() - t0
+        summary = "; ".join(notes)
+        self.report.stages.append(StageResult(name, round(seconds, 1), summary))
+        say(f"    done in {seconds:.1f} s{': ' + summary if summary else ''}")
+
+    def _state_path(self) -> Path:
+        return self.settings.data_dir / DEMO_STATE_FILE
+
+    def _load_state(self) -> dict[str, Any]:
+        try:
+            return json.loads(self._state_path().read_text())
+        except (OSError, ValueError):
+            return {}
+
+    def _save_state(self, state: dict[str, Any]) -> None:
+        self._state_path().write_text(json.dumps(state, indent=2))
+
+    # ---- the run --------------------------------------------------------------------
+    def run(self) -> DemoReport:
+        from infra.local import stack
+
+        self.settings.data_dir.mkdir(parents=True, exist_ok=True)
+        with demo_lock(self.settings):
+            t0 = time.monotonic()
+            try:
+                with self.stage("Local stack: IoT Core (mosquitto, mutual TLS), Firehose, endpoint host, event bus"
+                                ) as notes:
+                    self.start_stack(notes)
+                with self.stage("Devices: replay Beijing PM2.5 + simulated sensors over MQTT") as notes:
+                    self.ingest(notes)
+                with self.stage("Lake: Glue crawler + ETL job on local Spark") as notes:
+                    self.lake(notes)
+                with self.stage("SageMaker Pipeline (local): preprocess → DeepAR → batch forecast → evaluate "
+                                "→ gate → register") as notes:
+                    self.pipeline(notes)
+                with self.stage("Model Registry approval → EventBridge → blue/green deployment") as notes:
+                    self.deploy(notes)
+                with self.stage("Forecast: invoke the endpoint through boto3 sagemaker-runtime") as notes:
+                    self.forecast(notes)
+            finally:
+                if self.options.stop_stack:
+                    with self.stage("Stop the local stack") as notes:
+                        stack.down(self.settings)
+                        notes.append("stopped; data kept in " + str(self.settings.data_dir))
+            self.print_summary(time.monotonic() - t0)
+        return self.report
+
+    def start_stack(self, notes: list[str]) -> None:
+        from infra.local import stack
+        from infra.local.eventbridge.defaults import ensure_default_rules
+
+        rows = stack.up(self.settings)
+        print_table(rows, ["service", "state", "pid", "port"], out=sys.stderr)
+        ensure_default_rules(self.settings)
+        notes.append(", ".join(f"{r['service']}:{r['port'] or '-'}" for r in rows))
+
+    def ingest(self, notes: list[str]) -> None:
+        from device.publisher import DeviceCredentials, load_next_seq, publish_fleet, save_last_seq
+        from device.readings import replay_beijing, simulate, simulated_thing_names
+        from infra.local.firehose import flush
+        from infra.local.iot_core.pki import register_thing
+
+        opts = self.options
+        state = self._load_state()
+        start = dt.datetime.fromisoformat(state["next_start"]) if "next_start" in state else FIRST_START
+        hours = 24 * (opts.fresh_days if "next_start" in state else opts.days)
+        end = start + dt.timedelta(hours=hours)
+        things = [REPLAY_THING, *simulated_thing_names(opts.sim_sensors)]
+        creds: dict[str, DeviceCredentials] = {}
+        for thing in things:
+            c = register_thing(self.settings.pki_dir, thing)
+            creds[thing] = DeviceCredentials(c.cert_path, c.key_path, c.ca_path)
+        say(f"    {len(things)} things registered (certificates under {self.settings.pki_dir}); "
+            f"readings {start:%Y-%m-%d %H:%M} → {end:%Y-%m-%d %H:%M} UTC")
+        replay = replay_beijing(opts.csv_path, REPLAY_THING, start=start, hours=hours)
+        sims = simulate(opts.sim_sensors, start, hours, seed=int(start.timestamp()) // 3600) \
+            if opts.sim_sensors else iter(())
+        readings = heapq.merge(replay, sims, key=lambda r: r.timestamp)
+
+        def progress(r: Any) -> None:
+            say(f"    published {r.published:>6}  acknowledged {r.acknowledged:>6}  failed {r.failed}")
+
+        report = publish_fleet(readings, creds.__getitem__, self.settings.mqtt_host, self.settings.mqtt_port,
+                               first_seq=lambda thing: load_next_seq(self.settings, thing),
+                               progress=progress, progress_every_s=2.0, log=say)
+        save_last_seq(self.settings, report.last_seq)
+        counters = flush(self.settings, timeout=60.0)
+        self.report.published += report.published
+        self.report.acknowledged += report.acknowledged
+        self.report.failed += report.failed
+        if report.failed:
+            raise CommandError(f"{report.failed} readings were not acknowledged by the broker: {report.errors[:3]}")
+        state.update(next_start=end.isoformat(), last_run=dt.datetime.now(dt.UTC).isoformat())
+        state.setdefault("first_start", start.isoformat())
+        self._save_state(state)
+        notes.append(f"{report.published} readings from {len(things)} things, {report.acknowledged} acknowledged "
+                     f"(QoS 1), delivery stream flushed ({counters.get('written', counters)} written)")
+
+    def lake(self, notes: list[str]) -> None:
+        from infra.local.glue import run_crawler, run_etl_job
+
+        table = run_crawler(self.settings)
+        self.report.lake_records = count_raw_records(self.settings)
+        counts = run_etl_job(self.settings, spark=self.options.spark)
+        self.report.etl = counts
+        shown = {k: counts.get(k) for k in ("read", "written", "duplicates", "quarantined", "hourly_rows")
+                 if k in counts}
+        print_table([shown], out=sys.stderr)
+        notes.append(f"raw_telemetry: {len(table.get('columns', table.get('Columns', [])) or [])} columns; "
+                     f"ETL read {counts.get('read')} written {counts.get('written')} "
+                     f"duplicates {counts.get('duplicates')} quarantined {counts.get('quarantined')} "
+                     f"in {counts.get('duration_s')} s")
+
+    def pipeline(self, notes: list[str]) -> None:
+        from infra.local.sagemaker.pipelines import run_local_pipeline
+
+        opts = self.options
+        params = {"Epochs": opts.epochs, "ContextLength": opts.context_length, "NumEvalWindows": opts.eval_windows,
+                  "Pollutants": opts.pollutants}
+        summary = run_local_pipeline(self.settings, params, progress=True)
+        self.report.execution = summary
+        say("")
+        print_table(summary["steps"], ["step", "status", "seconds", "detail"], out=sys.stderr)
+        if summary["status"] != "Succeeded":
+            raise CommandError(f"pipeline execution {summary['status']}: {summary.get('failure_reason')}")
+        arn = summary.get("model_package_arn")
+        self.report.model_package_arn = arn
+        evaluation = read_evaluation(self.settings, arn) if arn else None
+        if evaluation:
+            self.report.evaluation = evaluation
+            print_metrics(evaluation)
+        if not arn:
+            gate = next((s for s in summary["steps"] if s["step"] == "QualityGate"), {})
+            notes.append(f"quality gate {gate.get('detail', '')}: no model registered this time")
+            return
+        rel = (evaluation or {}).get("relative_mean_wQuantileLoss", {}).get("value")
+        notes.append(f"registered {arn.rsplit('/', 2)[-2]} v{arn.rsplit('/', 1)[-1]}"
+                     + (f"; mean wQL {rel:.2f}× the seasonal-naive baseline's" if rel is not None else ""))
+
+    def deploy(self, notes: list[str]) -> None:
+        from aircast.clients import get_client
+        from deployment.deploy import endpoint_exists
+
+        arn = self.report.model_package_arn
+        endpoint = self.settings.endpoint_name
+        sm = get_client("sagemaker", self.settings)
+        if not arn:
+            notes.append("nothing new to deploy (the gate did not pass)")
+            return
+        current = endpoint_exists(sm, endpoint)
+        existed = current is not None
+        load = BackgroundLoad(self.settings, endpoint) if existed else None
+        if load:
+            load.start()
+        say(f"    approving {arn} (the approval event triggers the deploy Lambda)")
+        sm.update_model_package(ModelPackageArn=arn, ModelApprovalStatus="Approved",
+                                ApprovalDescription="approved by aircast demo")
+        final = watch_endpoint(sm, endpoint, current.get("EndpointConfigName") if current else None, timeout_s=600)
+        stats = load.stop() if load else None
+        self.report.deployment = {"endpoint": endpoint, "status": final["EndpointStatus"],
+                                  "strategy": self.settings.deploy_strategy if existed else "create",
+                                  "requests_during_update": stats}
+        if final["EndpointStatus"] != "InService":
+            raise CommandError(f"endpoint {endpoint} is {final['EndpointStatus']}: {final.get('FailureReason')}")
+        if existed:
+            notes.append(f"{endpoint}: blue/green {self.settings.deploy_strategy} update to the new version, "
+                         f"{stats['ok']} requests served during the update, {stats['failed']} failed")
+        else:
+            notes.append(f"{endpoint} created and InService (a rerun deploys the next version blue/green)")
+
+    def forecast(self, notes: list[str]) -> None:
+        from aircast.clients import get_client
+
+        series = latest_series(self.settings, REPLAY_THING, "pm2_5", self.options.context_length * 3)
+        history_start, history = series
+        request = {
+            "instances": [{"start": history_start, "target": history, "cat": deepar_cat(self.settings,
+                                                                                          REPLAY_THING, "pm2_5")}],
+            "configuration": {"num_samples": 100, "output_types": ["mean", "quantiles", "samples"],
+                              "quantiles": ["0.1", "0.5", "0.9"]},
+        }
+        if request["instances"][0]["cat"] is None:
+            del request["instances"][0]["cat"]
+        runtime = get_client("sagemaker-runtime", self.settings)
+        resp = runtime.invoke_endpoint(EndpointName=self.settings.endpoint_name, ContentType="application/json",
+                                       Accept="application/json", Body=json.dumps(request).encode())
+        variant = resp.get("InvokedProductionVariant") or resp["ResponseMetadata"]["HTTPHeaders"].get(
+            "x-amzn-invoked-production-variant")
+        prediction = json.loads(resp["Body"].read())["predictions"][0]
+        forecast_start = dt.datetime.fromisoformat(history_start) + dt.timedelta(hours=len(history))
+        actuals = beijing_actuals(self.options.csv_path, forecast_start, len(prediction["mean"]))
+        rows = [{"hour (UTC)": (forecast_start + dt.timedelta(hours=i)).strftime("%Y-%m-%d %H:%M"),
+                 "mean": prediction["mean"][i], "p10": prediction["quantiles"]["0.1"][i],
+                 "p50": prediction["quantiles"]["0.5"][i], "p90": prediction["quantiles"]["0.9"][i],
+                 "actual": actuals[i]} for i in range(len(prediction["mean"]))]
+        say(f"    next {len(rows)} hours of PM2.5 (µg/m³) at {REPLAY_THING}, served by variant {variant}:")
+        print_table(rows)
+        plot = self.options.plot_path or self.settings.data_dir / "forecast.png"
+        write_forecast_plot(plot, history_start, history, forecast_start, prediction, actuals,
+                            title=f"PM2.5 at {REPLAY_THING}: next 24 h from endpoint {self.settings.endpoint_name}")
+        self.report.forecast = {"variant": variant, "start": forecast_start.isoformat(), "rows": rows}
+        self.report.plot_path = str(plot)
+        notes.append(f"24 h forecast from variant {variant}; plot written to {plot}")
+
+    def print_summary(self, total_s: float) -> None:
+        say("\n==> Summary")
+        print_table([{"stage": s.name.split(":")[0], "seconds": s.seconds, "result": s.summary}
+                     for s in self.report.stages], out=sys.stderr)
+        say(f"total {total_s:.0f} s. Data dir: {self.settings.data_dir}")
+        if self.report.plot_path:
+            say(f"forecast plot: {self.report.plot_path}")
+        say("explore: aircast lake query \"SELECT thing_name, pollutant, count(*) FROM hourly GROUP BY ALL\" | "
+            "aircast models list | aircast pipeline executions | aircast endpoint describe "
+            f"{self.settings.endpoint_name} (after aircast local up)")
+
+
+# ---- helpers (pure where they can be) -------------------------------------------------
+@contextlib.contextmanager
+def demo_lock(settings: Settings) -> Iterator[None]:
+    """Refuse a second demo on the same data dir while one runs."""
+    settings.run_dir.mkdir(parents=True, exist_ok=True)
+    path = settings.run_dir / "demo.lock"
+    fh = open(path, "a+")
+    try:
+        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        fh.seek(0)
+        holder = fh.read().strip() or "?"
+        fh.close()
+        raise CommandError(f"another aircast demo is already running on {settings.data_dir} (pid {holder}); "
+                           "wait for it to finish, or stop it first") from None
+    try:
+        fh.seek(0)
+        fh.truncate()
+        fh.write(str(os.getpid()))
+        fh.flush()
+        yield
+    finally:
+        fcntl.flock(fh, fcntl.LOCK_UN)
+        fh.close()
+
+
+def count_raw_records(settings: Settings) -> int:
+    """Lines in the raw Firehose objects of the lake (records delivered)."""
+    root = settings.s3_root / settings.lake_bucket / "raw" / "telemetry"
+    total = 0
+    for path in root.rglob("*"):
+        if path.is_file() and not path.name.startswith("."):
+            with open(path, "rb") as fh:
+                total += sum(1 for line in fh if line.strip())
+    return total
+
+
+def read_evaluation(settings: Settings, model_package_arn: str) -> dict[str, Any] | None:
+    """The evaluation.json a registered package's ModelMetrics point at."""
+    from aircast.clients import get_client
+    from infra.local.s3 import uri_to_path
+
+    desc = get_client("sagemaker", settings).describe_model_package(ModelPackageName=model_package_arn)
+    uri = desc.get("ModelMetrics", {}).get("ModelQuality", {}).get("Statistics", {}).get("S3Uri")
+    if not uri:
+        return None
+    return json.loads(uri_to_path(uri, settings.s3_root).read_text())
+
+
+def print_metrics(evaluation: dict[str, Any]) -> None:
+    model = evaluation.get("forecast_metrics", {})
+    base = evaluation.get("baseline_metrics", {}).get("seasonal_naive", {})
+    rows = []
+    for name in ("mean_wQuantileLoss", "RMSE", "MASE", "coverage[0.1,0.9]"):
+        rows.append({"metric": name, "DeepAR": model.get(name, {}).get("value"),
+                     "seasonal naive (24 h)": base.get(name, {}).get("value")})
+    info = evaluation.get("evaluation", {})
+    say(f"\n    evaluation on {info.get('windows')} rolling windows × {info.get('series')} series "
+        f"(never trained on):")
+    print_table(rows, out=sys.stderr)
+
+
+class BackgroundLoad:
+    """Invokes the endpoint in a loop from another thread, counting successes and failures."""
+
+    def __init__(self, settings: Settings, endpoint: str, interval_s: float = 0.05) -> None:
+        self.settings, self.endpoint, self.interval_s = settings, endpoint, interval_s
+        self.ok = self.failed = 0
+        self.variants: dict[str, int] = {}
+        self.errors: list[str] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def _loop(self) -> None:
+        from aircast.clients import get_client
+
+        runtime = get_client("sagemaker-runtime", self.settings)
+        body = json.dumps({"instances": [{"start": "2014-12-01 00:00:00", "target": [float(50 + i % 24)
+                                                                                      for i in range(96)]}],
+                           "configuration": {"num_samples": 20, "output_types": ["mean"]}}).encode()
+        while not self._stop.is_set():
+            try:
+                resp = runtime.invoke_endpoint(EndpointName=self.endpoint, ContentType="application/json",
+                                               Body=body)
+                resp["Body"].read()
+                variant = resp.get("InvokedProductionVariant", "?")
+                self.variants[variant] = self.variants.get(variant, 0) + 1
+                self.ok += 1
+            except Exception as exc:  # noqa: BLE001 - every failure is counted and reported
+                self.failed += 1
+                if len(self.errors) < 5:
+                    self.errors.append(str(exc))
+            self._stop.wait(self.interval_s)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> dict[str, Any]:
+        self._stop.set()
+        self._thread.join(timeout=30)
+        return {"ok": self.ok, "failed": self.failed, "by_variant": self.variants, "errors": self.errors}
+
+
+def watch_endpoint(sm: Any, endpoint: str, before_config: str | None, timeout_s: float = 600.0,
+                   out: Callable[[str], None] = say) -> dict[str, Any]:
+    """Print the endpoint's deployment history as it happens until the deployment settles.
+
+    Settled: InService (or Failed) with no pending deployment, after the endpoint either moved to a
+    new endpoint config or was seen busy (Creating/Updating/RollingBack — a rollback keeps the old config).
+    """
+    seen = 0
+    busy_seen = False
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            desc = sm.describe_endpoint(EndpointName=endpoint)
+        except Exception:  # noqa: BLE001 - the deploy Lambda may not have created it yet
+            desc = {"EndpointStatus": "Pending"}
+        history = desc.get("DeploymentHistory", [])
+        for entry in history[seen:]:
+            when = entry.get("Time")
+            stamp = when.strftime("%H:%M:%S") if hasattr(when, "strftime") else ""
+            out(f"    {stamp} {entry.get('Message')}")
+        seen = len(history)
+        status = desc["EndpointStatus"]
+        busy_seen = busy_seen or status in ("Creating", "Updating", "RollingBack")
+        moved = desc.get("EndpointConfigName") not in (None, before_config)
+        if status in ("InService", "Failed") and not desc.get("PendingDeploymentSummary") and (moved or busy_seen):
+            return desc
+        if time.monotonic() > deadline:
+            raise CommandError(f"endpoint {endpoint} still {status} after {timeout_s:.0f} s")
+        time.sleep(0.25)
+
+
+def latest_series(settings: Settings, thing: str, pollutant: str, hours: int) -> tuple[str, list[Any]]:
+    """The last ``hours`` hourly means of one series from the curated lake, gaps as "NaN"."""
+    import duckdb
+
+    glob = (settings.s3_root / settings.lake_bucket / "curated" / "hourly").as_posix() + "/*/*.parquet"
+    con = duckdb.connect()
+    rows = con.execute(
+        f"SELECT hour, mean FROM read_parquet('{glob}', hive_partitioning=true) "
+        "WHERE thing_name = ? AND pollutant = ? ORDER BY hour", [thing, pollutant]).fetchall()
+    if not rows:
+        raise CommandError(f"no hourly {pollutant} data for {thing} in the lake")
+    by_hour = {_naive_utc(h): float(v) for h, v in rows}
+    end = max(by_hour)
+    start = end - dt.timedelta(hours=hours - 1)
+    target = [by_hour.get(start + dt.timedelta(hours=i), "NaN") for i in range(hours)]
+    return start.strftime("%Y-%m-%d %H:%M:%S"), target
+
+
+def _naive_utc(value: Any) -> dt.datetime:
+    if value.tzinfo is not None:
+        value = value.astimezone(dt.UTC).replace(tzinfo=None)
+    return value
+
+
+def deepar_cat(settings: Settings, thing: str, pollutant: str) -> list[int] | None:
+    """``cat`` = [pollutant_index, thing_index] from the newest preprocess metadata, if any."""
+    root = settings.s3_root / settings.artifacts_bucket
+    candidates = sorted(root.rglob("metadata.json"), key=lambda p: p.stat().st_mtime)
+    for path in reversed(candidates):
+        try:
+            meta = json.loads(path.read_text())
+        except ValueError:
+            continue
+        cats = meta.get("cat_maps") or meta.get("cat") or {}
+        pollutants, things = cats.get("pollutant", {}), cats.get("thing_name", cats.get("thing", {}))
+        if pollutant in pollutants and thing in things:
+            return [int(pollutants[pollutant]), int(things[thing])]
+    return None
+
+
+def beijing_actuals(csv_path: Path, start: dt.datetime, hours: int) -> list[float | None]:
+    """PM2.5 actually measured in the forecast's hours, where the CSV knows them."""
+    from device.readings import replay_beijing
+
+    start = start.replace(tzinfo=dt.UTC) if start.tzinfo is None else start
+    values: dict[dt.datetime, float] = {}
+    for reading in replay_beijing(csv_path, REPLAY_THING, start=start, hours=hours):
+        if "pm2_5" in reading.measurements:
+            values[reading.timestamp] = float(reading.measurements["pm2_5"])
+    return [values.get(start + dt.timedelta(hours=i)) for i in range(hours)]
+
+
+def write_forecast_plot(path: Path, history_start: str, history: list[Any], forecast_start: dt.datetime,
+                        prediction: dict[str, Any], actuals: list[float | None], title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from evaluation.plots import plot_forecast
+
+    fig, ax = plt.subplots(figsize=(11, 4.5))
+    plot_forecast(ax, history_start, history, forecast_start.strftime("%Y-%m-%d %H:%M:%S"), prediction["mean"],
+                  lower=prediction["quantiles"]["0.1"], upper=prediction["quantiles"]["0.9"],
+                  actuals=[float("nan") if a is None else a for a in actuals], title=title)
+    ax.set_ylabel("PM2.5 (µg/m³)")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
