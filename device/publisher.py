@@ -291,7 +291,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     source.add_argument("--replay", metavar="FILE", type=Path,
                         help="replay the Beijing PM2.5 hourly CSV (data/beijing_pm25_hourly.csv)")
     source.add_argument("--simulate", metavar="N", type=int, help="simulate N sensors (things sim-sensor-001...)")
-    parser.add_argument("--thing", help=f"thing name for --replay (default {DEFAULT_REPLAY_THING})")
+    parser.add_argument("--thing", help=f"thing name for --replay (default {DEFAULT_REPLAY_THING}) or --simulate 1")
     parser.add_argument("--prefix", default="sim-sensor", help="thing name prefix for --simulate")
     parser.add_argument("--start", type=parse_time,
                         help="first reading's time, ISO (simulate: default --hours before now; replay: skip earlier rows)")
@@ -323,13 +323,18 @@ def plan(args: argparse.Namespace) -> tuple[list[str], Iterable[Reading]]:
         thing = args.thing or DEFAULT_REPLAY_THING
         return [thing], replay_beijing(Path(args.replay), thing, start=args.start, hours=args.hours,
                                        shift_to=args.shift_to)
-    if args.cert and args.simulate != 1:
-        raise DeviceError("--cert/--key name one thing's identity: use them with --simulate 1, or --certs-dir")
+    if (args.cert or args.thing) and args.simulate != 1:
+        raise DeviceError("--cert/--key and --thing name one thing: use them with --simulate 1, or --certs-dir")
+    if args.cert and not args.thing:
+        # the topic must carry the certificate's thing name, or the broker/IoT policy drops the messages
+        raise DeviceError("with --cert give --thing, the thing name the certificate belongs to")
     hours = args.hours if args.hours is not None else 168
     start = args.start or (dt.datetime.now(dt.UTC).replace(minute=0, second=0, microsecond=0)
                            - dt.timedelta(hours=hours - 1))
-    return simulated_thing_names(args.simulate, args.prefix), simulate(args.simulate, start, hours, args.prefix,
-                                                                     args.seed)
+    readings = simulate(args.simulate, start, hours, args.prefix, args.seed)
+    if args.thing:
+        return [args.thing], (Reading(args.thing, r.timestamp, r.measurements) for r in readings)
+    return simulated_thing_names(args.simulate, args.prefix), readings
 
 
 def credentials_for(args: argparse.Namespace, settings: Settings) -> Callable[[str], DeviceCredentials]:
@@ -350,6 +355,9 @@ def run(args: argparse.Namespace, settings: Settings,
         prepare_things: Callable[[list[str]], None] | None = None) -> PublishReport:
     """Run the device as the arguments say; ``prepare_things`` may register local certificates first."""
     things, readings = plan(args)
+    if settings.backend == "aws" and not (args.ca and (args.cert or args.certs_dir)):
+        raise DeviceError("on AWS IoT Core give --ca (AmazonRootCA1.pem) and the thing's --cert/--key "
+                          "(or --certs-dir with <thing>/cert.pem and key.pem)")
     if prepare_things is not None and not (args.cert or args.certs_dir):
         prepare_things(things)
     host = args.endpoint or settings.iot_endpoint or settings.mqtt_host

@@ -13,9 +13,10 @@ import pytest
 
 from aircast.cli import main
 from aircast.settings import Settings
+from device.publisher import main as device_main
 from infra.local import stack
 from infra.local.firehose import flush
-from infra.local.iot_core import broker
+from infra.local.iot_core import broker, pki
 
 SERVICES = ["iot_core", "firehose"]
 
@@ -85,6 +86,18 @@ def test_up_device_status_down(settings: Settings, capsys) -> None:
         while _lake_lines(settings) < before + sent and time.monotonic() < deadline:
             time.sleep(0.05)
         assert _lake_lines(settings) == before + sent
+        # the iot-device script with explicit endpoint, port and certificate paths (as on AWS)
+        creds = pki.register_thing(settings.pki_dir, "explicit-thing")
+        rc = device_main(["--simulate", "1", "--thing", "explicit-thing", "--hours", "4", "--endpoint", "127.0.0.1", "--port",
+                          str(settings.mqtt_port), "--cert", str(creds.cert_path), "--key", str(creds.key_path),
+                          "--ca", str(creds.ca_path), "--data-dir", str(settings.data_dir), "--json"])
+        out = capsys.readouterr().out
+        report = json.loads(out)
+        assert rc == 0 and report["failed"] == 0 and report["last_seq"] == {"explicit-thing": report["published"]}
+        flush(settings, 20)
+        root = settings.s3_root / settings.lake_bucket / "raw/telemetry"
+        lines = [json.loads(x) for p in root.rglob("*") if p.is_file() for x in p.read_bytes().splitlines()]
+        assert sum(r["thing_name"] == "explicit-thing" for r in lines) == report["published"]
         rc, _, err = _run(capsys, "local", "up", "nonsense")
         assert rc == 1 and "unknown service" in err
     finally:
