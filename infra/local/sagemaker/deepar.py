@@ -49,6 +49,7 @@ __all__ = [
     "AlgorithmError",
     "DeepARConfig",
     "DeepARPredictor",
+    "batch_transform",
     "read_channel",
     "train",
     "validate_hyperparameters",
@@ -604,3 +605,45 @@ class DeepARPredictor:
             losses.append(wql)
         metrics["test:mean_wQuantileLoss"] = float(np.mean(losses))
         return metrics
+
+
+def batch_transform(
+    predictor: DeepARPredictor,
+    input_file: Path,
+    output_file: Path,
+    configuration: Mapping[str, Any] | None = None,
+    batch_size: int = 64,
+) -> int:
+    """Batch transform as SageMaker runs it for DeepAR: one instance per input line, one
+    prediction per output line (same order), configuration from ``DEEPAR_INFERENCE_CONFIG``
+    when none is given. Returns the number of lines written."""
+    from infra.local.sagemaker.deepar_format import format_batch_line, inference_config_from_env
+
+    conf = validate_configuration(dict(configuration)) if configuration is not None else inference_config_from_env()
+    output_file = Path(output_file)
+    output_file.parent.mkdir(parents=True, exist_ok=True)
+    written = 0
+    tmp = output_file.with_name(output_file.name + ".partial")
+    with Path(input_file).open("rb") as src, tmp.open("wb") as dst:
+        batch: list[dict] = []
+
+        def flush() -> None:
+            nonlocal written
+            for prediction in predictor.predict(batch, conf):
+                dst.write(format_batch_line(prediction))
+                written += 1
+            batch.clear()
+
+        for number, line in enumerate(src, start=1):
+            if not line.strip():
+                continue
+            try:
+                batch.append(parse_batch_line(line, number, predictor.prediction_length if predictor.num_dynamic_feat else None))
+            except InvalidRequest as exc:
+                raise AlgorithmError(f"{Path(input_file).name}: {exc}") from None
+            if len(batch) >= batch_size:
+                flush()
+        if batch:
+            flush()
+    tmp.replace(output_file)
+    return written
