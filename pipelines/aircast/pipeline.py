@@ -31,6 +31,7 @@ from sagemaker.core.shapes import (  # noqa: E402
     ProcessingOutput,
     ProcessingS3Input,
     ProcessingS3Output,
+    Tag,
 )
 from sagemaker.core.training.configs import Compute, InputData, OutputDataConfig, StoppingCondition  # noqa: E402
 from sagemaker.core.transformer import Transformer  # noqa: E402
@@ -73,6 +74,7 @@ class PipelineParameters:
     prediction_length: ParameterInteger
     context_length: ParameterInteger
     num_eval_windows: ParameterInteger
+    pollutants: ParameterString
     epochs: ParameterInteger
     num_cells: ParameterInteger
     num_layers: ParameterInteger
@@ -102,6 +104,8 @@ def make_parameters(input_data_uri: str, endpoint_name: str) -> PipelineParamete
         prediction_length=ParameterInteger("PredictionLength", default_value=24),
         context_length=ParameterInteger("ContextLength", default_value=72),
         num_eval_windows=ParameterInteger("NumEvalWindows", default_value=7),
+        # comma-separated pollutants to model; empty = every pollutant in the curated table
+        pollutants=ParameterString("Pollutants", default_value=""),
         epochs=ParameterInteger("Epochs", default_value=20),
         num_cells=ParameterInteger("NumCells", default_value=40),
         num_layers=ParameterInteger("NumLayers", default_value=2),
@@ -198,6 +202,9 @@ def get_pipeline(
     session = get_session(region, default_bucket, default_bucket_prefix)
     p = make_parameters(input_data_uri, endpoint_name)
     tags = list(tags or [])
+    for tag in tags:
+        if not isinstance(tag, dict) or set(tag) != {"Key", "Value"}:
+            raise ValueError(f'tags must be [{{"Key": ..., "Value": ...}}], got {tag!r}')
     base = f"s3://{default_bucket}/{default_bucket_prefix.strip('/')}" if default_bucket_prefix.strip("/") \
         else f"s3://{default_bucket}"
 
@@ -247,7 +254,8 @@ def get_pipeline(
                 "--freq", p.frequency,
                 "--prediction-length", p.prediction_length.to_string(),
                 "--context-length", p.context_length.to_string(),
-                "--num-eval-windows", p.num_eval_windows.to_string(),
+                "--num-windows", p.num_eval_windows.to_string(),
+                "--pollutants", p.pollutants,
             ],
         ),
     )
@@ -261,7 +269,7 @@ def get_pipeline(
         hyperparameters=deepar_hyperparameters(p),
         output_data_config=OutputDataConfig(s3_output_path=f"{base}/models"),
         stopping_condition=StoppingCondition(max_runtime_in_seconds=3600),
-        tags=tags or None,
+        tags=[Tag(key=t["Key"], value=t["Value"]) for t in tags] or None,
     )
     step_train = TrainingStep(
         name="TrainDeepAR",
@@ -302,15 +310,18 @@ def get_pipeline(
         step_args=processor("evaluate").run(
             code=script_uri(default_bucket, default_bucket_prefix, "evaluation", "evaluate.py"),
             inputs=[
-                s3_in("forecasts", step_transform.properties.TransformOutput.S3OutputPath,
-                      "/opt/ml/processing/input/forecasts"),
-                s3_in("windows", preprocess_outputs["evaluation"].S3Output.S3Uri, "/opt/ml/processing/input/windows"),
+                s3_in("forecast", step_transform.properties.TransformOutput.S3OutputPath,
+                      "/opt/ml/processing/input/forecast"),
+                s3_in("evaluation", preprocess_outputs["evaluation"].S3Output.S3Uri,
+                      "/opt/ml/processing/input/evaluation"),
+                s3_in("metadata", preprocess_outputs["metadata"].S3Output.S3Uri, "/opt/ml/processing/input/metadata"),
                 lib_input,
             ],
             outputs=[s3_out("evaluation", f"{out}/evaluation", "evaluation")],
             arguments=[
-                "--forecasts-dir", "/opt/ml/processing/input/forecasts",
-                "--windows-dir", "/opt/ml/processing/input/windows",
+                "--forecast-dir", "/opt/ml/processing/input/forecast",
+                "--evaluation-dir", "/opt/ml/processing/input/evaluation",
+                "--metadata-dir", "/opt/ml/processing/input/metadata",
                 "--output-dir", f"{out}/evaluation",
             ],
         ),

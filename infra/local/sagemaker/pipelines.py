@@ -1,7 +1,466 @@
-"""Local SageMaker pipelines (to be filled in by its issue)."""
+"""Local SageMaker Pipelines: pipelines, executions and step records in SQLite.
+
+``PipelinesAPI`` (a mixin of ``LocalSageMakerClient``) offers the boto3 calls
+aircast uses. ``start_pipeline_execution`` returns the execution ARN at once and
+runs the execution in a detached ``python -m infra.local.sagemaker.pipelines``
+process; :func:`run_execution` is the same run in this process (the CLI and
+:func:`run_local_pipeline` use it to show progress and wait).
+"""
 
 from __future__ import annotations
 
+import argparse
+import dataclasses
+import json
+import os
+import secrets
+import sqlite3
+import string
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from aircast.settings import Settings, load_settings
+from infra.local.sagemaker.executor import PipelineDefinitionError, PipelineExecutor, resolve_parameters
+from infra.local.sagemaker.registry import client_error
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS pipelines (
+    name TEXT PRIMARY KEY,
+    definition TEXT NOT NULL,
+    role_arn TEXT NOT NULL,
+    description TEXT NOT NULL DEFAULT '',
+    display_name TEXT NOT NULL DEFAULT '',
+    tags TEXT NOT NULL DEFAULT '[]',
+    created REAL NOT NULL,
+    modified REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS executions (
+    arn TEXT PRIMARY KEY,
+    pipeline TEXT NOT NULL,
+    definition TEXT NOT NULL,
+    parameters TEXT NOT NULL,
+    status TEXT NOT NULL,
+    display_name TEXT NOT NULL DEFAULT '',
+    description TEXT NOT NULL DEFAULT '',
+    failure_reason TEXT,
+    pid INTEGER,
+    created REAL NOT NULL,
+    modified REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS steps (
+    execution_arn TEXT NOT NULL,
+    name TEXT NOT NULL,
+    type TEXT NOT NULL,
+    status TEXT NOT NULL,
+    started REAL NOT NULL,
+    ended REAL,
+    metadata TEXT NOT NULL DEFAULT '{}',
+    failure_reason TEXT,
+    PRIMARY KEY (execution_arn, name)
+);
+"""
+
+_ID_CHARS = string.ascii_lowercase + string.digits
+_TERMINAL = ("Succeeded", "Failed", "Stopped")
+
+
+def _dt(ts: float | None) -> datetime | None:
+    return None if ts is None else datetime.fromtimestamp(ts, tz=UTC)
+
+
+def db_path(settings: Settings) -> Path:
+    return Path(settings.data_dir) / "sagemaker" / "pipelines.sqlite"
+
+
+@contextmanager
+def connect(settings: Settings) -> Iterator[sqlite3.Connection]:
+    path = db_path(settings)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    db = sqlite3.connect(path, timeout=30)
+    db.row_factory = sqlite3.Row
+    try:
+        db.execute("PRAGMA journal_mode=WAL")
+        db.executescript(_SCHEMA)
+        with db:
+            yield db
+    finally:
+        db.close()
+
+
+def _load_definition(text: str, op: str) -> dict[str, Any]:
+    try:
+        definition = json.loads(text)
+    except (TypeError, json.JSONDecodeError) as exc:
+        raise client_error("ValidationException", f"PipelineDefinition is not valid JSON: {exc}", op) from exc
+    if not isinstance(definition, dict) or not isinstance(definition.get("Steps"), list):
+        raise client_error("ValidationException", "PipelineDefinition must be an object with a Steps list", op)
+    return definition
+
+
+def _parameter_list(values: Mapping[str, Any]) -> list[dict[str, str]]:
+    return [{"Name": k, "Value": v if isinstance(v, str) else json.dumps(v)} for k, v in values.items()]
+
+
+class _Recorder:
+    """Writes step status changes of one execution to the store."""
+
+    def __init__(self, settings: Settings, execution_arn: str) -> None:
+        self.settings, self.arn = settings, execution_arn
+
+    def step_started(self, step: str, step_type: str) -> None:
+        with connect(self.settings) as db:
+            db.execute("INSERT OR REPLACE INTO steps (execution_arn, name, type, status, started) VALUES (?,?,?,?,?)",
+                       (self.arn, step, step_type, "Executing", time.time()))
+
+    def step_finished(self, step: str, status: str, metadata: dict[str, Any], failure_reason: str | None) -> None:
+        with connect(self.settings) as db:
+            db.execute("UPDATE steps SET status=?, ended=?, metadata=?, failure_reason=? WHERE execution_arn=? "
+                       "AND name=?", (status, time.time(), json.dumps(metadata, default=str), failure_reason,
+                                     self.arn, step))
+
 
 class PipelinesAPI:
-    """Mixin of LocalSageMakerClient."""
+    """Mixin of LocalSageMakerClient: the SageMaker Pipelines calls aircast uses."""
+
+    settings: Any  # set by LocalSageMakerClient.__init__
+
+    def _pipeline_arn(self, name: str) -> str:
+        return f"arn:aws:sagemaker:{self.settings.region}:{self.settings.account_id}:pipeline/{name.lower()}"
+
+    def _pipeline_row(self, db: sqlite3.Connection, name: str, op: str) -> sqlite3.Row:
+        # accept a name or an ARN, as the API does
+        key = name.rsplit("/", 1)[-1] if name.startswith("arn:") else name
+        row = db.execute("SELECT * FROM pipelines WHERE lower(name)=lower(?)", (key,)).fetchone()
+        if row is None:
+            raise client_error("ResourceNotFound", f"Pipeline '{self._pipeline_arn(key)}' does not exist.", op)
+        return row
+
+    # ---- pipelines -----------------------------------------------------------------
+    def create_pipeline(self, *, PipelineName: str, RoleArn: str, PipelineDefinition: str | None = None,
+                        PipelineDescription: str = "", PipelineDisplayName: str = "",
+                        Tags: list[dict[str, str]] | None = None, **_: Any) -> dict[str, Any]:
+        op = "CreatePipeline"
+        if PipelineDefinition is None:
+            raise client_error("ValidationException", "PipelineDefinition is required locally", op)
+        _load_definition(PipelineDefinition, op)
+        now = time.time()
+        with connect(self.settings) as db:
+            if db.execute("SELECT 1 FROM pipelines WHERE lower(name)=lower(?)", (PipelineName,)).fetchone():
+                raise client_error("ValidationException",
+                                   f"Pipeline names must be unique within an AWS account and region. Pipeline with "
+                                   f"name ({PipelineName}) already exists.", op)
+            db.execute("INSERT INTO pipelines VALUES (?,?,?,?,?,?,?,?)",
+                       (PipelineName, PipelineDefinition, RoleArn, PipelineDescription or "",
+                        PipelineDisplayName or PipelineName, json.dumps(Tags or []), now, now))
+        return {"PipelineArn": self._pipeline_arn(PipelineName)}
+
+    def update_pipeline(self, *, PipelineName: str, PipelineDefinition: str | None = None, RoleArn: str | None = None,
+                        PipelineDescription: str | None = None, PipelineDisplayName: str | None = None,
+                        **_: Any) -> dict[str, Any]:
+        op = "UpdatePipeline"
+        if PipelineDefinition is not None:
+            _load_definition(PipelineDefinition, op)
+        with connect(self.settings) as db:
+            row = self._pipeline_row(db, PipelineName, op)
+            db.execute("UPDATE pipelines SET definition=?, role_arn=?, description=?, display_name=?, modified=? "
+                       "WHERE name=?",
+                       (PipelineDefinition or row["definition"], RoleArn or row["role_arn"],
+                        row["description"] if PipelineDescription is None else PipelineDescription,
+                        PipelineDisplayName or row["display_name"], time.time(), row["name"]))
+        return {"PipelineArn": self._pipeline_arn(row["name"])}
+
+    def describe_pipeline(self, *, PipelineName: str, **_: Any) -> dict[str, Any]:
+        with connect(self.settings) as db:
+            row = self._pipeline_row(db, PipelineName, "DescribePipeline")
+        return {
+            "PipelineArn": self._pipeline_arn(row["name"]), "PipelineName": row["name"],
+            "PipelineDisplayName": row["display_name"], "PipelineDefinition": row["definition"],
+            "PipelineDescription": row["description"], "RoleArn": row["role_arn"], "PipelineStatus": "Active",
+            "CreationTime": _dt(row["created"]), "LastModifiedTime": _dt(row["modified"]),
+        }
+
+    def list_pipelines(self, *, PipelineNamePrefix: str | None = None, SortBy: str = "CreationTime",
+                       SortOrder: str = "Descending", **_: Any) -> dict[str, Any]:
+        with connect(self.settings) as db:
+            rows = db.execute("SELECT * FROM pipelines").fetchall()
+        rows = [r for r in rows if not PipelineNamePrefix or r["name"].startswith(PipelineNamePrefix)]
+        rows.sort(key=(lambda r: r["name"]) if SortBy == "Name" else (lambda r: r["created"]),
+                  reverse=SortOrder == "Descending")
+        return {"PipelineSummaries": [{
+            "PipelineArn": self._pipeline_arn(r["name"]), "PipelineName": r["name"],
+            "PipelineDisplayName": r["display_name"], "PipelineDescription": r["description"],
+            "RoleArn": r["role_arn"], "CreationTime": _dt(r["created"]), "LastModifiedTime": _dt(r["modified"]),
+        } for r in rows]}
+
+    # ---- executions -----------------------------------------------------------------
+    def create_pipeline_execution_record(self, PipelineName: str, PipelineParameters: list[dict[str, str]] | None,
+                                         display_name: str = "", description: str = "") -> str:
+        """Validate the parameters against the pipeline's current definition and record a new execution."""
+        op = "StartPipelineExecution"
+        overrides: dict[str, str] = {}
+        for p in PipelineParameters or []:
+            if "Name" not in p or "Value" not in p:
+                raise client_error("ValidationException", f"PipelineParameters entries need Name and Value: {p}", op)
+            overrides[p["Name"]] = p["Value"]
+        with connect(self.settings) as db:
+            row = self._pipeline_row(db, PipelineName, op)
+            definition = json.loads(row["definition"])
+            try:
+                resolve_parameters(definition, overrides)
+            except PipelineDefinitionError as exc:
+                raise client_error("ValidationException", str(exc), op) from exc
+            exec_id = "".join(secrets.choice(_ID_CHARS) for _ in range(12))
+            arn = f"{self._pipeline_arn(row['name'])}/execution/{exec_id}"
+            now = time.time()
+            db.execute("INSERT INTO executions (arn, pipeline, definition, parameters, status, display_name, "
+                       "description, created, modified) VALUES (?,?,?,?,?,?,?,?,?)",
+                       (arn, row["name"], row["definition"], json.dumps(overrides), "Executing",
+                        display_name or f"execution-{int(now * 1000)}", description, now, now))
+        return arn
+
+    def start_pipeline_execution(self, *, PipelineName: str, PipelineParameters: list[dict[str, str]] | None = None,
+                                 PipelineExecutionDisplayName: str = "", PipelineExecutionDescription: str = "",
+                                 **_: Any) -> dict[str, Any]:
+        """Record the execution and run it in a detached process; return its ARN at once."""
+        arn = self.create_pipeline_execution_record(PipelineName, PipelineParameters,
+                                                    PipelineExecutionDisplayName, PipelineExecutionDescription)
+        exec_dir = execution_dir(self.settings, arn)
+        exec_dir.mkdir(parents=True, exist_ok=True)
+        settings_file = exec_dir / "settings.json"
+        settings_file.write_text(json.dumps(_settings_dict(self.settings)))
+        repo_root = Path(__file__).resolve().parents[3]
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join([str(repo_root), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+        with open(exec_dir / "execution.log", "ab") as log:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "infra.local.sagemaker.pipelines", "--settings", str(settings_file),
+                 "--execution-arn", arn],
+                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, cwd=repo_root, env=env,
+                start_new_session=True,  # outlives the caller (a CLI or an EventBridge target)
+            )
+        with connect(self.settings) as db:
+            db.execute("UPDATE executions SET pid=? WHERE arn=?", (proc.pid, arn))
+        return {"PipelineExecutionArn": arn}
+
+    def _execution_row(self, db: sqlite3.Connection, arn: str, op: str) -> sqlite3.Row:
+        row = db.execute("SELECT * FROM executions WHERE arn=?", (arn,)).fetchone()
+        if row is None:
+            raise client_error("ResourceNotFound", f"Pipeline execution '{arn}' does not exist.", op)
+        return row
+
+    def describe_pipeline_execution(self, *, PipelineExecutionArn: str, **_: Any) -> dict[str, Any]:
+        with connect(self.settings) as db:
+            row = self._execution_row(db, PipelineExecutionArn, "DescribePipelineExecution")
+        out = {
+            "PipelineArn": self._pipeline_arn(row["pipeline"]), "PipelineExecutionArn": row["arn"],
+            "PipelineExecutionDisplayName": row["display_name"], "PipelineExecutionStatus": row["status"],
+            "PipelineExecutionDescription": row["description"], "CreationTime": _dt(row["created"]),
+            "LastModifiedTime": _dt(row["modified"]),
+        }
+        if row["failure_reason"]:
+            out["FailureReason"] = row["failure_reason"]
+        return out
+
+    def list_pipeline_executions(self, *, PipelineName: str, SortBy: str = "CreationTime",
+                                 SortOrder: str = "Descending", MaxResults: int = 100, **_: Any) -> dict[str, Any]:
+        with connect(self.settings) as db:
+            pipeline = self._pipeline_row(db, PipelineName, "ListPipelineExecutions")["name"]
+            rows = db.execute("SELECT * FROM executions WHERE pipeline=? ORDER BY created "
+                              + ("DESC" if SortOrder == "Descending" else "ASC"), (pipeline,)).fetchall()
+        summaries = []
+        for r in rows[:MaxResults]:
+            item = {"PipelineExecutionArn": r["arn"], "StartTime": _dt(r["created"]),
+                    "PipelineExecutionStatus": r["status"], "PipelineExecutionDescription": r["description"],
+                    "PipelineExecutionDisplayName": r["display_name"]}
+            if r["failure_reason"]:
+                item["PipelineExecutionFailureReason"] = r["failure_reason"]
+            summaries.append(item)
+        return {"PipelineExecutionSummaries": summaries}
+
+    def list_pipeline_execution_steps(self, *, PipelineExecutionArn: str, SortOrder: str = "Descending",
+                                      **_: Any) -> dict[str, Any]:
+        with connect(self.settings) as db:
+            self._execution_row(db, PipelineExecutionArn, "ListPipelineExecutionSteps")
+            rows = db.execute("SELECT * FROM steps WHERE execution_arn=? ORDER BY started "
+                              + ("DESC" if SortOrder == "Descending" else "ASC") + ", rowid "
+                              + ("DESC" if SortOrder == "Descending" else "ASC"), (PipelineExecutionArn,)).fetchall()
+        steps = []
+        for r in rows:
+            item = {"StepName": r["name"], "StepDisplayName": r["name"], "StartTime": _dt(r["started"]),
+                    "StepStatus": r["status"], "Metadata": json.loads(r["metadata"] or "{}"), "AttemptCount": 1}
+            if r["ended"] is not None:
+                item["EndTime"] = _dt(r["ended"])
+            if r["failure_reason"]:
+                item["FailureReason"] = r["failure_reason"]
+            steps.append(item)
+        return {"PipelineExecutionSteps": steps}
+
+    def list_pipeline_parameters_for_execution(self, *, PipelineExecutionArn: str, **_: Any) -> dict[str, Any]:
+        with connect(self.settings) as db:
+            row = self._execution_row(db, PipelineExecutionArn, "ListPipelineParametersForExecution")
+        values = resolve_parameters(json.loads(row["definition"]), json.loads(row["parameters"]))
+        return {"PipelineParameters": _parameter_list(values)}
+
+    def stop_pipeline_execution(self, *, PipelineExecutionArn: str, **_: Any) -> dict[str, Any]:
+        """Stop a running execution: its process group is terminated and it is marked Stopped."""
+        with connect(self.settings) as db:
+            row = self._execution_row(db, PipelineExecutionArn, "StopPipelineExecution")
+            if row["status"] in _TERMINAL:
+                raise client_error("ValidationException", f"execution is already {row['status']}",
+                                   "StopPipelineExecution")
+            db.execute("UPDATE executions SET status='Stopped', modified=? WHERE arn=?",
+                       (time.time(), PipelineExecutionArn))
+        if row["pid"]:
+            try:
+                os.killpg(row["pid"], 15)  # the detached runner leads its own session
+            except (ProcessLookupError, PermissionError):
+                pass
+        return {"PipelineExecutionArn": PipelineExecutionArn}
+
+
+def execution_dir(settings: Settings, execution_arn: str) -> Path:
+    return Path(settings.data_dir) / "sagemaker" / "executions" / execution_arn.rsplit("/", 1)[-1]
+
+
+def _settings_dict(settings: Settings) -> dict[str, Any]:
+    return {k: str(v) if isinstance(v, Path) else v for k, v in dataclasses.asdict(settings).items()}
+
+
+def run_execution(settings: Settings, execution_arn: str,
+                  progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Run a recorded execution to its end in this process; return ``describe_pipeline_execution``."""
+    from aircast.clients import get_client
+
+    client = get_client("sagemaker", settings.replace(backend="local"))
+    with connect(settings) as db:
+        row = client._execution_row(db, execution_arn, "RunPipelineExecution")
+    executor = PipelineExecutor(
+        json.loads(row["definition"]), json.loads(row["parameters"]), settings=settings,
+        pipeline_name=row["pipeline"], execution_arn=execution_arn, recorder=_Recorder(settings, execution_arn),
+        sagemaker_client=client, work_dir=execution_dir(settings, execution_arn), progress=progress,
+    )
+    try:
+        result = executor.run()
+        status, reason = result.status, result.failure_reason
+    except Exception as exc:  # noqa: BLE001 - recorded as the execution's failure
+        status, reason = "Failed", f"{type(exc).__name__}: {exc}"
+    with connect(settings) as db:
+        # a stop request wins over the runner's own verdict
+        current = db.execute("SELECT status FROM executions WHERE arn=?", (execution_arn,)).fetchone()["status"]
+        if current != "Stopped":
+            db.execute("UPDATE executions SET status=?, failure_reason=?, modified=? WHERE arn=?",
+                       (status, reason, time.time(), execution_arn))
+    return client.describe_pipeline_execution(PipelineExecutionArn=execution_arn)
+
+
+def wait_for_execution(client: Any, execution_arn: str, timeout_s: float = 3600, poll_s: float = 2.0) -> dict[str, Any]:
+    """Poll ``describe_pipeline_execution`` until the execution ends (works on boto3 and local)."""
+    deadline = time.time() + timeout_s
+    while True:
+        desc = client.describe_pipeline_execution(PipelineExecutionArn=execution_arn)
+        if desc["PipelineExecutionStatus"] in _TERMINAL:
+            return desc
+        if time.time() > deadline:
+            raise TimeoutError(f"execution {execution_arn} still {desc['PipelineExecutionStatus']} after {timeout_s} s")
+        time.sleep(poll_s)
+
+
+def execution_summary(client: Any, execution_arn: str) -> dict[str, Any]:
+    """Status, failure reason, steps (in run order) and the registered package of one execution."""
+    desc = client.describe_pipeline_execution(PipelineExecutionArn=execution_arn)
+    steps = client.list_pipeline_execution_steps(PipelineExecutionArn=execution_arn, SortOrder="Ascending")
+    rows = []
+    package = None
+    for s in steps["PipelineExecutionSteps"]:
+        start, end = s.get("StartTime"), s.get("EndTime")
+        meta = s.get("Metadata", {})
+        if "RegisterModel" in meta:
+            package = meta["RegisterModel"]["Arn"]
+        rows.append({"step": s["StepName"], "status": s["StepStatus"],
+                     "seconds": round((end - start).total_seconds(), 1) if start and end else None,
+                     "detail": _step_detail(meta), "failure_reason": s.get("FailureReason")})
+    return {"execution_arn": execution_arn, "status": desc["PipelineExecutionStatus"],
+            "failure_reason": desc.get("FailureReason"), "model_package_arn": package, "steps": rows}
+
+
+def _step_detail(meta: Mapping[str, Any]) -> str:
+    if "Condition" in meta:
+        return f"outcome {meta['Condition']['Outcome']}"
+    if "Lambda" in meta:
+        return ", ".join(f"{o['Name']}={o['Value']}" for o in meta["Lambda"].get("OutputParameters", []))
+    for key, value in meta.items():
+        if isinstance(value, dict) and "Arn" in value:
+            return value["Arn"].rsplit("/", 1)[-1] if key != "RegisterModel" else value["Arn"]
+    return ""
+
+
+def run_local_pipeline(settings: Settings, parameters: Mapping[str, Any] | None = None, *, progress: bool = True,
+                       pipeline_name: str | None = None, wait: bool = True) -> dict[str, Any]:
+    """Build the aircast pipeline, upload its scripts to local S3, upsert it and run one execution.
+
+    ``parameters``: pipeline parameter overrides by name (e.g. ``{"Epochs": 2}``).
+    With ``wait`` the execution runs here (progress lines on stderr) and the result is
+    :func:`execution_summary`; without, it runs detached and only the ARN is returned.
+    """
+    from aircast.clients import get_client
+    from pipelines.code import upload_code
+    from pipelines.definition import build_definition
+
+    local = settings.replace(backend="local")
+    name = pipeline_name or local.pipeline_name
+    definition, prefix = build_definition(local, pipeline_name=name)
+    upload_code(get_client("s3", local), local.artifacts_bucket, prefix)
+    client = get_client("sagemaker", local)
+    upsert_pipeline(client, name, definition, local.role_arn)
+    params = _parameter_list({k: v if isinstance(v, str) else json.dumps(v) for k, v in (parameters or {}).items()})
+    if not wait:
+        arn = client.start_pipeline_execution(PipelineName=name, PipelineParameters=params)["PipelineExecutionArn"]
+        return {"execution_arn": arn, "status": "Executing"}
+    arn = client.create_pipeline_execution_record(name, params)
+    say = (lambda line: print(line, file=sys.stderr, flush=True)) if progress else None
+    if say:
+        say(f"pipeline {name}: execution {arn}")
+    run_execution(local, arn, progress=say)
+    return execution_summary(client, arn)
+
+
+def upsert_pipeline(client: Any, name: str, definition: str, role_arn: str, description: str = "",
+                    tags: list[dict[str, str]] | None = None) -> str:
+    """Create the pipeline or update its definition (boto3 or local client); return its ARN."""
+    from botocore.exceptions import ClientError
+
+    try:
+        client.describe_pipeline(PipelineName=name)
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] not in ("ResourceNotFound", "ValidationException"):
+            raise
+        kwargs: dict[str, Any] = {"PipelineName": name, "PipelineDefinition": definition, "RoleArn": role_arn,
+                                  "PipelineDescription": description}
+        if tags:
+            kwargs["Tags"] = tags
+        return client.create_pipeline(**kwargs)["PipelineArn"]
+    return client.update_pipeline(PipelineName=name, PipelineDefinition=definition, RoleArn=role_arn,
+                                  PipelineDescription=description)["PipelineArn"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry of the detached execution process."""
+    parser = argparse.ArgumentParser(description="run one local pipeline execution")
+    parser.add_argument("--settings", required=True, help="settings JSON written by start_pipeline_execution")
+    parser.add_argument("--execution-arn", required=True)
+    args = parser.parse_args(argv)
+    settings = load_settings(None, **json.loads(Path(args.settings).read_text()))
+    desc = run_execution(settings, args.execution_arn,
+                         progress=lambda line: print(line, flush=True))
+    print(json.dumps(desc, default=str), flush=True)
+    return 0 if desc["PipelineExecutionStatus"] == "Succeeded" else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,167 @@
+"""The pipeline definition: step graph, parameters, hyperparameters, property files, offline build, CLIs."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from infra.local.sagemaker.executor import resolve, resolve_parameters, step_graph
+from tests.pipeline.conftest import ROLE
+
+STEPS = ["Preprocess", "TrainDeepAR", "CreateModel", "BatchForecast", "Evaluate", "QualityGate",
+         "RegisterModel", "Deploy", "QualityGateFailed"]
+
+
+def test_step_graph(definition: dict) -> None:
+    graph = step_graph(definition)
+    assert list(graph) == STEPS
+    assert {n: graph[n].type for n in STEPS} == {
+        "Preprocess": "Processing", "TrainDeepAR": "Training", "CreateModel": "Model", "BatchForecast": "Transform",
+        "Evaluate": "Processing", "QualityGate": "Condition", "RegisterModel": "RegisterModel", "Deploy": "Lambda",
+        "QualityGateFailed": "Fail"}
+    deps = {n: graph[n].depends_on for n in STEPS}
+    assert deps["Preprocess"] == set()
+    assert deps["TrainDeepAR"] == {"Preprocess"}
+    assert deps["CreateModel"] == {"TrainDeepAR"}
+    assert deps["BatchForecast"] == {"CreateModel", "Preprocess"}
+    assert deps["Evaluate"] == {"BatchForecast", "Preprocess"}
+    assert deps["QualityGate"] == {"Evaluate"}
+    assert deps["RegisterModel"] == {"QualityGate", "TrainDeepAR", "Evaluate"}
+    assert deps["Deploy"] == {"QualityGate", "RegisterModel"}
+    assert graph["RegisterModel"].guards == (("QualityGate", True),)
+    assert graph["QualityGateFailed"].guards == (("QualityGate", False),)
+
+
+def test_parameters_are_overridable(definition: dict) -> None:
+    params = {p["Name"]: p for p in definition["Parameters"]}
+    for name in ("InputDataUri", "Frequency", "PredictionLength", "ContextLength", "Epochs", "NumCells", "NumLayers",
+                 "Likelihood", "MiniBatchSize", "LearningRate", "DropoutRate", "EarlyStoppingPatience",
+                 "NumEvalWindows", "MaxRelativeWQL", "MaxMeanWQL", "ModelApprovalStatus", "ProcessingInstanceType",
+                 "TrainingInstanceType", "TransformInstanceType", "EndpointName"):
+        assert name in params, name
+    assert params["ModelApprovalStatus"]["DefaultValue"] == "PendingManualApproval"
+    assert params["MaxRelativeWQL"] == {"Name": "MaxRelativeWQL", "Type": "Float", "DefaultValue": 0.9}
+    assert params["Epochs"]["Type"] == "Integer"
+    text = json.dumps(definition["Steps"])
+    # every parameter is read somewhere, so overriding any of them changes the run
+    for name in params:
+        assert f'"Parameters.{name}"' in text, f"parameter {name} is never used"
+    values = resolve_parameters(definition, {"Epochs": "3", "LearningRate": "0.01", "Likelihood": "student-T"})
+    assert (values["Epochs"], values["LearningRate"], values["Likelihood"]) == (3, 0.01, "student-T")
+    with pytest.raises(ValueError, match="Epochz.*accepted: .*Epochs"):
+        resolve_parameters(definition, {"Epochz": "3"})
+    with pytest.raises(ValueError, match="Epochs must be a Integer"):
+        resolve_parameters(definition, {"Epochs": "many"})
+    with pytest.raises(ValueError, match="ModelApprovalStatus must be one of"):
+        resolve_parameters(definition, {"ModelApprovalStatus": "Maybe"})
+
+
+class _Ctx:
+    def __init__(self, params: dict) -> None:
+        self.params = params
+
+    def parameter(self, name: str):
+        return self.params[name]
+
+    def execution_variable(self, name: str):
+        return "exec123"
+
+    def step_properties(self, step: str):
+        return {"ProcessingOutputConfig": {"Outputs": [{"OutputName": n, "S3Output": {"S3Uri": f"s3://b/{n}"}}
+                                                       for n in ("train", "test", "evaluation", "metadata")]}}
+
+    def property_file(self, step, name):  # pragma: no cover - not used here
+        raise AssertionError
+
+    def read_json_uri(self, uri):  # pragma: no cover
+        raise AssertionError
+
+
+def test_training_uses_builtin_deepar_with_valid_hyperparameters(definition: dict) -> None:
+    from infra.local.sagemaker.deepar import validate_hyperparameters
+
+    train = next(s for s in definition["Steps"] if s["Name"] == "TrainDeepAR")["Arguments"]
+    assert "forecasting-deepar" in train["AlgorithmSpecification"]["TrainingImage"]
+    assert train["AlgorithmSpecification"]["TrainingImage"].startswith("224300973850.dkr.ecr.eu-west-1")
+    assert [c["ChannelName"] for c in train["InputDataConfig"]] == ["train", "test"]
+    ctx = _Ctx(resolve_parameters(definition, {"Epochs": "7", "Likelihood": "negative-binomial"}))
+    hp = resolve(train["HyperParameters"], ctx)
+    assert all(isinstance(v, str) for v in hp.values()), hp  # CreateTrainingJob takes strings only
+    assert hp["epochs"] == "7" and hp["likelihood"] == "negative-binomial" and hp["time_freq"] == "H"
+    config = validate_hyperparameters(hp)  # the names the built-in algorithm accepts
+    assert (config.epochs, config.prediction_length, config.context_length) == (7, 24, 72)
+    channels = resolve(train["InputDataConfig"], ctx)
+    assert channels[0]["DataSource"]["S3DataSource"]["S3Uri"] == "s3://b/train"
+
+
+def test_property_file_and_gate(definition: dict) -> None:
+    evaluate = next(s for s in definition["Steps"] if s["Name"] == "Evaluate")
+    assert evaluate["PropertyFiles"] == [{"PropertyFileName": "EvaluationReport", "OutputName": "evaluation",
+                                          "FilePath": "evaluation.json"}]
+    outputs = [o["OutputName"] for o in evaluate["Arguments"]["ProcessingOutputConfig"]["Outputs"]]
+    assert outputs == ["evaluation"]
+    gate = next(s for s in definition["Steps"] if s["Name"] == "QualityGate")["Arguments"]
+    paths = [c["LeftValue"]["Std:JsonGet"]["Path"] for c in gate["Conditions"]]
+    assert paths == ["relative_mean_wQuantileLoss.value", "forecast_metrics.mean_wQuantileLoss.value"]
+    register = gate["IfSteps"][0]["Arguments"]
+    stats = register["ModelMetrics"]["ModelQuality"]["Statistics"]
+    assert stats["ContentType"] == "application/json"
+    assert stats["S3Uri"]["Std:Join"]["Values"][-1] == "evaluation.json"
+    assert register["ModelApprovalStatus"] == {"Get": "Parameters.ModelApprovalStatus"}
+    assert register["ModelPackageGroupName"] == "aircast-deepar"
+    deploy = gate["IfSteps"][1]
+    assert deploy["FunctionArn"] == "arn:aws:lambda:eu-west-1:123456789012:function:aircast-deploy"
+    assert deploy["Arguments"]["model_package_arn"] == {"Get": "Steps.RegisterModel.ModelPackageArn"}
+
+
+def test_scripts_are_s3_uris_and_container_paths(definition: dict) -> None:
+    for name, script in (("Preprocess", "processing/preprocess.py"), ("Evaluate", "evaluation/evaluate.py")):
+        args = next(s for s in definition["Steps"] if s["Name"] == name)["Arguments"]
+        code = [i for i in args["ProcessingInputs"] if i["InputName"] == "code"][0]["S3Input"]["S3Uri"]
+        assert code == f"s3://aircast-artifacts/pipelines/aircast-deepar/code/{script}"
+        assert args["AppSpecification"]["ContainerEntrypoint"][-1].startswith("/opt/ml/processing/input/code/")
+        container_args = [a for a in args["AppSpecification"]["ContainerArguments"] if isinstance(a, str)]
+        assert all(a.startswith("/opt/ml/") for a in container_args if "/" in a)
+
+
+def test_building_makes_no_aws_call(monkeypatch: pytest.MonkeyPatch) -> None:
+    import botocore.client
+
+    from pipelines.aircast.pipeline import get_pipeline
+
+    calls: list[str] = []
+
+    def refuse(self, operation, params):  # noqa: ANN001
+        calls.append(operation)
+        raise AssertionError(f"AWS call {operation} while building the definition")
+
+    monkeypatch.setattr(botocore.client.BaseClient, "_make_api_call", refuse)
+    text = get_pipeline(region="us-east-1", role=ROLE, default_bucket="b", default_bucket_prefix="p",
+                        tags=[{"Key": "project", "Value": "aircast"}]).definition()
+    assert calls == [] and '"Preprocess"' in text
+
+
+def test_bad_arguments_are_clear() -> None:
+    from pipelines.aircast.pipeline import get_pipeline
+    from pipelines.definition import PipelineArgumentError, check_arguments
+
+    with pytest.raises(PipelineArgumentError, match="does not accept colour; accepted arguments: region, role"):
+        check_arguments(get_pipeline, {"region": "us-east-1", "role": ROLE, "colour": "red"})
+    with pytest.raises(PipelineArgumentError, match="needs role"):
+        check_arguments(get_pipeline, {"region": "us-east-1"})
+    with pytest.raises(ValueError, match="IAM role ARN"):
+        get_pipeline(region="us-east-1", role="not-a-role")
+
+
+def test_console_scripts(tmp_path, capsys: pytest.CaptureFixture[str]) -> None:
+    from pipelines import get_pipeline_definition, run_pipeline
+
+    out = tmp_path / "definition.json"
+    assert get_pipeline_definition.main(["--file-name", str(out), "--kwargs", json.dumps({"pipeline_name": "x"})]) == 0
+    assert [s["Name"] for s in json.loads(out.read_text())["Steps"]][:2] == ["Preprocess", "TrainDeepAR"]
+    assert get_pipeline_definition.main(["--kwargs", '{"nope": 1}']) == 2
+    assert "does not accept nope; accepted arguments:" in capsys.readouterr().err
+    assert run_pipeline.main(["--role-arn", ROLE, "--kwargs", '{"unknown_key": 1}']) == 2
+    err = capsys.readouterr().err
+    assert "does not accept unknown_key" in err and "model_package_group_name" in err and "Traceback" not in err
