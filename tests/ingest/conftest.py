@@ -16,12 +16,10 @@ import pytest
 from aircast.settings import Settings, load_settings
 from infra.local import stack
 from infra.local.firehose import flush
-from infra.local.iot_core import broker, pki
+from infra.local.iot_core import pki
 from tests.conftest import free_port
 
 INGEST_SERVICES = ("infra.local.iot_core.service", "infra.local.firehose.service")
-
-pytestmark = pytest.mark.skipif(broker.find_mosquitto() is None, reason="mosquitto is not installed")
 
 
 class IngestStack:

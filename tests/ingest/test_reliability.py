@@ -93,3 +93,11 @@ def test_broker_restart_mid_stream_device_reconnects_and_nothing_acknowledged_is
     st.flush(timeout=30)
     delivered = collections.Counter((r["thing_name"], r["seq"]) for r in st.records())
     assert set(delivered) == _expected(readings)
+    # in order: each reading first reached the lake no earlier than the one before it
+    first_seen: dict[tuple[str, int], int] = {}
+    for r in st.records():
+        key = (r["thing_name"], r["seq"])
+        first_seen[key] = min(first_seen.get(key, r["received_at"]), r["received_at"])
+    for thing in {t for t, _ in first_seen}:
+        times = [first_seen[(thing, s)] for s in range(1, 1 + sum(1 for t, _ in first_seen if t == thing))]
+        assert times == sorted(times), f"{thing} readings reached the lake out of order"
