@@ -631,18 +631,12 @@ class PipelineExecutor:
         out_uri = args["TransformOutput"]["S3OutputPath"].rstrip("/")
         lines_done = 0
         for path in sorted(p for p in input_dir.rglob("*") if p.is_file()):
-            instances = []
-            for i, line in enumerate(path.read_bytes().splitlines(), start=1):
-                if line.strip():
-                    try:
-                        instances.append(deepar_format.parse_batch_line(line, i))
-                    except deepar_format.InvalidRequest as exc:
-                        raise StepFailed(f"ClientError: {path.name}: {exc}") from exc
-            predictions = predictor.predict(instances, configuration) if instances else []
-            body = b"".join(deepar_format.format_batch_line(p) for p in predictions)
             rel = path.relative_to(input_dir).as_posix()
-            atomic_write_bytes(self.local_path(f"{out_uri}/{rel}.out"), body, fsync=False)
-            lines_done += len(instances)
+            try:
+                lines_done += deepar.batch_transform(predictor, path, self.local_path(f"{out_uri}/{rel}.out"),
+                                                     configuration)
+            except deepar_format.InvalidRequest as exc:
+                raise StepFailed(f"ClientError: {rel}: {exc}") from exc
         self.progress(f"[{node.name}] {lines_done} forecasts written to {out_uri}")
         props = dict(args)
         props.update({"TransformJobName": job, "TransformJobArn": self._job_arn("transform-job", job),
