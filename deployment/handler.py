@@ -17,7 +17,7 @@ import logging
 from typing import Any
 
 from aircast.settings import Settings, load_settings
-from deployment.deploy import DeploymentError, deploy_model_package
+from deployment.deploy import DeploymentError, deploy_model_package, resolve_model_package
 from deployment.policy import DeploymentPolicy
 
 log = logging.getLogger("aircast.deploy")
@@ -65,7 +65,7 @@ def handle(event: dict[str, Any], settings: Settings) -> dict[str, Any]:
         arn = event["model_package_arn"]
         endpoint = event.get("endpoint_name") or settings.endpoint_name
         sm, _ = clients(settings)
-        status = sm.describe_model_package(ModelPackageName=arn).get("ModelApprovalStatus")
+        status = resolve_model_package(sm, arn).get("ModelApprovalStatus")
         if status != "Approved":
             return {"status": "awaiting approval", "model_package_arn": arn, "model_approval_status": status,
                     "endpoint_name": endpoint}
