@@ -83,7 +83,7 @@ def test_stack_update_goes_through_an_update_change_set(fresh_stack) -> None:
                                     {**params, "RetrainingSchedule": "rate(1 day)", "RetrainingState": "DISABLED"},
                                     sleep=lambda s: None)
     assert (result.change_set_type, result.status) == ("UPDATE", "UPDATE_COMPLETE")
-    rule = aws["events"].describe_rule(Name="aircast-scheduled-retraining")
+    rule = aws["events"].describe_rule(Name="aircast-scheduled-retrain")
     assert (rule["ScheduleExpression"], rule["State"]) == ("rate(1 day)", "DISABLED")
     change_sets = aws["cloudformation"].list_change_sets(StackName="aircast")["Summaries"]
     assert sorted(cs["ExecutionStatus"] for cs in change_sets) == ["EXECUTE_COMPLETE", "EXECUTE_COMPLETE"]

@@ -14,7 +14,9 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 
+from aircast.settings import Settings
 from infra.aws import provision
+from infra.local.eventbridge import defaults as local_rules
 from tests.aws.mocked import ACCOUNT, REGION, deploy, moto_account
 from tests.conftest import REPO_ROOT
 
@@ -53,30 +55,41 @@ def test_stack_is_created_through_a_change_set(deployed) -> None:
 
 def test_approval_rule_invokes_the_deploy_lambda_for_approvals_only(deployed) -> None:
     aws, _, _ = deployed
-    rule = aws["events"].describe_rule(Name="aircast-model-approved")
+    # the same rule as the local event bus installs (name and pattern)
+    rule = aws["events"].describe_rule(Name=local_rules.APPROVAL_RULE)
     pattern = json.loads(rule["EventPattern"])
-    assert pattern["source"] == ["aws.sagemaker"]
-    assert pattern["detail-type"] == ["SageMaker Model Package State Change"]
+    assert pattern == local_rules.approval_pattern(Settings())
     assert pattern["detail"] == {"ModelPackageGroupName": ["aircast-deepar"], "ModelApprovalStatus": ["Approved"]}
-    (target,) = aws["events"].list_targets_by_rule(Rule="aircast-model-approved")["Targets"]
+    (target,) = aws["events"].list_targets_by_rule(Rule=local_rules.APPROVAL_RULE)["Targets"]
     assert target["Arn"] == f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:aircast-deploy"
     # (moto's TestEventPattern answers without a Result, so the pattern is compared, not evaluated)
 
 
-def test_retraining_schedule_starts_the_pipeline_with_its_parameters(deployed) -> None:
-    aws, _, _ = deployed
-    rule = aws["events"].describe_rule(Name="aircast-scheduled-retraining")
-    assert rule["ScheduleExpression"] == "cron(0 3 ? * SUN *)"
-    (target,) = aws["events"].list_targets_by_rule(Rule="aircast-scheduled-retraining")["Targets"]
+def _pipeline_target(aws, rule: str) -> dict[str, str]:
+    (target,) = aws["events"].list_targets_by_rule(Rule=rule)["Targets"]
     assert target["Arn"] == f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:pipeline/aircast-deepar"
     assert target["RoleArn"].startswith(f"arn:aws:iam::{ACCOUNT}:role/")
-    params = {p["Name"]: p["Value"] for p in target["SageMakerPipelineParameters"]["PipelineParameterList"]}
+    return {p["Name"]: p["Value"] for p in target["SageMakerPipelineParameters"]["PipelineParameterList"]}
+
+
+def test_retraining_schedule_starts_the_pipeline_with_its_parameters(deployed) -> None:
+    aws, _, _ = deployed
+    rule = aws["events"].describe_rule(Name=local_rules.SCHEDULED_RETRAIN_RULE)
+    assert rule["ScheduleExpression"] == Settings().retrain_schedule
+    params = _pipeline_target(aws, local_rules.SCHEDULED_RETRAIN_RULE)
     assert params == {"ModelApprovalStatus": "PendingManualApproval", "EndpointName": "aircast-forecast",
                       "InputDataUri": f"s3://aircast-lake-{ACCOUNT}-{REGION}/curated/hourly/"}
     # every name is a parameter the pipeline declares (else StartPipelineExecution fails on AWS)
     source = (REPO_ROOT / "pipelines" / "aircast" / "pipeline.py").read_text()
     declared = set(re.findall(r'Parameter(?:String|Integer|Float|Boolean)\(\s*"(\w+)"', source))
     assert set(params) <= declared, set(params) - declared
+
+
+def test_drift_event_starts_a_retraining_run(deployed) -> None:
+    aws, _, _ = deployed
+    rule = aws["events"].describe_rule(Name=local_rules.DRIFT_RULE)
+    assert json.loads(rule["EventPattern"]) == local_rules.drift_pattern(Settings())
+    assert _pipeline_target(aws, local_rules.DRIFT_RULE) == _pipeline_target(aws, local_rules.SCHEDULED_RETRAIN_RULE)
 
 
 def test_register_thing_creates_identity_attaches_policy_and_writes_files(deployed, tmp_path: Path) -> None:
