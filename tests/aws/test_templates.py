@@ -31,8 +31,17 @@ def test_policies_are_least_privilege(template: Path) -> None:
 
 
 def test_cfn_lint_catches_a_broken_template() -> None:
-    broken = (REPO_ROOT / "infra" / "aws" / "aircast.yaml").read_text().replace(
-        "Runtime: python3.12", "Runtime: python2.1")
+    broken = """\
+AWSTemplateFormatVersion: "2010-09-09"
+Resources:
+  Fn:
+    Type: AWS::Lambda::Function
+    Properties:
+      Runtime: python2.1
+      Handler: deployment.handler.lambda_handler
+      Role: arn:aws:iam::123456789012:role/r
+      Code: {S3Bucket: b, S3Key: k}
+"""
     assert any(m.rule.id.startswith("E") for m in lint(broken, regions=["us-east-1"]))
 
 
