@@ -153,8 +153,9 @@ def test_approval_creates_the_endpoint_with_shapes_sagemaker_accepts(lambda_env,
                     {"EndpointName": ENDPOINT, "EndpointConfigName": ANY})
     result = _invoke(_approval_event("Approved"))
     assert result.get("action") == "created", result
-    assert calls == ["sagemaker:DescribeModelPackage", "sagemaker:DescribeEndpoint", "sagemaker:CreateModel",
-                     "sagemaker:CreateEndpointConfig", "sagemaker:CreateEndpoint"]
+    # (the Stubber enforced the order); every call is allowed by the function's role in the template
+    assert "sagemaker:CreateEndpoint" in calls
+    assert set(calls) <= role_actions(_template()), set(calls) - role_actions(_template())
 
 
 def test_approval_updates_blue_green_with_the_stacks_rollback_alarms(lambda_env, stubbed) -> None:
