@@ -19,6 +19,7 @@ import io
 import json
 import re
 import time
+import uuid
 import zipfile
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -265,10 +266,11 @@ def deploy_stack(cfn: Any, stack_name: str, parameters: Mapping[str, str], *,
             raise ProvisionError("the template is over 51,200 bytes; pass s3 and code_bucket to upload it")
         key = f"templates/aircast-{_digest(text.encode())}.yaml"
         s3.put_object(Bucket=code_bucket, Key=key, Body=text.encode(), ServerSideEncryption="AES256")
-        template_arg = {"TemplateURL": f"https://{code_bucket}.s3.amazonaws.com/{key}"}
+        region = s3.meta.region_name
+        template_arg = {"TemplateURL": f"https://{code_bucket}.s3.{region}.amazonaws.com/{key}"}
     else:
         template_arg = {"TemplateBody": text}
-    change_set_name = f"aircast-{time.strftime('%Y%m%d%H%M%S', time.gmtime())}"
+    change_set_name = f"aircast-{time.strftime('%Y%m%d%H%M%S', time.gmtime())}-{uuid.uuid4().hex[:6]}"
     log(f"creating {change_set_type} change set {change_set_name} for stack {stack_name}")
     created = cfn.create_change_set(
         StackName=stack_name, ChangeSetName=change_set_name, ChangeSetType=change_set_type,

@@ -205,3 +205,18 @@ def test_destroy_detaches_the_policy_then_deletes_the_stack() -> None:
         assert provision.destroy_stack(cfn, iot, "aircast", sleep=lambda s: None) == "DELETE_COMPLETE"
         cfn_stub.assert_no_pending_responses()
         iot_stub.assert_no_pending_responses()
+
+
+def test_a_template_over_the_inline_limit_goes_through_the_code_bucket(aws, tmp_path: Path) -> None:
+    padded = provision.TEMPLATE_PATH.read_text() + "# " + "x" * provision.MAX_TEMPLATE_BODY_BYTES + "\n"
+    assets = provision.build_assets(make_checkout(tmp_path / "repo"))
+    provision.ensure_code_bucket(aws["s3"], CODE_BUCKET, REGION)
+    provision.upload_assets(aws["s3"], CODE_BUCKET, assets)
+    params = {"CodeBucket": CODE_BUCKET, **{k: a.key for k, a in assets.items()}}
+    with pytest.raises(provision.ProvisionError, match="over 51,200 bytes"):
+        provision.deploy_stack(aws["cloudformation"], "aircast", params, template_text=padded)
+    result = provision.deploy_stack(aws["cloudformation"], "aircast", params, template_text=padded,
+                                    s3=aws["s3"], code_bucket=CODE_BUCKET, sleep=lambda s: None)
+    assert result.status == "CREATE_COMPLETE"
+    keys = [o["Key"] for o in aws["s3"].list_objects_v2(Bucket=CODE_BUCKET, Prefix="templates/")["Contents"]]
+    assert len(keys) == 1 and keys[0].endswith(".yaml")
