@@ -172,3 +172,34 @@ def test_delete_endpoint_stops_serving(sm, runtime, model_url):
     else:
         pytest.fail("deleted endpoint still served")
     assert "gone" not in [e["EndpointName"] for e in sm.list_endpoints()["Endpoints"]]
+
+
+@pytest.fixture
+def cli_env(host_settings, monkeypatch):
+    monkeypatch.setenv("AIRCAST_DATA_DIR", str(host_settings.data_dir))
+    monkeypatch.setenv("AIRCAST_ENDPOINT_PORT", str(host_settings.endpoint_port))
+    monkeypatch.setenv("AIRCAST_BACKEND", "local")
+
+
+def test_cli_list_describe_invoke(served, cli_env, tmp_path, capsys):
+    from aircast.cli import main
+
+    assert main(["endpoint", "list", "--json"]) == 0
+    assert "rt" in [e["EndpointName"] for e in json.loads(capsys.readouterr().out)]
+    assert main(["endpoint", "describe", "rt", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["EndpointStatus"] == "InService"
+    assert main(["endpoint", "describe", "rt"]) == 0
+    assert "AllTraffic" in capsys.readouterr().out
+    request = tmp_path / "request.json"
+    request.write_bytes(_body())
+    assert main(["endpoint", "invoke", "rt", "--file", str(request)]) == 0
+    predictions = json.loads(capsys.readouterr().out)
+    assert len(predictions[0]["mean"]) == PREDICTION_LENGTH
+    request.write_text('{"instances": []}')
+    assert main(["endpoint", "invoke", "rt", "--file", str(request)]) == 1
+    assert "instances" in capsys.readouterr().err
+    assert main(["endpoint", "invoke", "nope", "--file", str(request)]) == 1
+    assert "not found" in capsys.readouterr().err
+    assert main(["endpoint", "describe", "nope"]) == 1
+    assert main(["endpoint", "deploy", "--model-package", "latest"]) == 1
+    assert "latest" in capsys.readouterr().err
