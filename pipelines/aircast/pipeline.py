@@ -15,6 +15,8 @@ scripts are referenced by S3 URI and uploaded by ``run-pipeline`` (see
 from __future__ import annotations
 
 import json
+import logging
+import warnings
 from dataclasses import dataclass
 
 from aircast.settings import prepare_sdk_environment
@@ -52,8 +54,6 @@ from sagemaker.train import ModelTrainer  # noqa: E402
 
 from pipelines.code import code_prefix_uri, script_uri  # noqa: E402
 
-#: SDK defaults handed to the session instead of a config file: no telemetry (it calls STS).
-_SDK_CONFIG = {"SchemaVersion": "1.0", "SageMaker": {"PythonSDK": {"Modules": {"TelemetryOptOut": True}}}}
 #: scikit-learn processing image: python3 with pandas/numpy/pyarrow for the job scripts
 PROCESSING_FRAMEWORK_VERSION = "1.2-1"
 #: where the processing steps mount the job packages (put on PYTHONPATH)
@@ -153,13 +153,29 @@ def _account_of(role_arn: str) -> str:
     return parts[4]
 
 
+def _disable_sdk_telemetry() -> None:
+    """Building a definition must not call AWS, but SDK telemetry calls STS from a thread.
+
+    The SDK's only opt-out is its config (SageMaker.PythonSDK.Modules.TelemetryOptOut), and a
+    session carrying a config re-validates it against a JSON schema on every lookup (~80 per
+    build, seconds each on a busy machine); so the sender is switched off instead.
+    """
+    from sagemaker.core.telemetry import telemetry_logging
+
+    telemetry_logging._send_telemetry_request = lambda *args, **kwargs: None
+
+
+_disable_sdk_telemetry()
+# the SDK logs every image lookup and captured request at INFO; a CLI user needs none of it
+logging.getLogger("sagemaker").setLevel(logging.WARNING)
+
+
 def get_session(region: str, default_bucket: str, default_bucket_prefix: str) -> PipelineSession:
     """A PipelineSession that captures step requests without calling AWS (no telemetry, fixed bucket)."""
     session = PipelineSession(
         boto_session=boto3.Session(region_name=region),
         default_bucket=default_bucket,
         default_bucket_prefix=default_bucket_prefix or None,
-        sagemaker_config=_SDK_CONFIG,
     )
     # The SDK checks (and may create) the default bucket on first use; the bucket is
     # given, so record it as already resolved and keep definition building offline.
@@ -198,6 +214,16 @@ def get_pipeline(
     tags:
         Project tags ``[{"Key": ..., "Value": ...}]`` put on every job.
     """
+    with warnings.catch_warnings():
+        # "Running within a PipelineSession, there will be No Wait..." for every step: expected here
+        warnings.simplefilter("ignore", UserWarning)
+        return _build(region, role, default_bucket, default_bucket_prefix, pipeline_name, model_package_group_name,
+                      base_job_prefix, input_data_uri, endpoint_name, deploy_function_arn, tags)
+
+
+def _build(region: str, role: str, default_bucket: str, default_bucket_prefix: str, pipeline_name: str,
+           model_package_group_name: str, base_job_prefix: str, input_data_uri: str, endpoint_name: str,
+           deploy_function_arn: str | None, tags: list[dict[str, str]] | None) -> Pipeline:
     account = _account_of(role)
     session = get_session(region, default_bucket, default_bucket_prefix)
     p = make_parameters(input_data_uri, endpoint_name)
