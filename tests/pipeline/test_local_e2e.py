@@ -1,0 +1,90 @@
+"""Local mode end to end: tiny curated hourly data → the pipeline's own definition executed here
+with the real job code (preprocess, GluonTS DeepAR, batch transform, evaluate) → the registry."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.pipeline.conftest import write_curated_hourly
+
+# tiny and fast: a few short series, one epoch of a small network
+FAST = {"Epochs": 1, "NumEvalWindows": 2, "ContextLength": 24, "NumCells": 8, "NumLayers": 1, "MiniBatchSize": 8,
+        "DropoutRate": 0.0}
+
+
+@pytest.mark.slow
+def test_pipeline_registers_a_package_and_a_failing_gate_registers_nothing(settings, capsys) -> None:
+    from aircast.cli import main
+    from infra.local.sagemaker.client import LocalSageMakerClient
+    from infra.local.sagemaker.pipelines import run_local_pipeline
+
+    write_curated_hourly(settings.s3_root, things=("station-a", "station-b"), pollutants=("pm2_5", "pm10"), days=10)
+
+    # 1) a gate the tiny model can pass → a registered package with its metrics, Deploy consulted
+    passing = run_local_pipeline(settings, {**FAST, "MaxRelativeWQL": 100.0, "MaxMeanWQL": 100.0}, progress=False)
+    assert passing["status"] == "Succeeded", passing["failure_reason"]
+    assert [s["step"] for s in passing["steps"]] == ["Preprocess", "TrainDeepAR", "CreateModel", "BatchForecast",
+                                                     "Evaluate", "QualityGate", "RegisterModel", "Deploy"]
+    arn = passing["model_package_arn"]
+    assert arn == f"arn:aws:sagemaker:us-east-1:000000000000:model-package/{settings.model_package_group}/1"
+    client = LocalSageMakerClient(settings)
+    pkg = client.describe_model_package(ModelPackageName=arn)
+    assert pkg["ModelApprovalStatus"] == "PendingManualApproval"
+    container = pkg["InferenceSpecification"]["Containers"][0]
+    assert "forecasting-deepar" in container["Image"]
+    model_tar = settings.s3_root / container["ModelDataUrl"][len("s3://"):]
+    assert model_tar.is_file() and model_tar.name == "model.tar.gz"
+    stats_uri = pkg["ModelMetrics"]["ModelQuality"]["Statistics"]["S3Uri"]
+    report = json.loads((settings.s3_root / stats_uri[len("s3://"):]).read_text())
+    wql = report["forecast_metrics"]["mean_wQuantileLoss"]["value"]
+    assert 0 < wql < 100 and report["evaluation"]["windows"] == 2
+    assert float(pkg["CustomerMetadataProperties"]["mean_wQuantileLoss"]) == pytest.approx(wql)
+    assert pkg["CustomerMetadataProperties"]["pipeline_execution_id"] == passing["execution_arn"].rsplit("/", 1)[-1]
+    # batch forecast: one prediction line per evaluation window
+    exec_id = passing["execution_arn"].rsplit("/", 1)[-1]
+    out = settings.s3_root / "aircast-artifacts" / "pipelines" / settings.pipeline_name / exec_id / "batch-forecast"
+    lines = (out / "windows.jsonl.out").read_text().splitlines()
+    assert len(lines) == report["evaluation"]["series"] * 2 and "quantiles" in json.loads(lines[0])
+
+    # 2) an impossible threshold: the gate fails, nothing is registered, and the execution says so
+    failing = run_local_pipeline(settings, {**FAST, "MaxMeanWQL": 1e-9}, progress=False)
+    assert failing["status"] == "Failed"
+    assert failing["steps"][-1]["step"] == "QualityGateFailed"
+    assert "quality gate failed" in failing["failure_reason"] and "nothing registered" in failing["failure_reason"]
+    assert "RegisterModel" not in [s["step"] for s in failing["steps"]]
+    versions = client.list_model_packages(ModelPackageGroupName=settings.model_package_group)
+    assert [p["ModelPackageVersion"] for p in versions["ModelPackageSummaryList"]] == [1]
+
+    # the CLI shows both executions and the failed one's steps
+    capsys.readouterr()
+    assert main(["pipeline", "executions", "--json"]) == 0
+    executions = json.loads(capsys.readouterr().out)
+    assert [e["PipelineExecutionStatus"] for e in executions] == ["Failed", "Succeeded"]
+    assert main(["pipeline", "steps"]) == 0
+    text = capsys.readouterr().out
+    assert "QualityGateFailed" in text and "no model package was registered" in text
+
+
+@pytest.mark.slow
+def test_bad_hyperparameter_value_fails_training_with_its_name(settings, capsys) -> None:
+    from aircast.cli import main
+
+    write_curated_hourly(settings.s3_root, days=6)
+    rc = main(["pipeline", "run", "--local", "--json", "--param", "Likelihood=poisson",
+               *[f"--param={k}={v}" for k, v in FAST.items()]])
+    summary = json.loads(capsys.readouterr().out)
+    assert rc == 1 and summary["status"] == "Failed"
+    assert summary["steps"][-1]["step"] == "TrainDeepAR"
+    assert "AlgorithmError: hyperparameter likelihood='poisson'" in summary["failure_reason"]
+
+
+def test_unknown_param_is_a_clear_cli_error(settings, capsys) -> None:
+    from aircast.cli import main
+
+    assert main(["pipeline", "run", "--param", "Epochz=3"]) == 1
+    err = capsys.readouterr().err
+    assert "unknown pipeline parameter(s): Epochz; accepted:" in err and "Epochs" in err
+    assert main(["pipeline", "run", "--param", "Epochs"]) == 1
+    assert "NAME=VALUE" in capsys.readouterr().err
