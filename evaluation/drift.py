@@ -390,7 +390,10 @@ def detect_drift(hourly: pd.DataFrame, scores: pd.DataFrame, baselines: Mapping[
         if ok.any():
             declared = ok.idxmax()
             window = degraded[declared - (window_hours - 1) * HOUR: declared]
-            since = window[window > 0].index.min()
+            # where the dense degraded block starts (noise-degraded hours before it are not "since")
+            share_to_end = window[::-1].cumsum()[::-1] / np.arange(len(window), 0, -1)
+            dense = window[(window > 0) & (share_to_end >= 0.9)]
+            since = dense.index.min() if len(dense) else window[window > 0].index.min()
         s = mine_scores[(mine_scores["thing_name"] == thing) & (mine_scores["pollutant"] == pollutant)]
         recent = s[s["forecast_start"] > s["forecast_start"].max() - window_hours * HOUR] if len(s) else s
         total = float(recent["abs_actual"].sum()) if len(recent) else 0.0
@@ -479,8 +482,8 @@ def decide(hourly: pd.DataFrame, scores: pd.DataFrame, baselines: Mapping[str, B
     if not drifted:
         worst = max(verdicts, key=lambda v: v.ratio if not math.isnan(v.ratio) else -1)
         return DriftDecision(False, serving_model, None, verdicts,
-                             reason=f"error within bounds (worst {worst.thing_name}/{worst.pollutant}: "
-                                    f"{worst.ratio:.2f}× evaluation wQL, threshold {error_ratio}×)")
+                             reason=f"no series stayed above {error_ratio}× the evaluation wQL for {window_hours} h "
+                                    f"(highest recent: {worst.thing_name}/{worst.pollutant} at {worst.ratio:.2f}×)")
     first = min(drifted, key=lambda v: v.declared_at or "")
     return DriftDecision(True, serving_model, first.declared_at, verdicts,
                          reason=f"{len(drifted)} series stayed above {error_ratio}× the evaluation wQL for "
