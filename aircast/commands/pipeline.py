@@ -87,7 +87,8 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     if settings.backend == "local":
         from infra.local.sagemaker.pipelines import run_local_pipeline
 
-        summary = run_local_pipeline(settings, params, progress=not args.json, wait=not args.no_wait)
+        summary = run_local_pipeline(settings, params, progress=True, wait=not args.no_wait,
+                                     definition=(definition, prefix))
     else:
         summary = _run_aws(settings, definition, prefix, params, wait=not args.no_wait)
     if args.json:

@@ -166,8 +166,9 @@ def _disable_sdk_telemetry() -> None:
 
 
 _disable_sdk_telemetry()
-# the SDK logs every image lookup and captured request at INFO; a CLI user needs none of it
-logging.getLogger("sagemaker").setLevel(logging.WARNING)
+# the SDK logs every image lookup at INFO and every request field it drops from the definition
+# at WARNING (job names are set at execution time, as intended); a CLI user needs none of it
+logging.getLogger("sagemaker").setLevel(logging.ERROR)
 
 
 def get_session(region: str, default_bucket: str, default_bucket_prefix: str) -> PipelineSession:

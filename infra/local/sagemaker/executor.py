@@ -21,6 +21,7 @@ SQLite store in :mod:`infra.local.sagemaker.pipelines`).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -341,6 +342,7 @@ class PipelineExecutor:
         self.client = sagemaker_client
         self.work_dir = Path(work_dir or Path(settings.data_dir) / "sagemaker" / "executions" / self.execution_id)
         self.progress = progress or (lambda line: None)
+        self.show_progress = progress is not None
         self.graph = step_graph(definition)
         self.properties: dict[str, dict[str, Any]] = {}
         self.property_files: dict[str, dict[str, Any]] = {}
@@ -571,7 +573,9 @@ class PipelineExecutor:
         self.progress(f"[{node.name}] GluonTS DeepAR, channels {', '.join(channels)}, "
                       + ", ".join(f"{k}={v}" for k, v in sorted(hyperparameters.items())))
         try:
-            metrics = deepar.train(hyperparameters, channels, model_dir)
+            # the trainer's progress bar goes to stderr: stdout may carry a command's JSON result
+            with contextlib.redirect_stdout(sys.stderr):
+                metrics = deepar.train(hyperparameters, channels, model_dir, progress=self.show_progress)
         except deepar.AlgorithmError as exc:
             raise StepFailed(f"AlgorithmError: {exc}") from exc
         tar_path = job_dir / "model.tar.gz"

@@ -401,10 +401,12 @@ def _step_detail(meta: Mapping[str, Any]) -> str:
 
 
 def run_local_pipeline(settings: Settings, parameters: Mapping[str, Any] | None = None, *, progress: bool = True,
-                       pipeline_name: str | None = None, wait: bool = True) -> dict[str, Any]:
+                       pipeline_name: str | None = None, wait: bool = True,
+                       definition: tuple[str, str] | None = None) -> dict[str, Any]:
     """Build the aircast pipeline, upload its scripts to local S3, upsert it and run one execution.
 
     ``parameters``: pipeline parameter overrides by name (e.g. ``{"Epochs": 2}``).
+    ``definition``: an already built (definition JSON, script prefix), to skip rebuilding it.
     With ``wait`` the execution runs here (progress lines on stderr) and the result is
     :func:`execution_summary`; without, it runs detached and only the ARN is returned.
     """
@@ -414,10 +416,10 @@ def run_local_pipeline(settings: Settings, parameters: Mapping[str, Any] | None 
 
     local = settings.replace(backend="local")
     name = pipeline_name or local.pipeline_name
-    definition, prefix = build_definition(local, pipeline_name=name)
+    definition_json, prefix = definition or build_definition(local, pipeline_name=name)
     upload_code(get_client("s3", local), local.artifacts_bucket, prefix)
     client = get_client("sagemaker", local)
-    upsert_pipeline(client, name, definition, local.role_arn)
+    upsert_pipeline(client, name, definition_json, local.role_arn)
     params = _parameter_list({k: v if isinstance(v, str) else json.dumps(v) for k, v in (parameters or {}).items()})
     if not wait:
         arn = client.start_pipeline_execution(PipelineName=name, PipelineParameters=params)["PipelineExecutionArn"]
