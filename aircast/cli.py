@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import logging
 import sys
+import warnings
 from collections.abc import Sequence
 
 from aircast import __version__
@@ -27,7 +29,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def quiet_libraries() -> None:
+    """Keep the SageMaker SDK's and Spark's chatter out of the CLI's output (our own progress stays)."""
+    for name in ("sagemaker", "sagemaker.config", "botocore", "py4j", "lightning", "lightning.pytorch",
+                 "pytorch_lightning", "gluonts"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", category=UserWarning, module=r"sagemaker\..*")
+    warnings.filterwarnings("ignore", category=FutureWarning)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    quiet_libraries()
     parser = build_parser()
     args = parser.parse_args(argv)
     func = getattr(args, "func", None)
