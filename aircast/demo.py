@@ -54,6 +54,8 @@ class DemoOptions:
     csv_path: Path = Path(__file__).resolve().parents[1] / "data" / "beijing_pm25_hourly.csv"
     plot_path: Path | None = None  #: default <data_dir>/forecast.png
     stop_stack: bool = True
+    #: further pipeline parameter overrides (e.g. the gate's thresholds)
+    pipeline_parameters: dict[str, Any] = field(default_factory=dict)
     spark: Any = None  #: an existing Spark session (tests share one)
 
 
@@ -135,7 +137,7 @@ class Demo:
         from infra.local import stack
 
         self.settings.data_dir.mkdir(parents=True, exist_ok=True)
-        with demo_lock(self.settings):
+        with demo_lock(self.settings), exported_settings(self.settings):
             t0 = time.monotonic()
             try:
                 with self.stage("Local stack: IoT Core (mosquitto, mutual TLS), Firehose, endpoint host, event bus"
@@ -230,7 +232,7 @@ class Demo:
 
         opts = self.options
         params = {"Epochs": opts.epochs, "ContextLength": opts.context_length, "NumEvalWindows": opts.eval_windows,
-                  "Pollutants": opts.pollutants}
+                  "Pollutants": opts.pollutants, **opts.pipeline_parameters}
         summary = run_local_pipeline(self.settings, params, progress=True)
         self.report.execution = summary
         say("")
@@ -353,6 +355,21 @@ def demo_lock(settings: Settings) -> Iterator[None]:
     finally:
         fcntl.flock(fh, fcntl.LOCK_UN)
         fh.close()
+
+
+@contextlib.contextmanager
+def exported_settings(settings: Settings) -> Iterator[None]:
+    """Give in-process handlers (the deploy Lambda reads its settings from the environment) the demo's
+    settings for the duration of the run, then restore the environment."""
+    from infra.local.stack import settings_env
+
+    saved = dict(os.environ)
+    os.environ.update(settings_env(settings))
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
 
 
 def count_raw_records(settings: Settings) -> int:
