@@ -266,7 +266,7 @@ class Demo:
             return
         current = endpoint_exists(sm, endpoint)
         existed = current is not None
-        load = BackgroundLoad(self.settings, endpoint) if existed else None
+        load = BackgroundLoad(self.settings, endpoint, self.forecast_request(num_samples=20)) if existed else None
         if load:
             load.start()
         say(f"    approving {arn} (the approval event triggers the deploy Lambda)")
@@ -285,19 +285,22 @@ class Demo:
         else:
             notes.append(f"{endpoint} created and InService (a rerun deploys the next version blue/green)")
 
+    def forecast_request(self, num_samples: int = 100) -> dict[str, Any]:
+        """The seed article's DeepAR request for the replayed sensor's latest hours in the lake."""
+        history_start, history = latest_series(self.settings, REPLAY_THING, "pm2_5", self.options.context_length * 3)
+        instance: dict[str, Any] = {"start": history_start, "target": history}
+        cat = deepar_cat(self.settings, REPLAY_THING, "pm2_5")
+        if cat is not None:
+            instance["cat"] = cat
+        return {"instances": [instance],
+                "configuration": {"num_samples": num_samples, "output_types": ["mean", "quantiles", "samples"],
+                                  "quantiles": ["0.1", "0.5", "0.9"]}}
+
     def forecast(self, notes: list[str]) -> None:
         from aircast.clients import get_client
 
-        series = latest_series(self.settings, REPLAY_THING, "pm2_5", self.options.context_length * 3)
-        history_start, history = series
-        request = {
-            "instances": [{"start": history_start, "target": history, "cat": deepar_cat(self.settings,
-                                                                                          REPLAY_THING, "pm2_5")}],
-            "configuration": {"num_samples": 100, "output_types": ["mean", "quantiles", "samples"],
-                              "quantiles": ["0.1", "0.5", "0.9"]},
-        }
-        if request["instances"][0]["cat"] is None:
-            del request["instances"][0]["cat"]
+        request = self.forecast_request()
+        history_start, history = request["instances"][0]["start"], request["instances"][0]["target"]
         runtime = get_client("sagemaker-runtime", self.settings)
         resp = runtime.invoke_endpoint(EndpointName=self.settings.endpoint_name, ContentType="application/json",
                                        Accept="application/json", Body=json.dumps(request).encode())
@@ -411,8 +414,9 @@ def print_metrics(evaluation: dict[str, Any]) -> None:
 class BackgroundLoad:
     """Invokes the endpoint in a loop from another thread, counting successes and failures."""
 
-    def __init__(self, settings: Settings, endpoint: str, interval_s: float = 0.05) -> None:
+    def __init__(self, settings: Settings, endpoint: str, request: dict[str, Any], interval_s: float = 0.05) -> None:
         self.settings, self.endpoint, self.interval_s = settings, endpoint, interval_s
+        self.body = json.dumps(request).encode()
         self.ok = self.failed = 0
         self.variants: dict[str, int] = {}
         self.errors: list[str] = []
@@ -423,13 +427,10 @@ class BackgroundLoad:
         from aircast.clients import get_client
 
         runtime = get_client("sagemaker-runtime", self.settings)
-        body = json.dumps({"instances": [{"start": "2014-12-01 00:00:00", "target": [float(50 + i % 24)
-                                                                                      for i in range(96)]}],
-                           "configuration": {"num_samples": 20, "output_types": ["mean"]}}).encode()
         while not self._stop.is_set():
             try:
                 resp = runtime.invoke_endpoint(EndpointName=self.endpoint, ContentType="application/json",
-                                               Body=body)
+                                               Body=self.body)
                 resp["Body"].read()
                 variant = resp.get("InvokedProductionVariant", "?")
                 self.variants[variant] = self.variants.get(variant, 0) + 1
