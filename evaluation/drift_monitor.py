@@ -340,6 +340,5 @@ class _LazyBoto3Events:
         return boto3.client("events").put_events(**kwargs)
 
 
-
 if __name__ == "__main__":
     sys.exit(main())

@@ -53,6 +53,7 @@ log = logging.getLogger("aircast.eventbridge")
 DEFAULT_BUS = "default"
 MAX_ENTRIES_PER_PUT = 10
 MAX_TARGETS_PER_RULE = 5
+HISTORY_LIMIT = 10_000  # events kept in the history (with their invocations)
 MAX_CHAIN_DEPTH = 8  # a target that emits events matching its own rule must not recurse forever
 _NAME = re.compile(r"^[.\-_A-Za-z0-9]{1,64}$")
 _LAMBDA_ARN = re.compile(r"^arn:aws[a-z-]*:lambda:[a-z0-9-]*:\d*:function:[A-Za-z0-9_-]{1,64}(:[A-Za-z0-9$_-]+)?$")
@@ -459,6 +460,10 @@ class LocalEventsClient:
                        " VALUES (?,?,?,?,?,?,?)",
                        (event["id"], event["time"], event["source"], event["detail-type"], json.dumps(event),
                         json.dumps(names), time.time()))
+            # keep the history bounded: the oldest events (and their invocations) go first
+            db.execute("DELETE FROM invocations WHERE event_id IN (SELECT event_id FROM events WHERE seq <= "
+                       "(SELECT MAX(seq) FROM events) - ?)", (HISTORY_LIMIT,))
+            db.execute("DELETE FROM events WHERE seq <= (SELECT MAX(seq) FROM events) - ?", (HISTORY_LIMIT,))
             targets = {n: [json.loads(t["spec"]) for t in
                            db.execute("SELECT spec FROM targets WHERE rule = ? ORDER BY id", (n,))] for n in names}
         # the transaction is closed before any target runs: targets may put events themselves
