@@ -114,11 +114,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="DeepAR vs baselines on Beijing PM2.5")
     parser.add_argument("--csv", type=Path, default=BEIJING_CSV)
     parser.add_argument("--windows", type=int, default=30)
-    parser.add_argument("--seeds", type=int, nargs="+", default=[1])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3], help="DeepAR seeds; results are averaged")
     parser.add_argument("--hp", action="append", default=[], metavar="NAME=VALUE", help="override a DeepAR hyperparameter")
     parser.add_argument("--stat-history", type=int, default=24 * 28, help="hours of history for AutoETS/AutoTheta")
     parser.add_argument("--skip-stats", action="store_true", help="skip AutoETS/AutoTheta (faster sweeps)")
-    parser.add_argument("--plot", type=Path, default=REPO_ROOT / "bench" / "out" / "forecast.png")
+    parser.add_argument("--plot", default=str(REPO_ROOT / "bench" / "out" / "forecast.png"), help="PNG path; '' for none")
     args = parser.parse_args(argv)
 
     hp = dict(DEMO_HYPERPARAMETERS)
@@ -173,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
                 "upper": fc.quantile(0.9).tolist(), "actuals": truth[i].tolist(),
                 "title": f"DeepAR window {i} ({actuals[i]['start']})", "history_points": 72,
             })
-        stage(f"plot: {save_forecast_grid(panels, args.plot, columns=3)}")
+        stage(f"plot: {save_forecast_grid(panels, Path(args.plot), columns=3)}")
 
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     summary = {
