@@ -42,7 +42,9 @@ def test_default_rules_are_installed_idempotently(settings: Settings) -> None:
     (target,) = events.list_targets_by_rule(Rule=DRIFT_RULE)["Targets"]
     assert target["Arn"].endswith(f":pipeline/{settings.pipeline_name}")
     assert target["SageMakerPipelineParameters"]["PipelineParameterList"] == [
-        {"Name": "ModelApprovalStatus", "Value": "PendingManualApproval"}]
+        {"Name": "ModelApprovalStatus", "Value": "PendingManualApproval"},
+        {"Name": "InputDataUri", "Value": f"s3://{settings.lake_bucket}/curated/hourly/"},
+        {"Name": "EndpointName", "Value": settings.endpoint_name}]
     auto = settings.replace(retrain_auto_approve=True)
     ensure_default_rules(auto, events)
     (target,) = events.list_targets_by_rule(Rule=DRIFT_RULE)["Targets"]

@@ -108,8 +108,10 @@ def test_regime_change_is_detected_and_starts_retraining(settings: Settings, bus
     assert entry["event"]["detail"]["ModelPackageArn"] == arn
     assert entry["event"]["detail"]["DriftedSeries"][0]["thing_name"] == "sensor-b"
     assert entry["invocations"][0]["status"] == "succeeded"
-    assert STARTS == [{"PipelineName": settings.pipeline_name,
-                       "PipelineParameters": [{"Name": "ModelApprovalStatus", "Value": "PendingManualApproval"}]}]
+    assert len(STARTS) == 1 and STARTS[0]["PipelineName"] == settings.pipeline_name
+    params = {p["Name"]: p["Value"] for p in STARTS[0]["PipelineParameters"]}
+    assert params == {"ModelApprovalStatus": "PendingManualApproval", "EndpointName": settings.endpoint_name,
+                      "InputDataUri": f"s3://{settings.lake_bucket}/curated/hourly/"}
 
     # the same drift is announced once
     again = run_monitor_for(settings, emit=True, plot=False)
@@ -161,5 +163,5 @@ def test_auto_approve_policy_reaches_the_pipeline(settings: Settings, monkeypatc
     ensure_default_rules(auto)
     _replay(auto, Scenario(shift_thing="sensor-b"))
     assert run_monitor_for(auto, emit=True, plot=False)["event_sent"]
-    assert STARTS[0]["PipelineParameters"] == [{"Name": "ModelApprovalStatus", "Value": "Approved"},
-                                               {"Name": "Epochs", "Value": "2"}]
+    params = {p["Name"]: p["Value"] for p in STARTS[0]["PipelineParameters"]}
+    assert params["ModelApprovalStatus"] == "Approved" and params["Epochs"] == "2"

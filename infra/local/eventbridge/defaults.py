@@ -62,7 +62,9 @@ def retrain_parameters(settings: Settings, trigger: str) -> list[dict[str, str]]
     ``settings.retrain_pipeline_parameters`` (JSON) adds overrides such as ``{"Epochs": 5}``.
     """
     status = "Approved" if settings.retrain_auto_approve else "PendingManualApproval"
-    params = {"ModelApprovalStatus": status}
+    # the same parameters the CloudFormation rules pass on AWS (infra/aws/aircast.yaml)
+    params = {"ModelApprovalStatus": status, "InputDataUri": f"s3://{settings.lake_bucket}/curated/hourly/",
+              "EndpointName": settings.endpoint_name}
     if settings.retrain_pipeline_parameters.strip():
         try:
             extra = json.loads(settings.retrain_pipeline_parameters)
