@@ -825,7 +825,9 @@ def serve(settings: Settings) -> None:
     host.start()
     try:
         uvicorn.run(create_app(host), host=settings.endpoint_host, port=settings.endpoint_port,
-                    log_level="warning", access_log=False)
+                    log_level="warning", access_log=False,
+                    # clients (boto3, load generators) keep connections open between requests
+                    timeout_keep_alive=75)
     finally:
         host.stop()
 
