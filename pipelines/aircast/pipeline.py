@@ -282,7 +282,8 @@ def _build(region: str, role: str, default_bucket: str, default_bucket_prefix: s
                 "--prediction-length", p.prediction_length.to_string(),
                 "--context-length", p.context_length.to_string(),
                 "--num-windows", p.num_eval_windows.to_string(),
-                "--pollutants", p.pollutants,
+                # one "--pollutants=..." token: an empty value stays a valid, non-empty container argument
+                Join(on="=", values=["--pollutants", p.pollutants]),
             ],
         ),
     )

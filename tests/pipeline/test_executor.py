@@ -226,3 +226,37 @@ def test_detached_execution_through_the_client(settings, store) -> None:
     assert {"Name": "Threshold", "Value": "0.2"} in params
     summaries = client.list_pipeline_executions(PipelineName="p")["PipelineExecutionSummaries"]
     assert [s["PipelineExecutionArn"] for s in summaries] == [arn]
+
+
+def test_stop_execution_kills_the_detached_run(settings, store) -> None:
+    from infra.local.sagemaker.client import LocalSageMakerClient
+    from infra.local.sagemaker.pipelines import upsert_pipeline
+
+    store.put_object(Bucket="b", Key="code/job.py", Body="import time\ntime.sleep(120)\n")
+    client = LocalSageMakerClient(settings)
+    upsert_pipeline(client, "p", json.dumps(_definition()), "arn:aws:iam::000000000000:role/r")
+    arn = client.start_pipeline_execution(PipelineName="p")["PipelineExecutionArn"]
+    deadline = time.time() + 60
+    while not client.list_pipeline_execution_steps(PipelineExecutionArn=arn)["PipelineExecutionSteps"]:
+        assert time.time() < deadline, "the detached run never started its first step"
+        time.sleep(0.3)
+    client.stop_pipeline_execution(PipelineExecutionArn=arn)
+    assert client.describe_pipeline_execution(PipelineExecutionArn=arn)["PipelineExecutionStatus"] == "Stopped"
+    with pytest.raises(ClientError, match="already Stopped"):
+        client.stop_pipeline_execution(PipelineExecutionArn=arn)
+    from infra.local.sagemaker.pipelines import connect
+
+    with connect(settings) as db:
+        pid = db.execute("SELECT pid FROM executions WHERE arn=?", (arn,)).fetchone()["pid"]
+    deadline = time.time() + 20
+    while _running(pid):
+        assert time.time() < deadline, f"runner {pid} still alive after stop"
+        time.sleep(0.2)
+
+
+def _running(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().split()[2] != "Z"  # a zombie has exited
+    except FileNotFoundError:
+        return False
