@@ -405,7 +405,7 @@ def run_local_pipeline(settings: Settings, parameters: Mapping[str, Any] | None 
                        definition: tuple[str, str] | None = None) -> dict[str, Any]:
     """Build the aircast pipeline, upload its scripts to local S3, upsert it and run one execution.
 
-    ``parameters``: pipeline parameter overrides by name (e.g. ``{"Epochs": 2}``).
+    ``parameters``: pipeline parameter overrides by name (e.g. ``{"Epochs": 2}``; None values are skipped).
     ``definition``: an already built (definition JSON, script prefix), to skip rebuilding it.
     With ``wait`` the execution runs here (progress lines on stderr) and the result is
     :func:`execution_summary`; without, it runs detached and only the ARN is returned.
@@ -420,7 +420,9 @@ def run_local_pipeline(settings: Settings, parameters: Mapping[str, Any] | None 
     upload_code(get_client("s3", local), local.artifacts_bucket, prefix)
     client = get_client("sagemaker", local)
     upsert_pipeline(client, name, definition_json, local.role_arn)
-    params = _parameter_list({k: v if isinstance(v, str) else json.dumps(v) for k, v in (parameters or {}).items()})
+    # None means "the parameter's default", as when a caller's option was not given
+    params = _parameter_list({k: v if isinstance(v, str) else json.dumps(v)
+                              for k, v in (parameters or {}).items() if v is not None})
     if not wait:
         arn = client.start_pipeline_execution(PipelineName=name, PipelineParameters=params)["PipelineExecutionArn"]
         return {"execution_arn": arn, "status": "Executing"}
