@@ -165,3 +165,16 @@ def test_console_scripts(tmp_path, capsys: pytest.CaptureFixture[str]) -> None:
     assert run_pipeline.main(["--role-arn", ROLE, "--kwargs", '{"unknown_key": 1}']) == 2
     err = capsys.readouterr().err
     assert "does not accept unknown_key" in err and "model_package_group_name" in err and "Traceback" not in err
+
+
+def test_aircast_pipeline_definition_command(settings, tmp_path, capsys: pytest.CaptureFixture[str]) -> None:
+    from aircast.cli import main
+
+    out = tmp_path / "def.json"
+    assert main(["pipeline", "definition", "--output", str(out)]) == 0
+    definition = json.loads(out.read_text())
+    params = {p["Name"]: p["DefaultValue"] for p in definition["Parameters"]}
+    assert params["InputDataUri"] == f"s3://{settings.lake_bucket}/curated/hourly/"
+    assert params["EndpointName"] == settings.endpoint_name
+    assert main(["pipeline", "executions"]) == 1
+    assert "does not exist yet" in capsys.readouterr().err
