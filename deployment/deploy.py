@@ -40,11 +40,12 @@ class DeploymentResult:
     model_package_arn: str
     model_name: str
     endpoint_config_name: str
-    action: str  # "created" | "updating"
+    action: str  # "created" | "updating" | "unchanged" | "in progress"
     deployment_config: dict[str, Any] | None
 
     def as_dict(self) -> dict[str, Any]:
-        return {"status": "deployed" if self.action == "created" else "deploying",
+        status = {"created": "deployed", "unchanged": "deployed"}.get(self.action, "deploying")
+        return {"status": status,
                 "action": self.action, "endpoint_name": self.endpoint_name,
                 "model_package_arn": self.model_package_arn, "model_name": self.model_name,
                 "endpoint_config_name": self.endpoint_config_name, "deployment_config": self.deployment_config}
@@ -101,6 +102,24 @@ def endpoint_exists(sm_client: Any, endpoint_name: str) -> dict[str, Any] | None
         raise
 
 
+def endpoint_packages(sm_client: Any, desc: Mapping[str, Any]) -> dict[str, str | None]:
+    """Model package ARNs behind an endpoint: ``serving`` (current config) and ``pending`` (a deployment in flight)."""
+
+    def package_of(config_name: str | None) -> str | None:
+        if not config_name:
+            return None
+        try:
+            cfg = sm_client.describe_endpoint_config(EndpointConfigName=config_name)
+            model = sm_client.describe_model(ModelName=cfg["ProductionVariants"][0]["ModelName"])
+        except ClientError:
+            return None
+        containers = [model.get("PrimaryContainer") or {}] + list(model.get("Containers") or [])
+        return next((c["ModelPackageName"] for c in containers if c.get("ModelPackageName")), None)
+
+    pending = desc.get("PendingDeploymentSummary") or {}
+    return {"serving": package_of(desc.get("EndpointConfigName")), "pending": package_of(pending.get("EndpointConfigName"))}
+
+
 def ensure_rollback_alarms(cw_client: Any, policy: DeploymentPolicy, endpoint_name: str,
                            variant_name: str = DEFAULT_VARIANT) -> list[str]:
     """Create (or update) the error-rate and latency alarms; returns their names."""
@@ -125,13 +144,16 @@ def deploy_model_package(sm_client: Any, model_package_arn_or_version: str | int
                          policy: DeploymentPolicy, *, role_arn: str, cw_client: Any | None = None,
                          model_package_group: str | None = None, variant_name: str = DEFAULT_VARIANT,
                          environment: Mapping[str, str] | None = None,
-                         data_capture_uri: str | None = None) -> DeploymentResult:
+                         data_capture_uri: str | None = None, skip_if_current: bool = False) -> DeploymentResult:
     """Deploy exactly one Approved model package to ``endpoint_name``.
 
     New endpoint → ``create_endpoint``. Existing → blue/green ``update_endpoint`` with the policy's
     ``DeploymentConfig``; with ``cw_client`` the rollback alarms are created first and named in
     ``AutoRollbackConfiguration``. Returns at once; the endpoint's status shows the progress.
     ``environment`` overrides container variables (e.g. the local chaos hook ``AIRCAST_FAULT_INJECTION``).
+    With ``skip_if_current`` a package the endpoint already serves (or is deploying) is not deployed
+    again (action ``unchanged`` / ``in progress``): approval events may arrive more than once, and the
+    pipeline's Deploy step follows the approval event of a package registered as Approved.
     Raises :class:`DeploymentError` for a package that is not Approved or an endpoint mid-update.
     """
     package = resolve_model_package(sm_client, model_package_arn_or_version, model_package_group)
@@ -140,6 +162,13 @@ def deploy_model_package(sm_client: Any, model_package_arn_or_version: str | int
     if status != "Approved":
         raise DeploymentError(f"model package {arn} is {status}, not Approved; approve it before deploying")
     current = endpoint_exists(sm_client, endpoint_name)
+    if skip_if_current and current is not None:
+        packages = endpoint_packages(sm_client, current)
+        if arn == packages["pending"] or (arn == packages["serving"] and current["EndpointStatus"] != "Updating"):
+            action = "in progress" if arn == packages["pending"] else "unchanged"
+            config = (current.get("PendingDeploymentSummary") or {}).get("EndpointConfigName") \
+                if action == "in progress" else current["EndpointConfigName"]
+            return DeploymentResult(endpoint_name, arn, "", config, action, None)
     if current is not None and current["EndpointStatus"] != "InService":
         raise DeploymentError(f"endpoint {endpoint_name} is {current['EndpointStatus']}; "
                               "wait until it is InService before deploying again")

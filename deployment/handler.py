@@ -42,7 +42,8 @@ def _deploy(settings: Settings, package_arn: str, endpoint_name: str) -> dict[st
     sm, cw = clients(settings)
     result = deploy_model_package(sm, package_arn, endpoint_name, DeploymentPolicy.from_settings(settings),
                                   role_arn=settings.role_arn, cw_client=cw,
-                                  data_capture_uri=f"s3://{settings.artifacts_bucket}/datacapture")
+                                  data_capture_uri=f"s3://{settings.artifacts_bucket}/datacapture",
+                                  skip_if_current=True)
     log.info("deploying %s to %s (%s)", package_arn, endpoint_name, result.action)
     return result.as_dict()
 

@@ -100,11 +100,18 @@ def test_pending_rejected_and_approved_packages(deploy_env, sm, model_url):
     desc = sm.describe_endpoint(EndpointName=ENDPOINT)
     assert desc["EndpointStatus"] == "Updating"
     assert "-v3-" in desc["PendingDeploymentSummary"]["EndpointConfigName"]
+    # the pipeline's Deploy step (or a re-delivered event) for the package being deployed changes nothing
+    again = lambda_handler({"model_package_arn": v3, "endpoint_name": ENDPOINT}, None)
+    assert again["action"] == "in progress", again
     desc = wait_for_endpoint(sm, ENDPOINT, 60)
     assert desc["EndpointStatus"] == "InService" and "-v3-" in desc["EndpointConfigName"], desc
     assert desc["LastDeploymentConfig"]["BlueGreenUpdatePolicy"]["TrafficRoutingConfiguration"]["Type"] == "CANARY"
     assert [a["AlarmName"] for a in desc["LastDeploymentConfig"]["AutoRollbackConfiguration"]["Alarms"]] == \
         [f"{ENDPOINT}-AllTraffic-error-rate", f"{ENDPOINT}-AllTraffic-model-latency-p99"]
+
+    again = handle(_event(v3, "Approved"), deploy_env)
+    assert again["status"] == "deployed" and again["action"] == "unchanged"
+    assert sm.describe_endpoint(EndpointName=ENDPOINT)["EndpointConfigName"] == desc["EndpointConfigName"]
 
     # the capture records name the package that answered
     from aircast.clients import get_client
