@@ -178,3 +178,13 @@ def test_aircast_pipeline_definition_command(settings, tmp_path, capsys: pytest.
     assert params["EndpointName"] == settings.endpoint_name
     assert main(["pipeline", "executions"]) == 1
     assert "does not exist yet" in capsys.readouterr().err
+
+
+def test_defaults_are_the_demo_hyperparameters(definition: dict) -> None:
+    from infra.local.sagemaker.deepar import DEMO_HYPERPARAMETERS
+
+    train = next(s for s in definition["Steps"] if s["Name"] == "TrainDeepAR")["Arguments"]
+    hp = resolve(train["HyperParameters"], _Ctx(resolve_parameters(definition, {})))
+    shared = {k: v for k, v in DEMO_HYPERPARAMETERS.items() if not k.startswith("_")}
+    assert {k: float(hp[k]) if k in ("learning_rate", "dropout_rate") else hp[k] for k in shared} == {
+        k: float(v) if k in ("learning_rate", "dropout_rate") else v for k, v in shared.items()}
