@@ -121,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--plot", default=str(REPO_ROOT / "bench" / "out" / "forecast.png"), help="PNG path; '' for none")
     args = parser.parse_args(argv)
 
-    hp = dict(DEMO_HYPERPARAMETERS)
+    hp = {k: v for k, v in DEMO_HYPERPARAMETERS.items() if k != "_seed"}  # seeds come from --seeds
     for item in args.hp:
         name, _, value = item.partition("=")
         hp[name.strip()] = value.strip()
@@ -146,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     runs = []
     first_forecasts = None
     for seed in args.seeds:
-        stage(f"training DeepAR seed {seed}: {hp}")
+        stage(f"training DeepAR seed {seed}: {hp}")  # _seed is set per run
         forecasts, train_s = deepar_run(hp, data.train, windows, seed)
         metrics = forecast_metrics(truth, forecasts, histories)
         runs.append((seed, train_s, metrics))
