@@ -307,6 +307,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cooldown-hours", type=float, default=168.0)
     p.add_argument("--psi-threshold", type=float, default=0.25)
     p.add_argument("--no-emit", action="store_true", help="decide and report, but send no event")
+    p.add_argument("--no-plot", action="store_true", help="skip the error timeline PNG")
     return p
 
 
@@ -322,7 +323,7 @@ def main(argv: Sequence[str] | None = None, events_client: Any | None = None) ->
         error_ratio=args.error_ratio, window_hours=args.window_hours, min_degraded_fraction=args.min_degraded_fraction,
         cooldown_hours=args.cooldown_hours, psi_threshold=args.psi_threshold,
         state=Path(args.state) if args.state else None, serving_model=args.model_package_arn,
-        emit=not args.no_emit)
+        emit=not args.no_emit, plot=not args.no_plot)
     if events_client is None and config.emit:
         events_client = _LazyBoto3Events()
     report = run_monitor(config, events_client)

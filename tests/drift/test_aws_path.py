@@ -42,6 +42,7 @@ def test_default_rules_install_on_boto3_events(aws_settings: Settings) -> None:
         assert target["SageMakerPipelineParameters"]["PipelineParameterList"][0]["Name"] == "ModelApprovalStatus"
 
 
+@pytest.mark.slow
 def test_monitor_job_entry_point_sends_the_event_with_a_boto3_client(settings: Settings, tmp_path: Path) -> None:
     """The processing-job main(): container-style folders in, drift event out through boto3 (moto)."""
     arn = "arn:aws:sagemaker:us-east-1:000000000000:model-package/aircast-deepar/1"
@@ -66,7 +67,7 @@ def test_monitor_job_entry_point_sends_the_event_with_a_boto3_client(settings: S
     assert report["decision"]["drift"] and report["event_sent"]["event_id"]
     assert (out / "error_timeline.png").is_file() and (out / "scores.csv").is_file()
     # the state remembers the announcement: a second run (no client needed) sends nothing
-    assert drift_monitor.main([*args, "--no-emit"]) == 0
+    assert drift_monitor.main([*args, "--no-emit", "--no-plot"]) == 0
     assert json.loads((out / "drift_report.json").read_text())["event_sent"] is None
 
     with pytest.raises(ValueError, match="ARN=PATH"):
