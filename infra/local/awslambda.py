@@ -13,6 +13,7 @@ from typing import Any
 #: function name → "module:callable" (the handler CloudFormation deploys on AWS)
 LOCAL_FUNCTIONS: dict[str, str] = {
     "aircast-deploy": "deployment.handler:lambda_handler",
+    "aircast-drift-monitor": "aircast.monitoring:lambda_handler",
 }
 
 
