@@ -102,3 +102,22 @@ def test_faulty_model_rolls_back_with_failures_confined_to_green(sm, host_settin
 
     text = urllib.request.urlopen(f"{host_settings.endpoint_url}/metrics").read().decode()
     assert f'endpoint="{name}",variant="AllTraffic",endpoint_config="{name}-green"' in text
+
+
+def test_green_fleet_that_fails_to_load_is_rolled_back(sm, host_settings, host, model_url):
+    name = "bad-load"
+    create_endpoint(sm, name, model_url)
+    green = create_model_and_config(sm, name + "-green", model_url, {"AIRCAST_FAULT_INJECTION": "load_failure"})
+    sm.update_endpoint(EndpointName=name, EndpointConfigName=green)
+    desc = wait_for_endpoint(sm, name, timeout_s=60)
+    assert desc["EndpointStatus"] == "InService" and desc["EndpointConfigName"] == name + "-blue"
+    assert "failed to provision" in desc["FailureReason"] and "health check" in desc["FailureReason"]
+
+
+def test_stack_service_runs_the_host(host_settings):
+    from infra.local.sagemaker.service import SERVICE
+    from infra.local.stack import STACK
+
+    assert "infra.local.sagemaker.service" in STACK
+    assert SERVICE.port(host_settings) == host_settings.endpoint_port
+    assert SERVICE.argv(host_settings)[1:3] == ["-m", "infra.local.sagemaker.host"]
