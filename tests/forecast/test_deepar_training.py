@@ -16,7 +16,7 @@ PL = 6
 TINY = {
     "time_freq": "H", "prediction_length": str(PL), "context_length": "12", "epochs": "1",
     "mini_batch_size": "8", "num_cells": "8", "num_layers": "1", "likelihood": "negative-binomial",
-    "num_eval_samples": "20", "test_quantiles": "[0.1, 0.5, 0.9]", "_seed": "3",
+    "num_eval_samples": "20", "test_quantiles": "[0.1, 0.5, 0.9]", "early_stopping_patience": "5", "_seed": "3",
 }
 
 
@@ -110,6 +110,10 @@ def test_batch_transform_one_line_per_instance(trained, tmp_path: Path, monkeypa
     lines = [json.loads(line) for line in out.read_text().splitlines()]
     assert n == len(lines) == 3
     assert all(set(p["quantiles"]) == {"0.1", "0.5", "0.9"} and len(p["mean"]) == PL for p in lines)
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"start": "2021-03-01 00:00:00", "target": [1.0], "cat": [0, 0]}\n{"start": "x", "target": [1]}\n')
+    with pytest.raises(InvalidRequest, match=r"bad.jsonl: line 2.start: 'x' is not a timestamp"):
+        batch_transform(DeepARPredictor.load(model_dir), bad, tmp_path / "bad.out")
 
 
 @pytest.mark.slow

@@ -621,7 +621,8 @@ def batch_transform(
 ) -> int:
     """Batch transform as SageMaker runs it for DeepAR: one instance per input line, one
     prediction per output line (same order), configuration from ``DEEPAR_INFERENCE_CONFIG``
-    when none is given. Returns the number of lines written."""
+    when none is given. Returns the number of lines written; a bad record raises
+    :class:`InvalidRequest` naming the file and line."""
     from infra.local.sagemaker.deepar_format import format_batch_line, inference_config_from_env
 
     conf = validate_configuration(dict(configuration)) if configuration is not None else inference_config_from_env()
@@ -645,7 +646,8 @@ def batch_transform(
             try:
                 batch.append(parse_batch_line(line, number, predictor.prediction_length if predictor.num_dynamic_feat else None))
             except InvalidRequest as exc:
-                raise AlgorithmError(f"{Path(input_file).name}: {exc}") from None
+                # A bad record is the request's fault (ClientError), as in a real transform job.
+                raise InvalidRequest(f"{Path(input_file).name}: {exc.message}") from None
             if len(batch) >= batch_size:
                 flush()
         if batch:
