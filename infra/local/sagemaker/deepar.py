@@ -486,7 +486,10 @@ def train(
     if test_series is not None:
         predictor = DeepARPredictor.load(model_dir)
         torch.manual_seed(config.seed)
-        metrics.update(predictor.score(test_series, config.test_quantiles, config.num_eval_samples))
+        try:
+            metrics.update(predictor.score(test_series, config.test_quantiles, config.num_eval_samples))
+        except InvalidRequest as exc:
+            raise AlgorithmError(f"test channel: {exc.message}") from None
     return metrics
 
 
