@@ -174,6 +174,8 @@ _disable_sdk_telemetry()
 # the SDK logs every image lookup at INFO and every request field it drops from the definition
 # at WARNING (job names are set at execution time, as intended); a CLI user needs none of it
 logging.getLogger("sagemaker").setLevel(logging.ERROR)
+# LambdaStep warns on every definition() that it will not deploy function code: by design here
+warnings.filterwarnings("ignore", message="Lambda function won't be updated")
 
 
 def get_session(region: str, default_bucket: str, default_bucket_prefix: str) -> PipelineSession:
