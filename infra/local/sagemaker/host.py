@@ -356,6 +356,13 @@ def _capture_payload(body: bytes, content_type: str, mode: str) -> dict[str, Any
 # ---------------------------------------------------------------------------- the host
 
 
+def _preload_deepar() -> None:
+    try:
+        import infra.local.sagemaker.deepar  # noqa: F401
+    except Exception as exc:  # loading a model later reports the real error
+        log.warning("preloading DeepAR failed: %s", exc)
+
+
 class EndpointHost:
     """Serves every endpoint in the control plane and executes their deployments."""
 
@@ -372,6 +379,8 @@ class EndpointHost:
 
     # ---- lifecycle -----------------------------------------------------------------------
     def start(self) -> None:
+        # import torch/GluonTS in the background: the first model load is then much quicker
+        threading.Thread(target=_preload_deepar, name="preload", daemon=True).start()
         self._thread = threading.Thread(target=self._reconcile_loop, name="reconciler", daemon=True)
         self._thread.start()
 
