@@ -151,7 +151,7 @@ def test_cli_deploy_of_a_faulty_package_rolls_back(deploy_env, sm, model_url, ca
         rc = main(["endpoint", "deploy", "--model-package", arn.rsplit("/", 1)[1], "--endpoint", ENDPOINT,
                    "--strategy", "canary", "--step-percent", "50", "--wait-seconds", "300",
                    "--termination-wait-seconds", "0", "--max-timeout-seconds", "1200",
-                   "--fault-injection", "error", "--wait", "--json"])
+                   "--latency-p99-ms", "60000", "--fault-injection", "error", "--wait", "--json"])
     out = json.loads(capsys.readouterr().out)
     assert rc == 3 and out["status"] == "rolled back", out
     assert out["endpoint_config_name"] == before
