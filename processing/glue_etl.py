@@ -74,7 +74,6 @@ ALIASES: dict[str, str] = {"particullate_matter": "particulate_matter", "sulfure
 THING_NAME_RE = r"^[A-Za-z0-9_-]{1,64}$"
 DEVICE_ID_RE = r"^[A-Za-z0-9_.:-]{1,128}$"
 MAX_RECORD_BYTES = 128 * 1024  # IoT Core's payload limit; anything longer did not come through the rule
-EARLIEST = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
 FUTURE_TOLERANCE_S = 24 * 3600  # a device clock may run ahead of received_at by at most a day
 
 #: Every reason code a record can be quarantined with, in the order they are checked.
@@ -108,8 +107,18 @@ REASONS: tuple[str, ...] = (
 
 RAW_FIELDS: tuple[str, ...] = ("thing_name", "device_id", "seq", "timestamp", "received_at", *MEASURES, *ALIASES)
 CORRUPT = "_corrupt_record"
-#: Every field is read as text: Spark keeps a number's literal text, an object's raw
-#: JSON, so validation can tell "12.5" from "abc" from {"x":1} without inference.
+#: Fast path: the types good records have. A record that does not fit (a string where a
+#: number belongs, an object, a cut line...) comes back with ``_corrupt_record`` set and
+#: only those records are parsed again with ``RAW_SCHEMA`` to find out what is wrong.
+TYPED_SCHEMA = T.StructType(
+    [T.StructField(n, T.StringType()) for n in ("thing_name", "device_id")]
+    + [T.StructField("seq", T.LongType()), T.StructField("timestamp", T.StringType()),
+       T.StructField("received_at", T.LongType())]
+    + [T.StructField(n, T.DoubleType()) for n in (*MEASURES, *ALIASES)]
+    + [T.StructField(CORRUPT, T.StringType())]
+)
+#: Slow path: every field as text. Spark keeps a number's literal text and an object's raw
+#: JSON, so validation can tell "12.5" from "abc" from {"x":1}.
 RAW_SCHEMA = T.StructType(
     [T.StructField(name, T.StringType()) for name in RAW_FIELDS] + [T.StructField(CORRUPT, T.StringType())]
 )
@@ -166,34 +175,29 @@ def parse_epoch_or_iso(text: Column) -> Column:
     return F.when(numeric, from_epoch).otherwise(F.trim(text).cast("timestamp"))
 
 
-def _measure_problem(name: str, text: Column) -> Column:
-    """Index in ``REASONS`` of one measurement's problem; null when it is fine or absent."""
-    number = text.cast("double")
-    trimmed = F.trim(text)
-    checks: list[tuple[Column, str]] = [
-        (trimmed.startswith("{") | trimmed.startswith("["), "nested_value"),
-        # Spark renders JSON NaN/Infinity numbers as quoted text; strings "NaN" cast to NaN.
-        (trimmed.isin('"NaN"', '"Infinity"', '"-Infinity"', '"+Infinity"')
-         | F.isnan(number) | (F.abs(number) == float("inf")), "non_finite_value"),
-        (number.isNull(), "non_numeric_value"),
-    ]
+def _measure_problem_sql(name: str, index: int) -> str:
+    """SQL: ``REASONS`` index × 100 + ``index`` of one measurement's problem; null when fine or absent.
+
+    Works on the stage-1 columns ``_t_<name>`` (the field's JSON text, slow path only),
+    ``_f_<name>`` (its fast-path double) and ``<name>`` (the double either way).
+    """
+    text, num, fast = f"`_t_{name}`", f"`{name}`", f"`_f_{name}`"
+    code = REASONS.index
     if name in POLLUTANT_MAX:
-        checks += [(number < 0, "negative_concentration"), (number > POLLUTANT_MAX[name], "concentration_out_of_range")]
+        ranges = (f"WHEN {num} < 0 THEN {code('negative_concentration')} "
+                  f"WHEN {num} > {POLLUTANT_MAX[name]} THEN {code('concentration_out_of_range')}")
     else:
         lo, hi = WEATHER_RANGE.get(name) or POSITION_RANGE[name]
-        checks.append(((number < lo) | (number > hi), f"{name}_out_of_range"))
-    expr = F.lit(None).cast("int")
-    for cond, reason in reversed(checks):
-        expr = F.when(cond, F.lit(REASONS.index(reason))).otherwise(expr)
-    return F.when(text.isNotNull(), expr)
-
-
-def _first(checks: list[tuple[Column, str]]) -> Column:
-    """The reason of the first true condition, else null."""
-    expr = F.lit(None).cast("string")
-    for cond, reason in reversed(checks):
-        expr = F.when(cond, F.lit(reason)).otherwise(expr)
-    return expr
+        ranges = f"WHEN {num} < {lo} OR {num} > {hi} THEN {code(f'{name}_out_of_range')}"
+    # Spark renders JSON NaN/Infinity numbers as quoted text; the strings "NaN"/"Infinity" cast to NaN/inf.
+    return (
+        f"(CASE WHEN {text} IS NULL AND {fast} IS NULL THEN NULL "
+        f"WHEN {num} IS NULL THEN (CASE WHEN substr(ltrim({text}), 1, 1) IN ('{{', '[') THEN {code('nested_value')} "
+        f"WHEN {text} IN ('\"NaN\"', '\"Infinity\"', '\"-Infinity\"', '\"+Infinity\"') "
+        f"THEN {code('non_finite_value')} ELSE {code('non_numeric_value')} END) "
+        f"WHEN isnan({num}) OR abs({num}) = double('infinity') THEN {code('non_finite_value')} "
+        f"{ranges} END) * 100 + {index}"
+    )
 
 
 def classify(lines: DataFrame, now: dt.datetime) -> DataFrame:
@@ -202,81 +206,98 @@ def classify(lines: DataFrame, now: dt.datetime) -> DataFrame:
     Returns typed reading columns plus ``raw``, ``reason``, ``field`` (the measurement
     at fault, if one is), ``dt`` and ``dkey`` (the dedupe key: ``seq:<n>`` or
     ``ts:<epoch µs>``). Pure: no actions, no I/O.
+
+    Written as SQL text in four small stages: the expression tree is built in the JVM
+    with a handful of calls, each stage's non-trivial expressions are computed once,
+    and the generated code stays small (and identical across runs on the same day,
+    so Spark's code cache serves it).
     """
-    j = F.from_json(F.col("value"), RAW_SCHEMA, {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": CORRUPT})
-    field = {name: F.col(f"j.{name}") for name in RAW_FIELDS}
-    for alias, canonical in ALIASES.items():
-        field[canonical] = F.coalesce(field[canonical], field[alias])
-    recv_text = field["received_at"]
-    # Stage 1: parse once, type every field, rate every measurement.
-    typed = lines.select(F.col("value").alias("raw"), "source_object", j.alias("j")).select(
-        "raw", "source_object",
-        F.col(f"j.{CORRUPT}").isNotNull().alias("_corrupt"),
-        F.col("j.thing_name").alias("_thing_text"),
-        F.col("j.device_id").alias("device_id"),
-        F.col("j.seq").alias("_seq_text"),
-        F.col("j.timestamp").alias("_ts_text"),
-        recv_text.alias("_recv_text"),
-        parse_epoch_or_iso(field["timestamp"]).alias("timestamp"),
-        F.when(recv_text.rlike(r"^[0-9]{1,15}(\.[0-9]+)?$"), F.timestamp_millis(recv_text.cast("double").cast("long")))
-        .alias("received_at"),
-        *[field[name].cast("double").alias(name) for name in MEASURES],
-        F.least(*[(_measure_problem(name, field[name]) * 100 + i) for i, name in enumerate(MEASURES)]).alias("_mp"),
-        F.greatest(*[field[name].isNotNull() for name in MEASURES if name not in POSITION_RANGE]).alias("_any"),
+    options = {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": CORRUPT}
+    fast = F.from_json(F.col("value"), TYPED_SCHEMA, options)
+    first = lines.select(F.col("value").alias("raw"), "source_object", fast.alias("f"))
+    slow = F.when(F.col(f"f.{CORRUPT}").isNotNull(), F.from_json(F.col("raw"), RAW_SCHEMA, options))
+    both = first.select("raw", "source_object", "f", slow.alias("s"))
+
+    def pick(slow_expr: str, fast_expr: str) -> str:
+        return f"CASE WHEN s IS NOT NULL THEN {slow_expr} ELSE {fast_expr} END"
+
+    def canonical(prefix: str, name: str) -> str:
+        alias = {v: k for k, v in ALIASES.items()}.get(name)
+        return f"coalesce({prefix}.`{name}`, {prefix}.`{alias}`)" if alias else f"{prefix}.`{name}`"
+
+    # Stage 1: one typed JSON parse (a second, all-text one only for records that did not fit).
+    parsed = both.selectExpr(
+        "raw", "source_object", f"s.{CORRUPT} IS NOT NULL AS _corrupt",
+        f"{pick('s.thing_name', 'f.thing_name')} AS _thing",
+        f"{pick('s.device_id', 'f.device_id')} AS device_id",
+        f"{pick('s.seq', 'CAST(f.seq AS STRING)')} AS _seq",
+        f"{pick('s.`timestamp`', 'f.`timestamp`')} AS _ts",
+        f"{pick('s.received_at', 'CAST(f.received_at AS STRING)')} AS _recv",
+        *[f"{canonical('s', m)} AS `_t_{m}`" for m in MEASURES],
+        *[f"CASE WHEN s IS NULL THEN {canonical('f', m)} END AS `_f_{m}`" for m in MEASURES],
     )
-    raw, ts, recv = F.col("raw"), F.col("timestamp"), F.col("received_at")
-    trimmed = F.trim(raw)
-    thing, seq_text = F.col("_thing_text"), F.col("_seq_text")
-    # A non-object line: is it at least valid JSON? Wrap it and parse again (only for those lines).
-    wrapped_ok = F.from_json(
-        F.concat(F.lit('{"v":'), raw, F.lit("}")),
-        T.StructType([T.StructField("v", T.StringType()), T.StructField(CORRUPT, T.StringType())]),
-        {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": CORRUPT},
-    )[CORRUPT].isNull()
-    now_lit = F.lit(now.astimezone(dt.UTC).replace(tzinfo=None)).cast("timestamp")
-    earliest = F.lit(EARLIEST.replace(tzinfo=None)).cast("timestamp")
-    record_reason = _first([
-        (F.length(raw) > MAX_RECORD_BYTES, "oversized_record"),
-        (~trimmed.startswith("{") & ~wrapped_ok, "unparsable_json"),
-        (~trimmed.startswith("{"), "not_an_object"),
-        (F.col("_corrupt"), "unparsable_json"),
-        (trimmed.rlike(r"^\{\s*\}$"), "empty_record"),
-        (thing.isNull(), "missing_thing_name"),
-        (~thing.rlike(THING_NAME_RE), "bad_thing_name"),
-        (F.col("device_id").isNotNull() & ~F.col("device_id").rlike(DEVICE_ID_RE), "bad_device_id"),
-        (F.col("_recv_text").isNull(), "missing_received_at"),
-        (recv.isNull() | (recv < earliest) | (recv > now_lit + F.expr("INTERVAL 1 DAY")), "bad_received_at"),
-        (F.col("_ts_text").isNull(), "missing_timestamp"),
-        (ts.isNull(), "bad_timestamp"),
-        (ts < earliest, "timestamp_before_2000"),
-        (ts > recv + F.expr(f"INTERVAL {FUTURE_TOLERANCE_S} SECONDS"), "timestamp_in_future"),
-        (seq_text.isNotNull() & ~seq_text.rlike(r"^[0-9]{1,18}$"), "bad_seq"),
-    ])
-    mp = F.col("_mp")
-    measure_reason = F.element_at(F.array(*[F.lit(r) for r in REASONS]), (mp / 100).cast("int") + 1)
-    measure_field = F.element_at(F.array(*[F.lit(m) for m in MEASURES]), (mp % 100).cast("int") + 1)
-    reason = F.coalesce(record_reason, measure_reason, F.when(~F.col("_any"), F.lit("no_measurements")))
-    # Stage 2: the verdict.
-    out = typed.select(
+    # Stage 2: types.
+    typed = parsed.select(
+        "*",
+        parse_epoch_or_iso(F.col("_ts")).alias("timestamp"),
+        F.expr("CASE WHEN _recv RLIKE '^[0-9]{1,15}([.][0-9]+)?$' "
+               "THEN timestamp_millis(CAST(CAST(_recv AS DOUBLE) AS BIGINT)) END").alias("received_at"),
+        *[F.expr(f"coalesce(`_f_{m}`, CAST(`_t_{m}` AS DOUBLE))").alias(m) for m in MEASURES],
+    )
+    # Stage 3: the first problem of the record, then of its measurements.
+    latest_received = (now.astimezone(dt.UTC).date() + dt.timedelta(days=2)).isoformat()
+    not_object_kind = (
+        "CASE WHEN from_json(concat('{\"v\":', raw, '}'), 'v STRING, _corrupt_record STRING', "
+        "map('mode', 'PERMISSIVE', 'columnNameOfCorruptRecord', '_corrupt_record'))._corrupt_record IS NULL "
+        "THEN 'not_an_object' ELSE 'unparsable_json' END"
+    )
+    record_reason = f"""CASE
+        WHEN length(raw) > {MAX_RECORD_BYTES} THEN 'oversized_record'
+        WHEN substr(ltrim(raw), 1, 1) != '{{' THEN {not_object_kind}
+        WHEN _corrupt THEN 'unparsable_json'
+        WHEN replace(trim(raw), ' ', '') = '{{}}' THEN 'empty_record'
+        WHEN _thing IS NULL THEN 'missing_thing_name'
+        WHEN NOT _thing RLIKE '{THING_NAME_RE}' THEN 'bad_thing_name'
+        WHEN device_id IS NOT NULL AND NOT device_id RLIKE '{DEVICE_ID_RE}' THEN 'bad_device_id'
+        WHEN _recv IS NULL THEN 'missing_received_at'
+        WHEN received_at IS NULL OR received_at < TIMESTAMP'2000-01-01 00:00:00'
+             OR received_at >= TIMESTAMP'{latest_received} 00:00:00' THEN 'bad_received_at'
+        WHEN _ts IS NULL THEN 'missing_timestamp'
+        WHEN `timestamp` IS NULL THEN 'bad_timestamp'
+        WHEN `timestamp` < TIMESTAMP'2000-01-01 00:00:00' THEN 'timestamp_before_2000'
+        WHEN `timestamp` > received_at + INTERVAL {FUTURE_TOLERANCE_S} SECONDS THEN 'timestamp_in_future'
+        WHEN _seq IS NOT NULL AND NOT _seq RLIKE '^[0-9]{{1,18}}$' THEN 'bad_seq'
+    END"""
+    assessed = typed.select(
+        "*",
+        F.expr(record_reason).alias("_rr"),
+        F.expr("least(" + ", ".join(_measure_problem_sql(m, i) for i, m in enumerate(MEASURES)) + ")").alias("_mp"),
+        F.expr(" OR ".join(f"`_t_{m}` IS NOT NULL OR `_f_{m}` IS NOT NULL"
+                           for m in MEASURES if m not in POSITION_RANGE)).alias("_any"),
+    )
+    # Stage 4: the verdict and the reading.
+    reasons = "array(" + ", ".join(f"'{r}'" for r in REASONS) + ")"
+    measures = "array(" + ", ".join(f"'{m}'" for m in MEASURES) + ")"
+    out = assessed.selectExpr(
         "raw", "source_object",
-        reason.alias("reason"),
-        F.when(record_reason.isNull(), measure_field).alias("field"),
-        F.when(thing.rlike(THING_NAME_RE), thing).alias("thing_name"),
+        f"coalesce(_rr, element_at({reasons}, CAST(_mp DIV 100 AS INT) + 1), "
+        "CASE WHEN NOT _any THEN 'no_measurements' END) AS reason",
+        f"CASE WHEN _rr IS NULL THEN element_at({measures}, CAST(_mp % 100 AS INT) + 1) END AS field",
+        f"CASE WHEN _thing RLIKE '{THING_NAME_RE}' THEN _thing END AS thing_name",
         "device_id",
-        F.when(seq_text.rlike(r"^[0-9]{1,18}$"), seq_text.cast("long")).alias("seq"),
-        "timestamp", "received_at", *MEASURES,
+        "CASE WHEN _seq RLIKE '^[0-9]{1,18}$' THEN CAST(_seq AS BIGINT) END AS seq",
+        "`timestamp`", "received_at", *[f"`{m}`" for m in MEASURES],
     )
-    good = F.col("reason").isNull()
-    return out.withColumn(
-        "dt",
-        F.when(good, F.date_format("timestamp", "yyyy-MM-dd"))
+    today = now.astimezone(dt.UTC).date().isoformat()
+    return out.selectExpr(
+        "*",
         # A rejected record is filed under the day it arrived: received_at, else its object's hour folder.
-        .otherwise(F.coalesce(
-            F.date_format("received_at", "yyyy-MM-dd"),
-            F.nullif(F.regexp_replace(F.substring("source_object", 1, 10), "/", "-"), F.lit("")),
-            F.date_format(now_lit, "yyyy-MM-dd"),
-        )),
-    ).withColumn("dkey", F.when(good, dedupe_key(F.col("seq"), F.col("timestamp"))))
+        "CASE WHEN reason IS NULL THEN date_format(`timestamp`, 'yyyy-MM-dd') ELSE coalesce("
+        "date_format(received_at, 'yyyy-MM-dd'), nullif(replace(substr(source_object, 1, 10), '/', '-'), ''), "
+        f"'{today}') END AS dt",
+        "CASE WHEN reason IS NULL THEN (CASE WHEN seq IS NOT NULL THEN concat('seq:', CAST(seq AS STRING)) "
+        "ELSE concat('ts:', CAST(unix_micros(`timestamp`) AS STRING)) END) END AS dkey",
+    )
 
 
 def dedupe_key(seq: Column, timestamp: Column) -> Column:
@@ -406,8 +427,11 @@ def run_job(spark: SparkSession, config: JobConfig, now: dt.datetime | None = No
     started = time.monotonic()
     now = now or dt.datetime.now(dt.UTC)
     run_id = config.run_id or "jr_" + uuid.uuid4().hex
-    say = log or (lambda msg: print(f"[{config.job_name} {time.monotonic() - started:6.1f}s] {msg}",
-                                    file=sys.stderr, flush=True))
+    sink = log or (lambda msg: print(f"[{config.job_name}] {msg}", file=sys.stderr, flush=True))
+
+    def say(msg: str) -> None:
+        sink(f"{time.monotonic() - started:6.1f}s {msg}")
+
     for key, value in _RUNTIME_CONF.items():
         spark.conf.set(key, value)
     partitions = config.shuffle_partitions or int(spark.conf.get("spark.sql.shuffle.partitions"))
