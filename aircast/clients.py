@@ -13,7 +13,7 @@ from aircast.settings import Settings
 
 
 def get_client(service: str, settings: Settings) -> Any:
-    """Return a boto3-shaped client for ``service`` ("s3", "sagemaker", "sagemaker-runtime", "events", "glue")."""
+    """Return a boto3-shaped client for ``service`` ("s3", "sagemaker", "sagemaker-runtime", "cloudwatch", "events", "glue")."""
     if settings.backend == "aws":
         import boto3
 
@@ -35,6 +35,10 @@ def get_client(service: str, settings: Settings) -> Any:
         from infra.local.sagemaker.client import LocalSageMakerClient
 
         return LocalSageMakerClient(settings)
+    if service == "cloudwatch":
+        from infra.local.sagemaker.cloudwatch import LocalCloudWatchClient
+
+        return LocalCloudWatchClient(settings)
     if service == "events":
         from infra.local.eventbridge.client import LocalEventsClient
 

@@ -27,15 +27,9 @@ EVENT_DETAIL_TYPE = "SageMaker Model Package State Change"
 
 def clients(settings: Settings) -> tuple[Any, Any]:
     """(sagemaker, cloudwatch) clients for the backend."""
-    if settings.backend == "aws":
-        import boto3
+    from aircast.clients import get_client
 
-        return boto3.client("sagemaker", region_name=settings.region), \
-            boto3.client("cloudwatch", region_name=settings.region)
-    from infra.local.sagemaker.client import LocalSageMakerClient
-    from infra.local.sagemaker.cloudwatch import LocalCloudWatchClient
-
-    return LocalSageMakerClient(settings), LocalCloudWatchClient(settings)
+    return get_client("sagemaker", settings), get_client("cloudwatch", settings)
 
 
 def _deploy(settings: Settings, package_arn: str, endpoint_name: str) -> dict[str, Any]:

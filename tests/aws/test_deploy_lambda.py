@@ -169,6 +169,16 @@ def test_approval_updates_blue_green_with_the_stacks_rollback_alarms(lambda_env,
                     for a in ("ErrorRateAlarm", "ModelLatencyAlarm")]
     sm.add_response("describe_model_package", _package("Approved"), {"ModelPackageName": PACKAGE})
     sm.add_response("describe_endpoint", _endpoint("InService"), {"EndpointName": ENDPOINT})
+    # the handler first asks which package the endpoint serves (an approval may arrive twice)
+    serving = _endpoint("InService")["EndpointConfigName"]
+    sm.add_response("describe_endpoint_config", {
+        "EndpointConfigName": serving, "EndpointConfigArn": f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:endpoint-config/{serving}",
+        "ProductionVariants": [{"VariantName": variant, "ModelName": serving}], "CreationTime": dt.datetime(2026, 1, 1)},
+        {"EndpointConfigName": serving})
+    sm.add_response("describe_model", {
+        "ModelName": serving, "ModelArn": f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:model/{serving}",
+        "PrimaryContainer": {"ModelPackageName": PACKAGE.rsplit("/", 1)[0] + "/2"}, "ExecutionRoleArn": ROLE,
+        "CreationTime": dt.datetime(2026, 1, 1)}, {"ModelName": serving})
     sm.add_response("create_model", {"ModelArn": "arn:aws:sagemaker:r:a:model/m"})
     sm.add_response("create_endpoint_config", {"EndpointConfigArn": "arn:aws:sagemaker:r:a:endpoint-config/c"})
     for name in stack_alarms:
