@@ -204,8 +204,9 @@ def classify(lines: DataFrame, now: dt.datetime) -> DataFrame:
     """Parse raw lines (``value``, ``source_object``) and give each a ``reason`` (null = good).
 
     Returns typed reading columns plus ``raw``, ``reason``, ``field`` (the measurement
-    at fault, if one is), ``dt`` and ``dkey`` (the dedupe key: ``seq:<n>`` or
-    ``ts:<epoch µs>``). Pure: no actions, no I/O.
+    at fault, if one is), ``dt``, ``dkey`` (see ``DEDUPE_KEY_SQL``) and ``raw_hash``
+    (a deterministic tie-break). ``raw`` is kept for rejected records only. Pure: no
+    actions, no I/O.
 
     Written as SQL text in four small stages: the expression tree is built in the JVM
     with a handful of calls, each stage's non-trivial expressions are computed once,
@@ -230,9 +231,9 @@ def classify(lines: DataFrame, now: dt.datetime) -> DataFrame:
         "raw", "source_object", f"s.{CORRUPT} IS NOT NULL AS _corrupt",
         f"{pick('s.thing_name', 'f.thing_name')} AS _thing",
         f"{pick('s.device_id', 'f.device_id')} AS device_id",
-        f"{pick('s.seq', 'CAST(f.seq AS STRING)')} AS _seq",
+        "s.seq AS _seq", "CASE WHEN s IS NULL THEN f.seq END AS _f_seq",
         f"{pick('s.`timestamp`', 'f.`timestamp`')} AS _ts",
-        f"{pick('s.received_at', 'CAST(f.received_at AS STRING)')} AS _recv",
+        "s.received_at AS _recv", "CASE WHEN s IS NULL THEN f.received_at END AS _f_recv",
         *[f"{canonical('s', m)} AS `_t_{m}`" for m in MEASURES],
         *[f"CASE WHEN s IS NULL THEN {canonical('f', m)} END AS `_f_{m}`" for m in MEASURES],
     )
@@ -240,8 +241,13 @@ def classify(lines: DataFrame, now: dt.datetime) -> DataFrame:
     typed = parsed.select(
         "*",
         parse_epoch_or_iso(F.col("_ts")).alias("timestamp"),
-        F.expr("CASE WHEN _recv RLIKE '^[0-9]{1,15}([.][0-9]+)?$' "
+        # Typed fast path: numbers as they are; slow path: the text must be an unsigned number.
+        F.expr("CASE WHEN _f_recv BETWEEN 0 AND 999999999999999 THEN timestamp_millis(_f_recv) "
+               "WHEN _recv RLIKE '^[0-9]{1,15}([.][0-9]+)?$' "
                "THEN timestamp_millis(CAST(CAST(_recv AS DOUBLE) AS BIGINT)) END").alias("received_at"),
+        F.expr("CASE WHEN _f_seq >= 0 THEN _f_seq "
+               "WHEN _seq RLIKE '^[0-9]{1,18}$' THEN CAST(_seq AS BIGINT) END").alias("seq"),
+        F.expr(f"_thing RLIKE '{THING_NAME_RE}'").alias("_thing_ok"),
         *[F.expr(f"coalesce(`_f_{m}`, CAST(`_t_{m}` AS DOUBLE))").alias(m) for m in MEASURES],
     )
     # Stage 3: the first problem of the record, then of its measurements.
@@ -257,16 +263,16 @@ def classify(lines: DataFrame, now: dt.datetime) -> DataFrame:
         WHEN _corrupt THEN 'unparsable_json'
         WHEN replace(trim(raw), ' ', '') = '{{}}' THEN 'empty_record'
         WHEN _thing IS NULL THEN 'missing_thing_name'
-        WHEN NOT _thing RLIKE '{THING_NAME_RE}' THEN 'bad_thing_name'
+        WHEN NOT _thing_ok THEN 'bad_thing_name'
         WHEN device_id IS NOT NULL AND NOT device_id RLIKE '{DEVICE_ID_RE}' THEN 'bad_device_id'
-        WHEN _recv IS NULL THEN 'missing_received_at'
+        WHEN _recv IS NULL AND _f_recv IS NULL THEN 'missing_received_at'
         WHEN received_at IS NULL OR received_at < TIMESTAMP'2000-01-01 00:00:00'
              OR received_at >= TIMESTAMP'{latest_received} 00:00:00' THEN 'bad_received_at'
         WHEN _ts IS NULL THEN 'missing_timestamp'
         WHEN `timestamp` IS NULL THEN 'bad_timestamp'
         WHEN `timestamp` < TIMESTAMP'2000-01-01 00:00:00' THEN 'timestamp_before_2000'
         WHEN `timestamp` > received_at + INTERVAL {FUTURE_TOLERANCE_S} SECONDS THEN 'timestamp_in_future'
-        WHEN _seq IS NOT NULL AND NOT _seq RLIKE '^[0-9]{{1,18}}$' THEN 'bad_seq'
+        WHEN (_seq IS NOT NULL OR _f_seq IS NOT NULL) AND seq IS NULL THEN 'bad_seq'
     END"""
     assessed = typed.select(
         "*",
@@ -279,43 +285,42 @@ def classify(lines: DataFrame, now: dt.datetime) -> DataFrame:
     reasons = "array(" + ", ".join(f"'{r}'" for r in REASONS) + ")"
     measures = "array(" + ", ".join(f"'{m}'" for m in MEASURES) + ")"
     out = assessed.selectExpr(
-        "raw", "source_object",
+        "raw", "xxhash64(raw) AS raw_hash", "source_object",
         f"coalesce(_rr, element_at({reasons}, CAST(_mp DIV 100 AS INT) + 1), "
         "CASE WHEN NOT _any THEN 'no_measurements' END) AS reason",
         f"CASE WHEN _rr IS NULL THEN element_at({measures}, CAST(_mp % 100 AS INT) + 1) END AS field",
-        f"CASE WHEN _thing RLIKE '{THING_NAME_RE}' THEN _thing END AS thing_name",
+        "CASE WHEN _thing_ok THEN _thing END AS thing_name",
         "device_id",
-        "CASE WHEN _seq RLIKE '^[0-9]{1,18}$' THEN CAST(_seq AS BIGINT) END AS seq",
+        "seq",
         "`timestamp`", "received_at", *[f"`{m}`" for m in MEASURES],
     )
     today = now.astimezone(dt.UTC).date().isoformat()
     return out.selectExpr(
-        "*",
+        # Good rows drop their text here: it is wide, and only quarantine keeps it.
+        "CASE WHEN reason IS NOT NULL THEN raw END AS raw",
+        *[c for c in out.columns if c != "raw"],
         # A rejected record is filed under the day it arrived: received_at, else its object's hour folder.
-        "CASE WHEN reason IS NULL THEN date_format(`timestamp`, 'yyyy-MM-dd') ELSE coalesce("
-        "date_format(received_at, 'yyyy-MM-dd'), nullif(replace(substr(source_object, 1, 10), '/', '-'), ''), "
+        "CASE WHEN reason IS NULL THEN CAST(CAST(`timestamp` AS DATE) AS STRING) ELSE coalesce("
+        "CAST(CAST(received_at AS DATE) AS STRING), nullif(replace(substr(source_object, 1, 10), '/', '-'), ''), "
         f"'{today}') END AS dt",
-        "CASE WHEN reason IS NULL THEN (CASE WHEN seq IS NOT NULL THEN concat('seq:', CAST(seq AS STRING)) "
-        "ELSE concat('ts:', CAST(unix_micros(`timestamp`) AS STRING)) END) END AS dkey",
+        "CASE WHEN reason IS NULL THEN " + DEDUPE_KEY_SQL + " END AS dkey",
     )
 
 
-def dedupe_key(seq: Column, timestamp: Column) -> Column:
-    """``seq:<n>`` when the reading has a sequence number, else ``ts:<epoch µs>``."""
-    return F.when(seq.isNotNull(), F.concat(F.lit("seq:"), seq.cast("string"))).otherwise(
-        F.concat(F.lit("ts:"), F.unix_micros(timestamp).cast("string"))
-    )
+#: The dedupe key as one long: ``seq`` (≥ 0) when the reading has one, else
+#: ``-1 - epoch µs of timestamp`` (< 0, timestamps are after 2000), so the two never collide.
+DEDUPE_KEY_SQL = "CASE WHEN seq IS NOT NULL THEN seq ELSE -1 - unix_micros(`timestamp`) END"
 
 
 def mark_duplicates(classified: DataFrame, partitions: int) -> DataFrame:
     """Add ``status``: ``quarantined``, ``duplicate`` (a later copy in this run) or ``ok``.
 
-    The first copy by (received_at, source_object, raw) wins, so reruns pick the same
+    The first copy by (received_at, source_object, raw_hash) wins, so reruns pick the same
     row. Rows are hash-partitioned by ``dt`` first: the window's clustering on
     (dt, thing_name, dkey) is then already satisfied (one shuffle in all) and each
     day's readings end in one task, hence one parquet file per day.
     """
-    w = Window.partitionBy("dt", "thing_name", "dkey").orderBy("received_at", "source_object", "raw")
+    w = Window.partitionBy("dt", "thing_name", "dkey").orderBy("received_at", "source_object", "raw_hash")
     ranked = classified.repartition(partitions, "dt").withColumn(
         "rank", F.when(F.col("reason").isNull(), F.row_number().over(w))
     )
@@ -480,37 +485,44 @@ def run_job(spark: SparkSession, config: JobConfig, now: dt.datetime | None = No
 
         fresh = marked.where(F.col("status") == "ok")
         seen_days = _existing_days(spark, readings_uri, sorted(days))
+        prior = None
         if seen_days:
-            # Redeliveries of readings an earlier run already wrote (e.g. after a delivery crash).
-            existing = (
-                spark.read.option("basePath", readings_uri).parquet(*[f"{readings_uri}/dt={d}" for d in seen_days])
-                .select("dt", "thing_name", dedupe_key(F.col("seq"), F.col("timestamp")).alias("dkey"))
+            # Listed now, so it holds the readings of earlier runs only.
+            prior = spark.read.option("basePath", readings_uri).parquet(
+                *[f"{readings_uri}/dt={d}" for d in seen_days]
             )
-            fresh = fresh.join(existing, ["dt", "thing_name", "dkey"], "left_anti")
+            # Redeliveries of readings an earlier run already wrote (e.g. after a delivery crash).
+            keys = prior.select("dt", "thing_name", F.expr(DEDUPE_KEY_SQL).alias("dkey"))
+            fresh = fresh.join(keys, ["dt", "thing_name", "dkey"], "left_anti").cache()
             written = fresh.count()
         else:
             written = by_status.get("ok", 0)
         counts["written"] = written
         counts["duplicate"] = counts["read"] - counts["quarantined"] - written
+
+        hourly = None
+        if days:
+            # Whole days again, from the readings already there plus the new ones, so a late
+            # object for an old hour gives that hour's correct aggregates. Computed (and cached)
+            # before the append, straight from the parsed records: no read-back of the parquet.
+            columns = ["dt", "thing_name", "timestamp", *POLLUTANTS]
+            source = fresh.select(*columns)
+            if prior is not None:
+                source = prior.select(*columns).unionByName(source)
+            hourly = hourly_aggregates(source).repartition("dt").cache()
+            counts["hourly_rows"] = hourly.count()
+            counts["days"] = sorted(days)
         if written:
             fresh.select(*READINGS_COLUMNS).write.mode("append").partitionBy("dt").parquet(readings_uri)
         say(f"wrote {written} readings, {counts['duplicate']} duplicates, {counts['quarantined']} quarantined")
-
-        if days:
-            # Recompute whole days from everything in the lake, so late data lands correctly.
-            day_list = sorted(days)
-            touched = spark.read.option("basePath", readings_uri).parquet(
-                *[f"{readings_uri}/dt={d}" for d in _existing_days(spark, readings_uri, day_list)]
-            )
-            hourly = hourly_aggregates(touched).repartition("dt").cache()
-            counts["hourly_rows"] = hourly.count()
+        if hourly is not None:
             hourly.write.mode("overwrite").option("partitionOverwriteMode", "dynamic").partitionBy("dt").parquet(
                 hourly_uri
             )
             hourly.unpersist()
-            say("hourly written")
-            counts["days"] = day_list
-            say(f"recomputed {counts['hourly_rows']} hourly rows for {len(day_list)} day(s)")
+            say(f"recomputed {counts['hourly_rows']} hourly rows for {len(days)} day(s)")
+        if prior is not None:
+            fresh.unpersist()
     finally:
         marked.unpersist()
 
