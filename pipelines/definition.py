@@ -8,6 +8,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import json
+import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -66,7 +67,18 @@ def build_definition(settings: Any, pipeline_name: str | None = None) -> tuple[s
     """(definition JSON, the S3 prefix the scripts must be uploaded under) for these settings."""
     kwargs = pipeline_kwargs(settings, pipeline_name)
     pipeline = load_get_pipeline()(**kwargs)
-    return pipeline.definition(), kwargs["default_bucket_prefix"]
+    definition = pipeline.definition()
+    quiet_sdk_logging()
+    return definition, kwargs["default_bucket_prefix"]
+
+
+def quiet_sdk_logging() -> None:
+    """The SDK configures the root logger at INFO on import (``sagemaker.core.experiments._metrics``) and
+    sets DEBUG on some of its own loggers; keep both out of aircast's output once the definition is built."""
+    logging.getLogger().setLevel(logging.WARNING)
+    for name in list(logging.root.manager.loggerDict):
+        if name.split(".")[0] == "sagemaker":
+            logging.getLogger(name).setLevel(logging.ERROR)
 
 
 def pretty(definition: str) -> str:
