@@ -43,7 +43,7 @@ class DemoOptions:
     days: int = 42  #: days of history on the first run
     fresh_days: int = 7  #: days of new data on each rerun
     sim_sensors: int = 3
-    epochs: int = 20
+    epochs: int | None = None  #: None: the pipeline's default (the benchmarked demo setting)
     context_length: int = 72
     eval_windows: int = 7
     pollutants: str = "pm2_5"
@@ -231,8 +231,10 @@ class Demo:
         from infra.local.sagemaker.pipelines import run_local_pipeline
 
         opts = self.options
-        params = {"Epochs": opts.epochs, "ContextLength": opts.context_length, "NumEvalWindows": opts.eval_windows,
+        params = {"ContextLength": opts.context_length, "NumEvalWindows": opts.eval_windows,
                   "Pollutants": opts.pollutants, **opts.pipeline_parameters}
+        if opts.epochs is not None:
+            params["Epochs"] = opts.epochs
         summary = run_local_pipeline(self.settings, params, progress=True)
         self.report.execution = summary
         say("")

@@ -16,7 +16,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--days", type=int, default=42, help="days of history on the first run (default 42)")
     p.add_argument("--fresh-days", type=int, default=7, help="days of new data on each rerun (default 7)")
     p.add_argument("--sim-sensors", type=int, default=3, help="simulated sensors besides the Beijing replay")
-    p.add_argument("--epochs", type=int, default=20, help="DeepAR epochs (default 20)")
+    p.add_argument("--epochs", type=int, help="DeepAR epochs (default: the pipeline's Epochs parameter)")
     p.add_argument("--plot", type=Path, help="where to write the forecast plot (default <data-dir>/forecast.png)")
     p.add_argument("--keep-running", action="store_true", help="leave the local stack running at the end")
     p.add_argument("--json", action="store_true", help="print the run's report as JSON at the end")

@@ -20,6 +20,7 @@ import logging
 import math
 import re
 import shutil
+import sys
 import tarfile
 import tempfile
 import time
@@ -378,10 +379,29 @@ def _quiet_lightning() -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
 
 
+def _epoch_progress(max_epochs: int) -> Any:
+    """A Lightning callback printing one line per epoch (epoch, loss, elapsed) to stderr."""
+    from lightning.pytorch.callbacks import Callback
+
+    class EpochProgress(Callback):
+        def on_train_start(self, trainer: Any, pl_module: Any) -> None:
+            self.started = time.perf_counter()
+
+        def on_train_epoch_end(self, trainer: Any, pl_module: Any) -> None:
+            loss = trainer.callback_metrics.get("train_loss")
+            width = 20
+            done = int(width * (trainer.current_epoch + 1) / max_epochs)
+            print(f"[TrainDeepAR] [{'#' * done}{'.' * (width - done)}] epoch {trainer.current_epoch + 1}/{max_epochs}"
+                  f"  loss {float(loss) if loss is not None else float('nan'):.3f}"
+                  f"  {time.perf_counter() - self.started:.0f} s", file=sys.stderr, flush=True)
+
+    return EpochProgress()
+
+
 def _build_estimator(config: DeepARConfig, cardinality: list[int], num_dynamic: int, root_dir: str, progress: bool) -> Any:
     from gluonts.torch.model.deepar import DeepAREstimator
 
-    callbacks: list[Any] = []
+    callbacks: list[Any] = [_epoch_progress(config.epochs)] if progress else []
     if config.early_stopping_patience is not None:
         from lightning.pytorch.callbacks import EarlyStopping
 
@@ -412,7 +432,8 @@ def _build_estimator(config: DeepARConfig, cardinality: list[int], num_dynamic: 
             "default_root_dir": root_dir,
             "logger": False,
             "enable_model_summary": False,
-            "enable_progress_bar": progress,
+            # a live bar on a terminal; log files get the one-line-per-epoch callback instead
+            "enable_progress_bar": progress and sys.stderr.isatty(),
             "deterministic": True,
             "callbacks": callbacks,
         },
