@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 OUT = Path(__file__).resolve().parent / "out"
-T0 = dt.datetime(2021, 2, 1, tzinfo=dt.timezone.utc)
+T0 = dt.datetime(2021, 2, 1, tzinfo=dt.UTC)
 OBJECT_BYTES = 5 * 1024 * 1024  # the Firehose buffer size hint
 
 

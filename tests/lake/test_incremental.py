@@ -17,7 +17,7 @@ from infra.local.glue import run_etl_job
 from infra.local.glue.catalog import LocalGlueClient
 from tests.lake.raw import T0, aircast, seed, write_object
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 M = dt.timedelta(minutes=1)
 KEYS = ("objects_new", "read", "written", "duplicate", "quarantined")
 
