@@ -139,4 +139,4 @@ class LocalS3Client:
 
 
 def _mtime(path: Path) -> dt.datetime:
-    return dt.datetime.fromtimestamp(path.stat().st_mtime, tz=dt.timezone.utc)
+    return dt.datetime.fromtimestamp(path.stat().st_mtime, tz=dt.UTC)

@@ -28,6 +28,7 @@ from typing import Any
 from aircast.settings import Settings, load_settings
 from infra.local.sagemaker.executor import PipelineDefinitionError, PipelineExecutor, resolve_parameters
 from infra.local.sagemaker.registry import client_error
+from infra.local.sqlite import open_store
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS pipelines (
@@ -80,17 +81,8 @@ def db_path(settings: Settings) -> Path:
 
 @contextmanager
 def connect(settings: Settings) -> Iterator[sqlite3.Connection]:
-    path = db_path(settings)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    db = sqlite3.connect(path, timeout=30)
-    db.row_factory = sqlite3.Row
-    try:
-        db.execute("PRAGMA journal_mode=WAL")
-        db.executescript(_SCHEMA)
-        with db:
-            yield db
-    finally:
-        db.close()
+    with open_store(db_path(settings), _SCHEMA) as db:
+        yield db
 
 
 def _load_definition(text: str, op: str) -> dict[str, Any]:

@@ -21,6 +21,8 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from infra.local.sqlite import open_store
+
 log = logging.getLogger(__name__)
 
 APPROVAL_STATUSES = ("PendingManualApproval", "Approved", "Rejected")
@@ -84,17 +86,8 @@ class ModelRegistryAPI:
 
     @contextmanager
     def _registry(self) -> Iterator[sqlite3.Connection]:
-        path = self.registry_db_path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        db = sqlite3.connect(path, timeout=30)
-        db.row_factory = sqlite3.Row
-        try:
-            db.execute("PRAGMA journal_mode=WAL")
-            db.executescript(_SCHEMA)
-            with db:
-                yield db
-        finally:
-            db.close()
+        with open_store(self.registry_db_path, _SCHEMA) as db:
+            yield db
 
     def _group_arn(self, name: str) -> str:
         return f"arn:aws:sagemaker:{self.settings.region}:{self.settings.account_id}:model-package-group/{name}"
