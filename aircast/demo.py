@@ -32,7 +32,9 @@ from aircast.settings import Settings
 #: the real sensor replayed through the device client
 REPLAY_THING = "beijing-us-embassy"
 #: where the first run's replay starts (the data's clock is UTC+8; this is UTC)
-FIRST_START = dt.datetime(2014, 10, 1, tzinfo=dt.UTC)
+FIRST_START = dt.datetime(2014, 6, 1, tzinfo=dt.UTC)
+#: the last hour of the replayed CSV (2014-12-31 23:00 in Beijing, UTC+8)
+DATA_END = dt.datetime(2014, 12, 31, 15, tzinfo=dt.UTC)
 DEMO_STATE_FILE = "demo-state.json"
 
 
@@ -40,7 +42,7 @@ DEMO_STATE_FILE = "demo-state.json"
 class DemoOptions:
     """What one demo run does; the defaults are the full demo, tests use smaller values."""
 
-    days: int = 42  #: days of history on the first run
+    days: int = 120  #: days of history on the first run
     fresh_days: int = 7  #: days of new data on each rerun
     sim_sensors: int = 3
     epochs: int | None = None  #: None: the pipeline's default (the benchmarked demo setting)
@@ -182,6 +184,9 @@ class Demo:
         start = dt.datetime.fromisoformat(state["next_start"]) if "next_start" in state else FIRST_START
         hours = 24 * (opts.fresh_days if "next_start" in state else opts.days)
         end = start + dt.timedelta(hours=hours)
+        if end > DATA_END:
+            raise CommandError(f"the Beijing data ends {DATA_END:%Y-%m-%d}; this data dir has replayed up to "
+                               f"{start:%Y-%m-%d}. Start over with a new data dir (make clean-data, or --data-dir)")
         things = [REPLAY_THING, *simulated_thing_names(opts.sim_sensors)]
         creds: dict[str, DeviceCredentials] = {}
         for thing in things:
@@ -190,7 +195,11 @@ class Demo:
         say(f"    {len(things)} things registered (certificates under {self.settings.pki_dir}); "
             f"readings {start:%Y-%m-%d %H:%M} → {end:%Y-%m-%d %H:%M} UTC")
         replay = replay_beijing(opts.csv_path, REPLAY_THING, start=start, hours=hours)
-        sims = simulate(opts.sim_sensors, start, hours, seed=int(start.timestamp()) // 3600) \
+        # simulate from the first run's start with a fixed seed, so each sensor keeps its level and its
+        # noise continues across reruns (a new seed would be a regime change)
+        first = dt.datetime.fromisoformat(state.get("first_start", start.isoformat()))
+        span = int((end - first).total_seconds() // 3600)
+        sims = (r for r in simulate(opts.sim_sensors, first, span, seed=0) if r.timestamp >= start) \
             if opts.sim_sensors else iter(())
         readings = heapq.merge(replay, sims, key=lambda r: r.timestamp)
 
@@ -300,7 +309,12 @@ class Demo:
 
     def forecast(self, notes: list[str]) -> None:
         from aircast.clients import get_client
+        from deployment.deploy import endpoint_exists
 
+        if endpoint_exists(get_client("sagemaker", self.settings), self.settings.endpoint_name) is None:
+            notes.append(f"no endpoint {self.settings.endpoint_name} serves yet (no model has passed the gate); "
+                         "rerun the demo to train on more data")
+            return
         request = self.forecast_request()
         history_start, history = request["instances"][0]["start"], request["instances"][0]["target"]
         runtime = get_client("sagemaker-runtime", self.settings)

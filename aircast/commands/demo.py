@@ -13,7 +13,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="run the whole chain locally: devices → lake → pipeline → endpoint → forecast",
                        description="Run the whole aircast chain on this machine (no AWS, no Docker). "
                                    "A rerun sends the next days of data and deploys the new model blue/green.")
-    p.add_argument("--days", type=int, default=42, help="days of history on the first run (default 42)")
+    p.add_argument("--days", type=int, default=120, help="days of history on the first run (default 120)")
     p.add_argument("--fresh-days", type=int, default=7, help="days of new data on each rerun (default 7)")
     p.add_argument("--sim-sensors", type=int, default=3, help="simulated sensors besides the Beijing replay")
     p.add_argument("--epochs", type=int, help="DeepAR epochs (default: the pipeline's Epochs parameter)")
