@@ -283,7 +283,7 @@ class Demo:
         say(f"    approving {arn} (the approval event triggers the deploy Lambda)")
         sm.update_model_package(ModelPackageArn=arn, ModelApprovalStatus="Approved",
                                 ApprovalDescription="approved by aircast demo")
-        final = watch_endpoint(sm, endpoint, current.get("EndpointConfigName") if current else None, timeout_s=600)
+        final = watch_endpoint(sm, endpoint, current, timeout_s=600)
         stats = load.stop() if load else None
         self.report.deployment = {"endpoint": endpoint, "status": final["EndpointStatus"],
                                   "strategy": self.settings.deploy_strategy if existed else "create",
@@ -466,14 +466,15 @@ class BackgroundLoad:
         return {"ok": self.ok, "failed": self.failed, "by_variant": self.variants, "errors": self.errors}
 
 
-def watch_endpoint(sm: Any, endpoint: str, before_config: str | None, timeout_s: float = 600.0,
+def watch_endpoint(sm: Any, endpoint: str, before: dict[str, Any] | None, timeout_s: float = 600.0,
                    out: Callable[[str], None] = say) -> dict[str, Any]:
     """Print the endpoint's deployment history as it happens until the deployment settles.
 
     Settled: InService (or Failed) with no pending deployment, after the endpoint either moved to a
     new endpoint config or was seen busy (Creating/Updating/RollingBack — a rollback keeps the old config).
     """
-    seen = 0
+    before_config = before.get("EndpointConfigName") if before else None
+    seen = len(before.get("DeploymentHistory", [])) if before else 0  # print only what this deployment adds
     busy_seen = False
     deadline = time.monotonic() + timeout_s
     while True:
