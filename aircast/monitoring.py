@@ -104,17 +104,34 @@ def run_monitor_for(settings: Settings, emit: bool = True, events_client: Any | 
     """One drift check for the configured endpoint; emits the drift event (when new) unless ``emit`` is false.
 
     With ``plot`` the error timeline PNG is (re)drawn in :func:`report_dir`."""
+    on_aws = settings.backend == "aws"
     with tempfile.TemporaryDirectory(prefix="aircast-monitor-") as tmp:
         capture, hourly = monitor_inputs(settings, Path(tmp))
         forecasts, _ = parse_capture_records(read_capture(capture))
         baselines, notes = baselines_for(settings, {f.model_package_arn for f in forecasts})
+        # on AWS the report and the sent-events state live in S3 (a Lambda's disk does not last)
+        output = Path(tmp) / "report" if on_aws else report_dir(settings)
+        state = Path(tmp) / "state.json" if on_aws else state_path(settings)
+        s3 = get_client("s3", settings) if on_aws else None
+        state_key = STATE_KEY.format(endpoint=settings.endpoint_name)
+        if s3 is not None:
+            try:
+                s3.download_file(settings.artifacts_bucket, state_key, str(state))
+            except Exception:  # noqa: BLE001 - no state yet: nothing was announced
+                pass
         config = MonitorConfig(
-            datacapture=capture, hourly=hourly, output=report_dir(settings), baselines=baselines,
+            datacapture=capture, hourly=hourly, output=output, baselines=baselines,
             model_package_group=settings.model_package_group, endpoint_name=settings.endpoint_name,
             error_ratio=settings.drift_error_ratio, window_hours=settings.drift_window_hours,
-            state=state_path(settings), emit=emit, plot=plot)
+            state=state, emit=emit, plot=plot)
         events = events_client if events_client is not None else (get_client("events", settings) if emit else None)
         report = run_monitor(config, events)
+        if s3 is not None:
+            if state.is_file():
+                s3.upload_file(str(state), settings.artifacts_bucket, state_key)
+            prefix = REPORT_PREFIX.format(endpoint=settings.endpoint_name)
+            for path in sorted(p for p in output.rglob("*") if p.is_file()):
+                s3.upload_file(str(path), settings.artifacts_bucket, f"{prefix}/{path.relative_to(output).as_posix()}")
     report["baseline_notes"] = notes
     return report
 
@@ -123,6 +140,7 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """The scheduled drift check (local Lambda ``aircast-drift-monitor``): run the monitor, emit on drift."""
     settings = load_settings()
     print(f"drift check triggered by {event.get('source', '?')} {event.get('detail-type', '')}", file=sys.stderr)
-    report = run_monitor_for(settings, emit=True)
+    # no matplotlib in the Lambda runtime: the plot is drawn where the CLI runs (aircast monitor plot)
+    report = run_monitor_for(settings, emit=True, plot=settings.backend != "aws")
     return {"drift": report["decision"]["drift"], "reason": report["decision"]["reason"],
             "event_sent": report["event_sent"], "scored_forecasts": report["scored_forecasts"]}

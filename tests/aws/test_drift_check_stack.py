@@ -1,0 +1,53 @@
+"""The scheduled drift check on AWS: the stack wires a schedule to the drift Lambda, whose handler and
+settings exist in the code, and the handler runs on the aws backend against moto (S3, events)."""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+from pathlib import Path
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from aircast.settings import Settings
+from tests.aws.test_deploy_lambda import ACCOUNT, REGION, _template
+
+
+def test_schedule_invokes_the_drift_function_whose_handler_and_settings_exist() -> None:
+    resources = _template()["Resources"]
+    rule = resources["DriftCheckRule"]["Properties"]
+    assert rule["ScheduleExpression"] == {"Ref": "DriftCheckSchedule"}
+    assert rule["Targets"][0]["Arn"] == {"Fn::GetAtt": ["DriftMonitorFunction", "Arn"]}
+    assert resources["DriftCheckInvokePermission"]["Properties"]["SourceArn"] == {"Fn::GetAtt": ["DriftCheckRule", "Arn"]}
+    fn = resources["DriftMonitorFunction"]["Properties"]
+    module, _, attr = fn["Handler"].rpartition(".")
+    assert callable(getattr(importlib.import_module(module), attr))
+    fields = {f.name for f in dataclasses.fields(Settings)}
+    for name in fn["Environment"]["Variables"]:
+        assert name.startswith("AIRCAST_") and name[len("AIRCAST_"):].lower() in fields, name
+
+
+@mock_aws
+def test_drift_lambda_on_aws_with_no_served_forecasts_reports_no_drift(monkeypatch: pytest.MonkeyPatch,
+                                                                       tmp_path: Path) -> None:
+    for key in [k for k in __import__("os").environ if k.startswith("AIRCAST_")]:
+        monkeypatch.delenv(key)
+    lake, artifacts = f"aircast-lake-{ACCOUNT}", f"aircast-artifacts-{ACCOUNT}"
+    s3 = boto3.client("s3", region_name=REGION)
+    for bucket in (lake, artifacts):
+        s3.create_bucket(Bucket=bucket)
+    env = {"AIRCAST_BACKEND": "aws", "AIRCAST_REGION": REGION, "AIRCAST_LAKE_BUCKET": lake,
+           "AIRCAST_ARTIFACTS_BUCKET": artifacts, "AIRCAST_DATA_DIR": str(tmp_path / "lambda-tmp")}
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.chdir(tmp_path)
+    from aircast.monitoring import lambda_handler
+
+    result = lambda_handler({"source": "aws.events", "detail-type": "Scheduled Event"}, None)
+    assert result["drift"] is False and not result["event_sent"] and result["scored_forecasts"] == 0
+    # the report and the check's state went to the artifacts bucket, not to the Lambda's disk
+    keys = {o["Key"] for o in s3.list_objects_v2(Bucket=artifacts, Prefix="monitoring/").get("Contents", [])}
+    assert "monitoring/aircast-forecast/latest/drift_report.json" in keys
+    assert "monitoring/aircast-forecast/state.json" in keys
