@@ -302,6 +302,16 @@ class EndpointsAPI:
             self._endpoint_store.put(conn, "endpoints", EndpointName, doc)
         return {"EndpointArn": arn}
 
+    def _updatable_endpoint(self, op: str, name: str, conn: sqlite3.Connection) -> dict[str, Any]:
+        """The endpoint's document, or AWS's error when it does not exist or is not InService."""
+        doc = self._endpoint_store.get("endpoints", name, conn)
+        if doc is None:
+            raise client_error(op, f'Could not find endpoint "{self._arn("endpoint", name)}".')
+        if doc["EndpointStatus"] != "InService":
+            raise client_error(op, f'Cannot update endpoint "{doc["EndpointArn"]}" while its status is '
+                                   f'{doc["EndpointStatus"]}; wait until it is InService.')
+        return doc
+
     def update_endpoint(self, *, EndpointName: str, EndpointConfigName: str,
                         DeploymentConfig: Mapping[str, Any] | None = None, RetainDeploymentConfig: bool = False,
                         RetainAllVariantProperties: bool = False, **kwargs: Any) -> dict[str, Any]:
@@ -313,12 +323,7 @@ class EndpointsAPI:
         op = "UpdateEndpoint"
         now = time.time()
         with self._endpoint_store.transaction() as conn:
-            doc = self._endpoint_store.get("endpoints", EndpointName, conn)
-            if doc is None:
-                raise client_error(op, f'Could not find endpoint "{self._arn("endpoint", EndpointName)}".')
-            if doc["EndpointStatus"] != "InService":
-                raise client_error(op, f'Cannot update endpoint "{doc["EndpointArn"]}" while its status is '
-                                       f'{doc["EndpointStatus"]}; wait until it is InService.')
+            doc = self._updatable_endpoint(op, EndpointName, conn)
             cfg = self._config_or_error(op, EndpointConfigName, conn)
             if RetainDeploymentConfig and DeploymentConfig is None:
                 DeploymentConfig = doc.get("LastDeploymentConfig")
@@ -352,12 +357,7 @@ class EndpointsAPI:
         op = "UpdateEndpointWeightsAndCapacities"
         now = time.time()
         with self._endpoint_store.transaction() as conn:
-            doc = self._endpoint_store.get("endpoints", EndpointName, conn)
-            if doc is None:
-                raise client_error(op, f'Could not find endpoint "{self._arn("endpoint", EndpointName)}".')
-            if doc["EndpointStatus"] != "InService":
-                raise client_error(op, f'Cannot update endpoint "{doc["EndpointArn"]}" while its status is '
-                                       f'{doc["EndpointStatus"]}; wait until it is InService.')
+            doc = self._updatable_endpoint(op, EndpointName, conn)
             if not DesiredWeightsAndCapacities:
                 raise client_error(op, "DesiredWeightsAndCapacities must name at least one variant")
             for item in DesiredWeightsAndCapacities:
