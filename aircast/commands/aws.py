@@ -13,7 +13,9 @@ The work is done by ``infra.aws.provision``, which takes the boto3 clients made 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +60,21 @@ def _session(settings: Settings) -> Any:
     import boto3
 
     return boto3.session.Session(region_name=settings.region)
+
+
+@contextlib.contextmanager
+def _user_errors() -> Iterator[None]:
+    """Provisioning problems and botocore's errors become one line for the user, not a traceback."""
+    from infra.aws import provision
+
+    try:
+        yield
+    except provision.ProvisionError as exc:
+        raise CommandError(str(exc)) from exc
+    except Exception as exc:
+        if type(exc).__module__.startswith("botocore"):
+            raise _aws_errors(exc) from exc
+        raise
 
 
 def _aws_errors(exc: Exception) -> CommandError:
@@ -136,7 +153,7 @@ def deploy_stack_command(args: argparse.Namespace, settings: Settings) -> int:
         raise CommandError(str(exc)) from exc
     if args.github_repository:
         overrides["GitHubRepository"] = args.github_repository
-    try:
+    with _user_errors():
         session = _session(settings)
         account_id = session.client("sts").get_caller_identity()["Account"]
         region = session.region_name or settings.region
@@ -149,12 +166,6 @@ def deploy_stack_command(args: argparse.Namespace, settings: Settings) -> int:
         params = {**default_parameters(settings), "CodeBucket": code_bucket,
                   **{name: asset.key for name, asset in assets.items()}, **overrides}
         result = provision.deploy_stack(cfn, args.stack_name, params, s3=s3, code_bucket=code_bucket, log=_log)
-    except provision.ProvisionError as exc:
-        raise CommandError(str(exc)) from exc
-    except Exception as exc:  # botocore's errors → one line for the user
-        if type(exc).__module__.startswith("botocore"):
-            raise _aws_errors(exc) from exc
-        raise
     env = backend_environment(result.outputs, region, account_id)
     if args.json:
         print_json({"stack_name": result.stack_name, "change_set_type": result.change_set_type,
@@ -175,18 +186,12 @@ def destroy_stack_command(args: argparse.Namespace, settings: Settings) -> int:
     if not args.yes:
         raise CommandError(f"this deletes stack {args.stack_name}: devices lose their IoT policy, ingestion, ETL, "
                            "approvals and retraining stop; buckets and registered models are kept. Pass --yes")
-    try:
+    with _user_errors():
         session = _session(settings)
         cfn = session.client("cloudformation")
         endpoint = provision.stack_outputs(cfn, args.stack_name).get("EndpointName", settings.endpoint_name)
         status = provision.destroy_stack(cfn, session.client("iot"), args.stack_name, log=_log)
         endpoint_state = _endpoint_cleanup(session.client("sagemaker"), endpoint, args.delete_endpoint)
-    except provision.ProvisionError as exc:
-        raise CommandError(str(exc)) from exc
-    except Exception as exc:
-        if type(exc).__module__.startswith("botocore"):
-            raise _aws_errors(exc) from exc
-        raise
     result = {"stack_name": args.stack_name, "status": status, "endpoint": endpoint, "endpoint_state": endpoint_state,
               "retained": "lake and artifacts buckets, Model Package Group, code bucket, things and certificates"}
     if args.json:
@@ -217,7 +222,7 @@ def register_thing_command(args: argparse.Namespace, settings: Settings) -> int:
     from infra.aws import provision
 
     pki_dir = Path(args.pki_dir) if args.pki_dir else settings.data_dir / "aws" / "pki"
-    try:
+    with _user_errors():
         session = _session(settings)
         policy, thing_type = args.policy_name, args.thing_type
         if policy is None or thing_type is None:
@@ -228,12 +233,6 @@ def register_thing_command(args: argparse.Namespace, settings: Settings) -> int:
             raise CommandError(f"stack {args.stack_name} has no IotPolicyName output; pass --policy-name")
         reg = provision.register_thing(session.client("iot"), args.name, policy_name=policy,
                                        thing_type=thing_type, pki_dir=pki_dir, log=_log)
-    except provision.ProvisionError as exc:
-        raise CommandError(str(exc)) from exc
-    except Exception as exc:
-        if type(exc).__module__.startswith("botocore"):
-            raise _aws_errors(exc) from exc
-        raise
     if args.json:
         print_json(reg.as_dict())
         return 0
