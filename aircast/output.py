@@ -17,6 +17,18 @@ class CommandError(Exception):
         self.exit_code = exit_code
 
 
+def parse_assignments(pairs: Iterable[str], option: str, example: str, form: str = "NAME=VALUE") -> dict[str, str]:
+    """``["Name=value", ...]`` from a repeated CLI option → dict (the value may contain ``=``);
+    a malformed pair is a user error naming the option and an example."""
+    out: dict[str, str] = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name.strip():
+            raise CommandError(f"{option} {pair!r} is not {form} (e.g. {example})")
+        out[name.strip()] = value
+    return out
+
+
 def _default(obj: Any) -> Any:
     if hasattr(obj, "isoformat"):
         return obj.isoformat()

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from aircast.cli import add_group
-from aircast.output import CommandError, print_json, print_kv
+from aircast.output import CommandError, parse_assignments, print_json, print_kv
 from aircast.settings import Settings
 
 
@@ -147,10 +147,7 @@ def deploy_stack_command(args: argparse.Namespace, settings: Settings) -> int:
     """``aircast aws deploy-stack``."""
     from infra.aws import provision
 
-    try:
-        overrides = provision.parse_parameter_overrides(args.parameter)
-    except ValueError as exc:
-        raise CommandError(str(exc)) from exc
+    overrides = parse_assignments(args.parameter, "--parameter", "FirehoseBufferSeconds=60", form="KEY=VALUE")
     if args.github_repository:
         overrides["GitHubRepository"] = args.github_repository
     with _user_errors():

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from aircast.output import CommandError, print_json, print_kv, print_table
+from aircast.output import CommandError, parse_assignments, print_json, print_kv, print_table
 from aircast.settings import Settings
 
 
@@ -150,14 +150,11 @@ def _weights(args: argparse.Namespace, settings: Settings) -> int:
     from deployment.deploy import set_variant_weights
 
     weights: dict[str, float] = {}
-    for item in args.weights:
-        name, sep, value = item.partition("=")
+    for name, value in parse_assignments(args.weights, "weight", "A=0.8 B=0.2").items():
         try:
             weights[name] = float(value)
         except ValueError:
-            sep = ""
-        if not sep or not name:
-            raise CommandError(f"{item!r} is not VARIANT=WEIGHT (e.g. A=0.8 B=0.2)")
+            raise CommandError(f"weight of variant {name}: {value!r} is not a number (e.g. A=0.8 B=0.2)") from None
     try:
         set_variant_weights(_sm(settings), args.name, weights)
     except Exception as exc:

@@ -11,7 +11,7 @@ from botocore.exceptions import ClientError
 
 from aircast.cli import add_group
 from aircast.clients import get_client
-from aircast.output import CommandError, print_json, print_kv, print_table
+from aircast.output import CommandError, parse_assignments, print_json, print_kv, print_table
 from aircast.settings import Settings
 
 
@@ -126,12 +126,8 @@ def _short_pattern(text: str) -> str:
 def cmd_put_rule(args: argparse.Namespace, settings: Settings) -> int:
     if not args.schedule and not args.pattern:
         raise CommandError("give --schedule 'rate(1 hour)' / 'cron(...)' or --pattern '{\"source\": [...]}'")
-    params = []
-    for item in args.pipeline_param:
-        name, sep, value = item.partition("=")
-        if not sep or not name:
-            raise CommandError(f"--pipeline-param {item!r}: use NAME=VALUE")
-        params.append({"Name": name, "Value": value})
+    params = [{"Name": name, "Value": value} for name, value in
+              parse_assignments(args.pipeline_param, "--pipeline-param", "Epochs=5").items()]
     events = get_client("events", settings)
     kwargs: dict[str, Any] = {"Name": args.name, "State": "DISABLED" if args.disabled else "ENABLED"}
     if args.schedule:

@@ -14,7 +14,7 @@ import sys
 from typing import Any
 
 from aircast.cli import add_group
-from aircast.output import CommandError, print_json, print_kv, print_table
+from aircast.output import CommandError, parse_assignments, print_json, print_kv, print_table
 from aircast.settings import Settings
 
 
@@ -48,17 +48,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     steps.set_defaults(func=cmd_steps)
 
 
-def parse_params(pairs: list[str]) -> dict[str, str]:
-    """``["Epochs=5", "Likelihood=student-T"]`` → dict; a malformed pair is a user error."""
-    out: dict[str, str] = {}
-    for pair in pairs:
-        name, sep, value = pair.partition("=")
-        if not sep or not name.strip():
-            raise CommandError(f"--param expects NAME=VALUE, got {pair!r}")
-        out[name.strip()] = value
-    return out
-
-
 def _definition(settings: Settings) -> tuple[str, str]:
     from pipelines.definition import build_definition
 
@@ -79,7 +68,7 @@ def _check_param_names(definition: str, params: dict[str, str]) -> None:
 
 
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
-    params = parse_params(args.param)
+    params = parse_assignments(args.param, "--param", "Epochs=5")
     if args.local:
         settings = settings.replace(backend="local")
     definition, prefix = _definition(settings)

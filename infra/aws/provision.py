@@ -159,17 +159,6 @@ def stack_parameters(values: Mapping[str, str]) -> list[dict[str, str]]:
     return [{"ParameterKey": k, "ParameterValue": str(v)} for k, v in sorted(values.items())]
 
 
-def parse_parameter_overrides(pairs: Iterable[str]) -> dict[str, str]:
-    """``["Key=value", ...]`` (CLI ``--parameter``) → dict; raise ValueError naming a malformed pair."""
-    out: dict[str, str] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key.strip():
-            raise ValueError(f"--parameter {pair!r} is not KEY=VALUE (e.g. FirehoseBufferSeconds=60)")
-        out[key.strip()] = value
-    return out
-
-
 def template_parameter_names(template_text: str) -> set[str]:
     """Names of the Parameters a template declares."""
     from cfnlint.decode.decode import decode_str

@@ -181,9 +181,12 @@ def stub_any():
 
 
 def test_parameter_overrides_parse() -> None:
-    assert provision.parse_parameter_overrides(["A=1", "B=x=y", "C="]) == {"A": "1", "B": "x=y", "C": ""}
-    with pytest.raises(ValueError, match="KEY=VALUE"):
-        provision.parse_parameter_overrides(["nope"])
+    from aircast.output import CommandError, parse_assignments
+
+    parse = lambda pairs: parse_assignments(pairs, "--parameter", "A=1", form="KEY=VALUE")  # noqa: E731
+    assert parse(["A=1", "B=x=y", "C="]) == {"A": "1", "B": "x=y", "C": ""}
+    with pytest.raises(CommandError, match="KEY=VALUE"):
+        parse(["nope"])
 
 
 def test_destroy_detaches_the_policy_then_deletes_the_stack() -> None:
