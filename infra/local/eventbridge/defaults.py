@@ -53,7 +53,7 @@ def drift_pattern(settings: Settings) -> dict[str, Any]:
     }
 
 
-def retrain_parameters(settings: Settings, trigger: str) -> list[dict[str, str]]:
+def retrain_parameters(settings: Settings) -> list[dict[str, str]]:
     """Pipeline parameters of a retraining run started by a rule.
 
     ``ModelApprovalStatus`` follows the auto-approve policy: ``Approved`` makes the
@@ -73,14 +73,14 @@ def retrain_parameters(settings: Settings, trigger: str) -> list[dict[str, str]]
         if not isinstance(extra, dict):
             raise ValueError("retrain_pipeline_parameters must be a JSON object like {\"Epochs\": 5}")
         params.update({str(k): v if isinstance(v, str) else json.dumps(v) for k, v in extra.items()})
-    # ``trigger`` only documents the caller: SageMaker rejects parameters the pipeline does not define
-    del trigger
     return [{"Name": k, "Value": v} for k, v in params.items()]
 
 
 def default_rules(settings: Settings) -> list[dict[str, Any]]:
     """The rule definitions (``put_rule`` kwargs plus ``Targets``) for these settings."""
-    pipeline = pipeline_arn(settings, settings.pipeline_name)
+    # drift and schedule start the same retraining run (the pipeline defines no "trigger" parameter)
+    retrain = {"Id": "retrain", "Arn": pipeline_arn(settings, settings.pipeline_name), "RoleArn": settings.role_arn,
+               "SageMakerPipelineParameters": {"PipelineParameterList": retrain_parameters(settings)}}
     return [
         {
             "Name": APPROVAL_RULE,
@@ -92,17 +92,13 @@ def default_rules(settings: Settings) -> list[dict[str, Any]]:
             "Name": DRIFT_RULE,
             "EventPattern": json.dumps(drift_pattern(settings)),
             "Description": "Retrain on fresh data when the drift monitor declares drift",
-            "Targets": [{"Id": "retrain", "Arn": pipeline, "RoleArn": settings.role_arn,
-                         "SageMakerPipelineParameters": {
-                             "PipelineParameterList": retrain_parameters(settings, "drift")}}],
+            "Targets": [retrain],
         },
         {
             "Name": SCHEDULED_RETRAIN_RULE,
             "ScheduleExpression": settings.retrain_schedule,
             "Description": "Retrain on the latest data on a schedule",
-            "Targets": [{"Id": "retrain", "Arn": pipeline, "RoleArn": settings.role_arn,
-                         "SageMakerPipelineParameters": {
-                             "PipelineParameterList": retrain_parameters(settings, "schedule")}}],
+            "Targets": [retrain],
         },
         {
             "Name": DRIFT_CHECK_RULE,
