@@ -169,6 +169,8 @@ def test_query_cli_formats_and_errors(lake: tuple[Settings, dict[str, Any]],
 def test_timestamp_forms_all_become_utc(spark: Any) -> None:
     cases = {
         "2021-02-05T13:00:00.000Z": dt.datetime(2021, 2, 5, 13, 0),
+        " 2021-02-05T13:00:00Z ": dt.datetime(2021, 2, 5, 13, 0),
+        "2021-02-05T13:00:00.123456Z": dt.datetime(2021, 2, 5, 13, 0, 0, 123456),
         "2021-02-05T14:00:00+01:00": dt.datetime(2021, 2, 5, 13, 0),
         "2021-02-05T08:00:00-05:00": dt.datetime(2021, 2, 5, 13, 0),
         "2021-02-05T13:00:00": dt.datetime(2021, 2, 5, 13, 0),
