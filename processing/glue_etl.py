@@ -214,15 +214,26 @@ def classify(lines: DataFrame, now: dt.datetime) -> DataFrame:
     actions, no I/O.
 
     Written as SQL text in four small stages: the expression tree is built in the JVM
-    with a handful of calls, each stage's non-trivial expressions are computed once,
-    and the generated code stays small (and identical across runs on the same day,
-    so Spark's code cache serves it).
+    with a handful of calls and each stage's non-trivial expressions are computed once.
+    Every JSON parse happens up front, so stages 2–4 compile into one whole-stage-codegen
+    loop (no row copies between them); its method is larger than HotSpot's default limit
+    for JIT compilation, which the local session lifts (``-XX:-DontCompileHugeMethods``).
+    The generated code is identical across runs on the same day, so Spark's code cache
+    serves it.
     """
     options = {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": CORRUPT}
     fast = F.from_json(F.col("value"), TYPED_SCHEMA, options)
     first = lines.select(F.col("value").alias("raw"), "source_object", fast.alias("f"))
     slow = F.when(F.col(f"f.{CORRUPT}").isNotNull(), F.from_json(F.col("raw"), RAW_SCHEMA, options))
-    both = first.select("raw", "source_object", "f", slow.alias("s"))
+    # A line that is not an object: is it JSON at all (an array, a number...)? Answered here,
+    # beside the other parses, so the later stages hold no JSON parsing and compile into one
+    # whole-stage-codegen loop.
+    not_object = ~F.col("raw").startswith("{") & ~F.ltrim("raw").startswith("{")
+    wrapped = F.from_json(F.concat(F.lit('{"v":'), F.col("raw"), F.lit("}")),
+                          f"v STRING, {CORRUPT} STRING", options)
+    json_kind = F.when(not_object, F.when(wrapped[CORRUPT].isNull(), F.lit("not_an_object"))
+                       .otherwise(F.lit("unparsable_json")))
+    both = first.select("raw", "source_object", "f", slow.alias("s"), json_kind.alias("_not_object"))
 
     def pick(slow_expr: str, fast_expr: str) -> str:
         return f"CASE WHEN s IS NOT NULL THEN {slow_expr} ELSE {fast_expr} END"
@@ -233,7 +244,7 @@ def classify(lines: DataFrame, now: dt.datetime) -> DataFrame:
 
     # Stage 1: one typed JSON parse (a second, all-text one only for records that did not fit).
     parsed = both.selectExpr(
-        "raw", "source_object", f"s.{CORRUPT} IS NOT NULL AS _corrupt",
+        "raw", "source_object", "_not_object", f"s.{CORRUPT} IS NOT NULL AS _corrupt",
         f"{pick('s.thing_name', 'f.thing_name')} AS _thing",
         f"{pick('s.device_id', 'f.device_id')} AS device_id",
         "s.seq AS _seq", "CASE WHEN s IS NULL THEN f.seq END AS _f_seq",
@@ -257,14 +268,9 @@ def classify(lines: DataFrame, now: dt.datetime) -> DataFrame:
     )
     # Stage 3: the first problem of the record, then of its measurements.
     latest_received = (now.astimezone(dt.UTC).date() + dt.timedelta(days=2)).isoformat()
-    not_object_kind = (
-        "CASE WHEN from_json(concat('{\"v\":', raw, '}'), 'v STRING, _corrupt_record STRING', "
-        "map('mode', 'PERMISSIVE', 'columnNameOfCorruptRecord', '_corrupt_record'))._corrupt_record IS NULL "
-        "THEN 'not_an_object' ELSE 'unparsable_json' END"
-    )
     record_reason = f"""CASE
         WHEN octet_length(raw) > {MAX_RECORD_BYTES} THEN 'oversized_record'
-        WHEN NOT startswith(raw, '{{') AND substr(ltrim(raw), 1, 1) != '{{' THEN {not_object_kind}
+        WHEN _not_object IS NOT NULL THEN _not_object
         WHEN _corrupt THEN 'unparsable_json'
         WHEN _thing IS NULL AND replace(trim(raw), ' ', '') = '{{}}' THEN 'empty_record'
         WHEN _thing IS NULL THEN 'missing_thing_name'
