@@ -7,8 +7,12 @@ objects and writing the same hourly parquet (canonical names, UTC timestamps,
 dedupe, unpivot, hourly mean/count/min/max, partitioned by day). Session start
 is timed apart from the job. The last stdout line is one JSON object:
 ``rows, spark_s, spark_startup_s, duckdb_s, rows_per_s, ratio_vs_duckdb, peak_rss_mib``
-(ratio = duckdb_s / spark_s, higher is better for Spark). A bar chart goes to
-``bench/out/etl.png``.
+(ratio = duckdb_s / spark_s, higher is better for Spark), then ``floor_s`` and
+``floor_ratio_vs_duckdb``: the same raw JSON to the same hourly parquet by the
+simplest Spark job that can produce it (explicit schema, ``dropDuplicates``,
+``stack()`` unpivot, hourly aggregates; no validation, quarantine, readings table
+or bookmarks), in a fresh JVM like the ETL's, as the floor any Spark job meets on
+this machine (``--no-floor`` skips it). A bar chart goes to ``bench/out/etl.png``.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import json
 import random
 import resource
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -134,6 +139,39 @@ def run_duckdb(raw_root: Path, out: Path) -> tuple[float, int]:
     return elapsed, rows
 
 
+def run_floor(raw_root: Path, out: Path) -> tuple[float, int]:
+    """The simplest Spark job from raw JSON to the hourly parquet; (seconds after session start, hourly rows)."""
+    from pyspark.sql import functions as F
+
+    from infra.local.glue.session import get_spark
+    from processing.glue_etl import (
+        ALIASES,
+        DEDUPE_KEY_SQL,
+        POLLUTANTS,
+        TYPED_SCHEMA,
+        hourly_aggregates,
+        list_objects,
+        parse_epoch_or_iso,
+    )
+
+    spark = get_spark(app_name="aircast-bench-etl-floor")
+    spark.conf.set("spark.sql.session.timeZone", "UTC")
+    paths = list(list_objects(spark, raw_root.as_uri() + "/").values())
+    canonical = {v: k for k, v in ALIASES.items()}
+    started = time.perf_counter()
+    raw = spark.read.schema(TYPED_SCHEMA).json(paths)
+    readings = raw.select(
+        "thing_name", "seq", "received_at", parse_epoch_or_iso(F.col("timestamp")).alias("timestamp"),
+        *[F.coalesce(p, canonical[p]).alias(p) if p in canonical else F.col(p) for p in POLLUTANTS],
+    ).withColumn("dkey", F.expr(DEDUPE_KEY_SQL)).dropDuplicates(["thing_name", "dkey"])
+    hourly = hourly_aggregates(readings.withColumn("dt", F.col("timestamp").cast("date").cast("string")))
+    hourly.write.mode("overwrite").partitionBy("dt").parquet(out.as_uri())
+    elapsed = time.perf_counter() - started
+    rows = spark.read.parquet(out.as_uri()).count()
+    spark.stop()
+    return elapsed, rows
+
+
 def vm_hwm_mib(pid: int) -> float:
     """Peak resident set of a process (Linux VmHWM), MiB."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -152,9 +190,12 @@ def plot(result: dict[str, Any]) -> Path | None:
         return None
     OUT.mkdir(parents=True, exist_ok=True)
     fig, ax = plt.subplots(figsize=(6, 3))
-    names = ["Spark startup", "Spark ETL job", "DuckDB"]
-    values = [result["spark_startup_s"], result["spark_s"], result["duckdb_s"]]
-    ax.barh(names, values, color=["#bbbbbb", "#e07b39", "#3973e0"])
+    names = ["Spark startup", "Spark ETL job", "simplest Spark job", "DuckDB"]
+    values = [result["spark_startup_s"], result["spark_s"], result.get("floor_s", 0.0), result["duckdb_s"]]
+    colors = ["#bbbbbb", "#e07b39", "#f0b48a", "#3973e0"]
+    if "floor_s" not in result:
+        del names[2], values[2], colors[2]
+    ax.barh(names, values, color=colors)
     ax.set_xlabel("seconds")
     ax.set_title(f"raw JSON → hourly parquet, {result['rows']:,} rows (ratio {result['ratio_vs_duckdb']:.3f})")
     for y, v in enumerate(values):
@@ -170,7 +211,17 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=100_000, help="raw records to generate (default 100000)")
     parser.add_argument("--keep", action="store_true", help="keep the generated lake (its folder is printed)")
+    parser.add_argument("--no-floor", action="store_true", help="skip the simplest-Spark-job floor measurement")
+    parser.add_argument("--floor-only", metavar="RAW_DIR", help=argparse.SUPPRESS)  # the floor's own process
     args = parser.parse_args(argv)
+    if args.floor_only:
+        out = Path(tempfile.mkdtemp(prefix="aircast-bench-etl-floor-"))
+        try:
+            floor_s, floor_rows = run_floor(Path(args.floor_only), out / "hourly")
+        finally:
+            shutil.rmtree(out, ignore_errors=True)
+        print(json.dumps({"floor_s": round(floor_s, 3), "floor_hourly_rows": floor_rows}))
+        return 0
     if args.rows < 1:
         parser.error("--rows must be at least 1")
 
@@ -204,6 +255,18 @@ def main(argv: list[str] | None = None) -> int:
         if duck_rows != counts["hourly_rows"]:
             log(f"WARNING: hourly rows differ: spark {counts['hourly_rows']} vs duckdb {duck_rows}")
 
+        floor: dict[str, Any] = {}
+        if not args.no_floor:
+            # A fresh process, so its JVM starts as cold as the ETL's did.
+            done = subprocess.run([sys.executable, "-m", "bench.etl", "--floor-only", str(raw_root)],
+                                  capture_output=True, text=True, cwd=Path(__file__).resolve().parents[1])
+            if done.returncode != 0:
+                raise SystemExit(f"the floor job failed:\n{done.stderr[-2000:]}")
+            floor = json.loads(done.stdout.strip().splitlines()[-1])
+            log(f"floor (simplest Spark job): {floor['floor_s']:.2f}s, {floor['floor_hourly_rows']} hourly rows")
+            if floor["floor_hourly_rows"] != duck_rows:
+                log(f"WARNING: hourly rows differ: floor {floor['floor_hourly_rows']} vs duckdb {duck_rows}")
+
         py_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         result = {
             "rows": args.rows,
@@ -214,6 +277,9 @@ def main(argv: list[str] | None = None) -> int:
             "ratio_vs_duckdb": round(duck_s / spark_s, 4),
             "peak_rss_mib": round(jvm_peak + py_peak, 1),
         }
+        if floor:
+            result["floor_s"] = floor["floor_s"]
+            result["floor_ratio_vs_duckdb"] = round(duck_s / floor["floor_s"], 4)
         path = plot(result)
         if path:
             log(f"plot: {path}")
