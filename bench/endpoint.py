@@ -27,6 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
+from bench import pyplot
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -166,11 +168,7 @@ def main(argv: list[str] | None = None) -> int:
               "inprocess_p50_ms": round(float(np.percentile(local_ms, 50)), 2)}
     result["overhead_ratio_p50"] = round(result["p50_ms"] / result["inprocess_p50_ms"], 3)
     try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
+        plt = pyplot()
         out = REPO_ROOT / "bench" / "out"
         out.mkdir(parents=True, exist_ok=True)
         fig, ax = plt.subplots(figsize=(7, 4))

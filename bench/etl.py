@@ -31,6 +31,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from bench import pyplot
+
 OUT = Path(__file__).resolve().parent / "out"
 T0 = dt.datetime(2021, 2, 1, tzinfo=dt.UTC)
 OBJECT_BYTES = 5 * 1024 * 1024  # the Firehose buffer size hint
@@ -180,14 +182,8 @@ def vm_hwm_mib(pid: int) -> float:
     return 0.0
 
 
-def plot(result: dict[str, Any]) -> Path | None:
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return None
+def plot(result: dict[str, Any]) -> Path:
+    plt = pyplot()
     OUT.mkdir(parents=True, exist_ok=True)
     fig, ax = plt.subplots(figsize=(6, 3))
     names = ["Spark startup", "Spark ETL job", "simplest Spark job", "DuckDB"]

@@ -32,6 +32,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from aircast.settings import Settings, load_settings
+from bench import pyplot
 from device.publisher import DeviceCredentials, make_payload, publish_fleet
 from device.readings import Reading, simulate
 from infra.local import stack
@@ -141,14 +142,8 @@ def lake_path(settings: Settings, readings: list[Reading], max_in_flight: int, t
             "objects": sum(1 for p in root.rglob("*") if p.is_file())}
 
 
-def _plot(out_dir: Path, result: dict) -> Path | None:
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return None
+def _plot(out_dir: Path, result: dict) -> Path:
+    plt = pyplot()
     out_dir.mkdir(parents=True, exist_ok=True)
     fig, ax = plt.subplots(figsize=(5, 3))
     ax.bar(["raw broker\n(paho → paho)", "lake\n(device → stream → lake)"],
