@@ -16,7 +16,7 @@ from aircast.settings import Settings
 from device.publisher import main as device_main
 from infra.local import stack
 from infra.local.firehose import flush
-from infra.local.iot_core import broker, pki
+from infra.local.iot_core import broker, client_id_plugin, pki
 
 SERVICES = ["iot_core", "firehose"]
 
@@ -45,13 +45,21 @@ def test_up_refuses_clearly_when_mosquitto_is_missing(settings: Settings, monkey
     assert rc == 1 and "apt-get install mosquitto or run make demo" in err
 
 
+def test_up_refuses_clearly_when_the_client_id_plugin_cannot_be_built(settings: Settings, tmp_path: Path,
+                                                                        monkeypatch, capsys) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "empty-cache"))  # nothing built yet
+    monkeypatch.setattr(client_id_plugin, "HEADERS", {"mosquitto-dev": str(tmp_path / "missing.h")})
+    rc, _, err = _run(capsys, "local", "up", *SERVICES)
+    assert rc == 1 and "needs mosquitto-dev: apt-get install mosquitto-dev" in err and "Traceback" not in err
+
+
 def test_register_thing_prints_what_a_client_needs(settings: Settings, capsys) -> None:
     rc, out, _ = _run(capsys, "local", "register-thing", "kitchen-sensor", "--json")
     info = json.loads(out)
     assert rc == 0 and info["thing_name"] == "kitchen-sensor"
     assert all(Path(info[k]).is_file() for k in ("cert", "key", "ca"))
     assert (info["host"], info["port"]) == ("127.0.0.1", settings.mqtt_port)
-    assert info["topic"] == "sensors/kitchen-sensor/telemetry"
+    assert info["topic"] == "sensors/kitchen-sensor/telemetry" and info["client_id"] == "kitchen-sensor"
     rc, _, err = _run(capsys, "local", "register-thing", "no spaces please")
     assert rc == 1 and "invalid thing name" in err
 

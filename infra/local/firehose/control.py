@@ -30,19 +30,24 @@ def flush(settings: Settings, timeout: float = 30.0) -> dict[str, Any]:
     Raises :class:`FlushTimeout` when it does not answer within ``timeout`` seconds,
     or ``ConnectionError`` when the broker cannot be reached.
     """
-    creds = pki.delivery_credentials(settings.pki_dir)
+    creds = pki.control_credentials(settings.pki_dir)
     token = uuid.uuid4().hex
     reply_topic = control_topic(settings, f"flushed/{token}")
     subscribed = threading.Event()
     answered = threading.Event()
     reply: dict[str, Any] = {}
+    refused: list[str] = []
 
-    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"aircast-flush-{token[:12]}",
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"{pki.CONTROL_IDENTITY}-{token[:12]}",
                          clean_session=True, protocol=mqtt.MQTTv311)
     client.tls_set(ca_certs=str(creds.ca_path), certfile=str(creds.cert_path), keyfile=str(creds.key_path),
                    cert_reqs=ssl.CERT_REQUIRED)
 
     def on_connect(c, userdata, flags, reason_code, properties) -> None:
+        if reason_code.is_failure:
+            refused.append(str(reason_code))
+            subscribed.set()
+            return
         c.subscribe(reply_topic, qos=1)
 
     def on_subscribe(c, userdata, mid, reason_codes, properties) -> None:
@@ -68,6 +73,9 @@ def flush(settings: Settings, timeout: float = 30.0) -> dict[str, Any]:
     try:
         if not subscribed.wait(max(0.0, deadline - time.monotonic())):
             raise FlushTimeout("the broker did not confirm the flush subscription in time")
+        if refused:
+            raise ConnectionError(f"the local IoT Core refused the flush client: {refused[0]} "
+                                  f"(certificate {creds.cert_path})")
         client.publish(control_topic(settings, "flush"), token, qos=1)
         if not answered.wait(max(0.0, deadline - time.monotonic())):
             raise FlushTimeout(f"the delivery stream {settings.delivery_stream} did not flush within {timeout:.0f} s "

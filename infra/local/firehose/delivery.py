@@ -46,8 +46,9 @@ def control_topic(settings: Settings, kind: str) -> str:
 
 
 def client_id(settings: Settings) -> str:
-    """Fixed client id, so the broker keeps the session (and its queue) across restarts."""
-    return f"aircast-firehose-{settings.delivery_stream}"
+    """Fixed client id, so the broker keeps the session (and its queue) across restarts;
+    the broker accepts it only with the stream's own certificate (CN = client id)."""
+    return pki.delivery_identity(settings.delivery_stream)
 
 
 def ready_path(settings: Settings) -> Path:
@@ -95,7 +96,7 @@ class DeliveryStream:
         self.stop_requested = False
         self.connected = False
         self.counts = {"received": 0, "delivered": 0, "errors": 0, "objects": 0, "error_objects": 0}
-        creds = pki.delivery_credentials(settings.pki_dir)
+        creds = pki.delivery_credentials(settings.pki_dir, settings.delivery_stream)
         self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id(settings), clean_session=False,
                                   protocol=mqtt.MQTTv311, manual_ack=True)
         self.client.tls_set(ca_certs=str(creds.ca_path), certfile=str(creds.cert_path), keyfile=str(creds.key_path),
