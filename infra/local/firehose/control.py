@@ -3,7 +3,8 @@
 The request is a barrier message: the broker queues it for the stream's session
 after every message it accepted before, so when the stream answers, everything
 published (and acknowledged by the broker) before :func:`flush` was called is
-in the lake.
+in the lake. An unanswered request is repeated (each answer is a flush, so a
+repeat only costs a small object).
 """
 
 from __future__ import annotations
@@ -22,6 +23,9 @@ from aircast.settings import Settings
 from infra.local.firehose import FlushTimeout
 from infra.local.firehose.delivery import control_topic
 from infra.local.iot_core import pki
+
+#: seconds between repeats of an unanswered flush request
+REPEAT_S = 2.0
 
 
 def flush(settings: Settings, timeout: float = 30.0) -> dict[str, Any]:
@@ -76,8 +80,13 @@ def flush(settings: Settings, timeout: float = 30.0) -> dict[str, Any]:
         if refused:
             raise ConnectionError(f"the local IoT Core refused the flush client: {refused[0]} "
                                   f"(certificate {creds.cert_path})")
-        client.publish(control_topic(settings, "flush"), token, qos=1)
-        if not answered.wait(max(0.0, deadline - time.monotonic())):
+        # Ask again every few seconds: a stream whose session the broker lost (a broker
+        # restarted without its save) subscribes again only when it reconnects.
+        while True:
+            client.publish(control_topic(settings, "flush"), token, qos=1)
+            if answered.wait(max(0.0, min(REPEAT_S, deadline - time.monotonic()))) or time.monotonic() >= deadline:
+                break
+        if not answered.is_set():
             raise FlushTimeout(f"the delivery stream {settings.delivery_stream} did not flush within {timeout:.0f} s "
                                "(is it running? aircast local status)")
     finally:
