@@ -17,7 +17,7 @@ import pytest
 
 from device.publisher import DeviceCredentials, PublishReport, publish_fleet
 from device.readings import Reading, simulate
-from infra.local.firehose.delivery import FAULT_ENV
+from infra.local.firehose.delivery import FAULT_ENV, parse_fault
 from infra.local.stack import StackError
 from tests.ingest.conftest import IngestStack, make_settings
 
@@ -91,6 +91,14 @@ def _keys_of(st: IngestStack, key: str) -> list[tuple[str, int]]:
     path = st.settings.s3_root / st.settings.lake_bucket / key
     return [(r["thing_name"], r["seq"]) for r in map(json.loads, path.read_text().splitlines())
             if "seq" in r]
+
+
+def test_the_fault_hook_setting_is_read_strictly() -> None:
+    assert parse_fault(None) is None and parse_fault("") is None
+    assert parse_fault("kill-before-ack") == 1 and parse_fault("kill-before-ack:3") == 3
+    for bad in ("kill", "kill-before-ack:0", "kill-before-ack:x", "kill-before-ack:"):
+        with pytest.raises(ValueError, match=FAULT_ENV):
+            parse_fault(bad)
 
 
 def test_kill_9_between_durable_write_and_ack_redelivers_and_loses_nothing(own_stack: IngestStack,

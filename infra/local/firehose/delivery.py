@@ -60,10 +60,10 @@ def parse_fault(value: str | None) -> int | None:
     """The object write to die on for ``kill-before-ack[:N]`` (None: no fault); ValueError if malformed."""
     if not value:
         return None
-    kind, _, count = value.partition(":")
-    if kind != "kill-before-ack" or not (count == "" or (count.isdigit() and int(count) >= 1)):
+    kind, colon, count = value.partition(":")
+    if kind != "kill-before-ack" or (colon and not (count.isdigit() and int(count) >= 1)):
         raise ValueError(f"{FAULT_ENV}={value!r}: expected kill-before-ack or kill-before-ack:N with N >= 1")
-    return int(count) if count else 1
+    return int(count) if colon else 1
 
 
 def control_topic(settings: Settings, kind: str) -> str:

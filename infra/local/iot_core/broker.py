@@ -2,23 +2,23 @@
 
 The broker listens with TLS on 127.0.0.1 only and requires a client certificate
 from the local CA. At CONNECT a plugin (:mod:`.client_id_plugin`) refuses any
-client id other than the certificate's CN and makes the CN the user name, so:
+client id other than the certificate's CN and makes the CN the user name. AWS IoT
+Core's rules (``infra/aws/aircast.yaml``) and their local counterparts:
 
-=====================================================  ===============================================
-AWS IoT policy (``infra/aws/aircast.yaml``)            local broker
-=====================================================  ===============================================
-``iot:Connect`` on                                     plugin: client id must equal the certificate
-``client/${iot:Connection.Thing.ThingName}``,          CN (the thing name), else CONNACK "not
-``iot:Connection.Thing.IsAttached``                    authorized"; certificate signed by the local CA
-``iot:Publish`` on                                     ACL ``pattern write sensors/%u/telemetry``
-``topic/sensors/${iot:Connection.Thing.ThingName}/…``
-IoT rule + Firehose (an AWS service, no client id)     identity ``aircast-firehose-<stream>``: reads
-                                                       ``sensors/+/telemetry``, answers flushes
-(no AWS counterpart: the local flush barrier)          identity ``aircast-flush``, client ids
-                                                       ``aircast-flush-<token>`` (AWS: ``client/aircast-flush-*``)
-a second connection with the same client id            the same: mosquitto disconnects the first
-disconnects the first
-=====================================================  ===============================================
+- ``iot:Connect`` on ``client/${iot:Connection.Thing.ThingName}`` with
+  ``iot:Connection.Thing.IsAttached``: the client id must equal the certificate's
+  CN (the thing name), else CONNACK "not authorized"; the certificate must be
+  signed by the local CA.
+- ``iot:Publish`` on ``topic/sensors/${iot:Connection.Thing.ThingName}/telemetry``:
+  ACL ``pattern write sensors/%u/telemetry``.
+- The IoT rule and Firehose run inside AWS, with no MQTT client; locally the
+  delivery stream has its own identity ``aircast-firehose-<stream>`` (CN = client
+  id), reading ``sensors/+/telemetry`` and answering flush requests.
+- Flush requests (local only) have the identity ``aircast-flush`` and connect as
+  ``aircast-flush-<token>``; on AWS that would be a principal allowed
+  ``client/aircast-flush-*``.
+- A second connection with a client id in use disconnects the first, on AWS and
+  in mosquitto; with the binding above only the same identity can do that.
 
 Persistence: the broker saves its state (persistent sessions and the messages
 queued in them) on a clean stop and every ``mqtt_autosave_seconds``. It
