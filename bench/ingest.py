@@ -39,7 +39,7 @@ from pathlib import Path
 
 from aircast.settings import Settings, load_settings
 from bench import pyplot
-from device.publisher import DeviceCredentials, publish_fleet
+from device.publisher import DeviceCredentials, publish_fleet, seq_keys
 from device.readings import Reading, simulate
 from infra.local import stack
 from infra.local.firehose import flush
@@ -131,16 +131,6 @@ def lake_keys(settings: Settings) -> tuple[collections.Counter[tuple[str, int]],
     return keys, len(objects)
 
 
-def expected_keys(readings: list[Reading]) -> set[tuple[str, int]]:
-    """(thing_name, seq) of each reading, as the device numbers them from 1."""
-    counters: collections.Counter[str] = collections.Counter()
-    keys = set()
-    for r in readings:
-        counters[r.thing_name] += 1
-        keys.add((r.thing_name, counters[r.thing_name]))
-    return keys
-
-
 def _plot(out_dir: Path, result: dict) -> Path:
     plt = pyplot()
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -204,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
             keys, objects = lake_keys(settings)
         finally:
             stack.down(settings, SERVICES)
-    expected = expected_keys(all_readings)
+    expected = seq_keys(all_readings)
     delivered = len(expected & set(keys))
     raw_median = statistics.median(r["msgs_per_s"] for r in raws)
     lake_median = statistics.median(r["msgs_per_s"] for r in lakes)

@@ -88,6 +88,16 @@ def telemetry_topic(thing_name: str) -> str:
     return f"sensors/{thing_name}/telemetry"
 
 
+def seq_keys(readings: Iterable[Reading]) -> set[tuple[str, int]]:
+    """``(thing_name, seq)`` of each reading as one run numbers them, each thing from 1."""
+    counters: dict[str, int] = {}
+    keys = set()
+    for r in readings:
+        counters[r.thing_name] = counters.get(r.thing_name, 0) + 1
+        keys.add((r.thing_name, counters[r.thing_name]))
+    return keys
+
+
 def make_payload(thing_name: str, seq: int, reading: Reading) -> bytes:
     """The device payload of DESIGN.md: device_id, seq, measurements, timestamp."""
     body: dict[str, Any] = {"device_id": thing_name, "seq": seq}

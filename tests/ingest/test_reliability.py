@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from device.publisher import DeviceCredentials, PublishReport, publish_fleet
+from device.publisher import DeviceCredentials, PublishReport, publish_fleet, seq_keys
 from device.readings import Reading, simulate
 from infra.local.firehose.delivery import FAULT_ENV, parse_fault
 from infra.local.stack import StackError
@@ -55,15 +55,6 @@ def _stream_in_background(st: IngestStack, readings: list[Reading], speed: float
     thread = threading.Thread(target=work, daemon=True)
     thread.start()
     return thread, out
-
-
-def _expected(readings: list[Reading]) -> set[tuple[str, int]]:
-    counters: collections.Counter[str] = collections.Counter()
-    keys = set()
-    for r in readings:
-        counters[r.thing_name] += 1
-        keys.add((r.thing_name, counters[r.thing_name]))
-    return keys
 
 
 def _wait_for_records(st: IngestStack, at_least: int, timeout: float = 20.0) -> int:
@@ -130,11 +121,11 @@ def test_kill_9_between_durable_write_and_ack_redelivers_and_loses_nothing(own_s
     # every record of an object written but not acknowledged was in flight: the broker redelivered it
     in_flight = [key for keys in kills for obj in keys for key in _keys_of(st, obj)]
     redelivered = sum(delivered[key] >= 2 for key in in_flight)
-    lost = len(_expected(readings) - set(delivered))
+    lost = len(seq_keys(readings) - set(delivered))
     print(f"kill -9 before ack x{rounds}: {len(readings)} published, {len(in_flight)} in flight at the kills, "
           f"{redelivered} redelivered, {lost} lost, {sum(n - 1 for n in delivered.values())} duplicate(s)")
     assert in_flight and redelivered == len(in_flight)
-    assert lost == 0 and set(delivered) == _expected(readings)
+    assert lost == 0 and set(delivered) == seq_keys(readings)
 
 
 def test_kill_9_of_the_broker_loses_nothing_the_delivery_stream_had_received(tmp_path: Path) -> None:
@@ -152,7 +143,7 @@ def test_kill_9_of_the_broker_loses_nothing_the_delivery_stream_had_received(tmp
         st.start("iot_core")  # restores the last save: none since the start, so not these messages
         st.flush()
         delivered = collections.Counter((r["thing_name"], r["seq"]) for r in st.records())
-        assert set(delivered) == _expected(readings), f"{len(_expected(readings) - set(delivered))} lost"
+        assert set(delivered) == seq_keys(readings), f"{len(seq_keys(readings) - set(delivered))} lost"
     finally:
         st.down()
 
@@ -181,12 +172,12 @@ def test_kill_9_of_the_broker_loses_at_most_what_it_acknowledged_since_its_last_
         st.start("firehose")
         st.flush()
         delivered = {(r["thing_name"], r["seq"]) for r in st.records()}
-        expected = _expected(readings)
+        expected = seq_keys(readings)
         lost = expected - delivered
         print(f"broker kill -9: {len(saved)} acknowledged before its last save, {len(unsaved)} after; "
               f"lost {len(lost)}, all from after the save")
-        assert _expected(saved) <= delivered  # everything acknowledged before the last save survives
-        assert lost <= expected - _expected(saved)
+        assert seq_keys(saved) <= delivered  # everything acknowledged before the last save survives
+        assert lost <= expected - seq_keys(saved)
     finally:
         st.down()
 
@@ -206,7 +197,7 @@ def test_broker_restart_mid_stream_device_reconnects_and_nothing_acknowledged_is
     assert report.failed == 0 and report.acknowledged == report.published == len(readings)
     st.flush(timeout=30)
     delivered = collections.Counter((r["thing_name"], r["seq"]) for r in st.records())
-    assert set(delivered) == _expected(readings)
+    assert set(delivered) == seq_keys(readings)
     # in order: each reading first reached the lake no earlier than the one before it
     first_seen: dict[tuple[str, int], int] = {}
     for r in st.records():
