@@ -174,7 +174,7 @@ class Demo:
         notes.append(", ".join(f"{r['service']}:{r['port'] or '-'}" for r in rows))
 
     def ingest(self, notes: list[str]) -> None:
-        from device.publisher import DeviceCredentials, load_next_seq, publish_fleet, save_last_seq
+        from device.publisher import DeviceCredentials, SeqStore, publish_fleet, seq_state_dir
         from device.readings import replay_beijing, simulate, simulated_thing_names
         from infra.local.firehose import flush
         from infra.local.iot_core.pki import register_thing
@@ -206,10 +206,10 @@ class Demo:
         def progress(r: Any) -> None:
             say(f"    published {r.published:>6}  acknowledged {r.acknowledged:>6}  failed {r.failed}")
 
-        report = publish_fleet(readings, creds.__getitem__, self.settings.mqtt_host, self.settings.mqtt_port,
-                               first_seq=lambda thing: load_next_seq(self.settings, thing),
-                               progress=progress, progress_every_s=2.0, log=say)
-        save_last_seq(self.settings, report.last_seq)
+        with SeqStore(seq_state_dir(self.settings)) as seqs:  # saved as it goes, and on any exit
+            report = publish_fleet(readings, creds.__getitem__, self.settings.mqtt_host, self.settings.mqtt_port,
+                                   first_seq=seqs.next_seq, claim_seq=seqs.claim,
+                                   progress=progress, progress_every_s=2.0, log=say)
         counters = flush(self.settings, timeout=60.0)
         self.report.published += report.published
         self.report.acknowledged += report.acknowledged

@@ -34,6 +34,7 @@ class Settings:
     mqtt_host: str = "127.0.0.1"
     mqtt_port: int = 8883
     iot_endpoint: str = ""  # AWS IoT data endpoint (aws backend)
+    mqtt_autosave_seconds: int = 30  # local broker: save sessions and queued messages this often
     # Firehose
     delivery_stream: str = "aircast-telemetry"
     firehose_buffer_mib: float = 5.0

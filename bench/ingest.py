@@ -3,14 +3,21 @@
 ``python -m bench.ingest --messages N`` starts a private local IoT Core (mosquitto,
 mutual TLS) on a free port in a temp data dir, then on that same broker:
 
-1. raw path: a paho publisher (QoS 1) → a paho subscriber (QoS 1), N messages;
-2. lake path: the awsiotsdk device (QoS 1, capped in-flight) → broker → IoT rule +
-   Firehose delivery stream → durable objects in the raw lake, N messages, timed
-   until the stream has flushed everything (so the last object is on disk).
+1. raw path (the baseline): the awsiotsdk device (QoS 1, capped in-flight) → broker →
+   a plain paho subscriber (QoS 1) in its own process (:mod:`bench.raw_subscriber`),
+   N messages, timed until the subscriber has received the last one;
+2. lake path: the same device code → broker → IoT rule + Firehose delivery stream
+   (its own process, paho as well) → durable objects in the raw lake, N messages,
+   timed until the stream has flushed everything (so the last object is on disk).
 
-The last line printed is one JSON object with ``delivered``, ``lost``,
-``lake_msgs_per_s``, ``broker_msgs_per_s`` and ``ratio`` (lake / broker). Goal:
-``lost`` 0 and ``ratio`` >= 0.8, i.e. the delivery stream is not the bottleneck.
+Both paths publish with the same device code and consume in a separate process with
+the same MQTT library, so the ratio measures what delivery adds (the rule, buffering,
+fsynced object writes, acknowledging after the write) and falls below 1 when delivery
+is the bottleneck. The last line printed is one JSON object with ``delivered``,
+``lost``, ``lake_msgs_per_s``, ``broker_msgs_per_s`` and ``ratio`` (lake / broker;
+rates are medians of ``--runs`` runs per path, each run's rate listed too), plus
+``broker_received`` and the ``baseline`` in words. Goal: ``lost`` 0 and
+``ratio`` >= 0.8, i.e. delivery costs at most a fifth of the raw path's throughput.
 """
 
 from __future__ import annotations
@@ -21,19 +28,18 @@ import datetime as dt
 import itertools
 import json
 import math
-import ssl
+import os
+import statistics
+import subprocess
 import sys
 import tempfile
-import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-
-import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
 
 from aircast.settings import Settings, load_settings
 from bench import pyplot
-from device.publisher import DeviceCredentials, make_payload, publish_fleet
+from device.publisher import DeviceCredentials, publish_fleet, seq_keys
 from device.readings import Reading, simulate
 from infra.local import stack
 from infra.local.firehose import flush
@@ -61,92 +67,75 @@ def bench_readings(n: int, things: int, prefix: str) -> list[Reading]:
     return list(itertools.islice(simulate(things, start, hours, prefix=prefix, seed=7), n))
 
 
-def _paho(settings: Settings, creds: pki.ThingCredentials, client_id: str) -> mqtt.Client:
-    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv311)
-    client.tls_set(ca_certs=str(creds.ca_path), certfile=str(creds.cert_path), keyfile=str(creds.key_path),
-                   cert_reqs=ssl.CERT_REQUIRED)
-    return client
+BASELINE = "device -> broker -> paho subscriber (QoS 1) in its own process"
 
 
-def raw_broker_path(settings: Settings, readings: list[Reading], max_in_flight: int, timeout: float) -> dict:
-    """paho publisher → mosquitto → paho subscriber, QoS 1 both ways; messages/s end to end."""
-    n = len(readings)
-    sub_creds = pki.delivery_credentials(settings.pki_dir)  # the identity allowed to read all telemetry
-    pub_creds = pki.register_thing(settings.pki_dir, "bench-raw")
-    payloads = [make_payload("bench-raw", i + 1, r) for i, r in enumerate(readings)]
-    received = 0
-    last_at = 0.0
-    done = threading.Event()
-    subscribed = threading.Event()
-
-    def on_message(c, userdata, msg) -> None:
-        nonlocal received, last_at
-        received += 1
-        if received >= n:
-            last_at = time.monotonic()
-            done.set()
-
-    sub = _paho(settings, sub_creds, "bench-raw-subscriber")
-    sub.on_message = on_message
-    sub.on_subscribe = lambda *a: subscribed.set()
-    sub.on_connect = lambda c, *a: c.subscribe("sensors/bench-raw/telemetry", qos=1)
-    sub.connect(settings.mqtt_host, settings.mqtt_port, keepalive=30)
-    sub.loop_start()
-    pub = _paho(settings, pub_creds, "bench-raw")
-    # Cap in-flight publishes ourselves, like the device does: paho's own cap rescans its
-    # whole queue on every PUBACK (quadratic), which would make this baseline unfairly slow.
-    slots = threading.Semaphore(max_in_flight)
-    pub.max_inflight_messages_set(0)
-    pub.on_publish = lambda *a: slots.release()
-    pub.connect(settings.mqtt_host, settings.mqtt_port, keepalive=30)
-    pub.loop_start()
-    try:
-        if not subscribed.wait(10):
-            raise RuntimeError("raw subscriber could not subscribe")
-        t0 = time.monotonic()
-        for p in payloads:
-            slots.acquire()
-            pub.publish("sensors/bench-raw/telemetry", p, qos=1)
-        done.wait(timeout)
-        elapsed = (last_at or time.monotonic()) - t0
-    finally:
-        pub.disconnect()
-        pub.loop_stop()
-        sub.disconnect()
-        sub.loop_stop()
-    return {"received": received, "elapsed_s": elapsed, "msgs_per_s": received / elapsed if elapsed > 0 else 0.0}
-
-
-def lake_path(settings: Settings, readings: list[Reading], max_in_flight: int, timeout: float) -> dict:
-    """awsiotsdk device → mosquitto → delivery stream → lake; timed until everything is written."""
+def _device_credentials(settings: Settings, readings: list[Reading]) -> Callable[[str], DeviceCredentials]:
+    """Register the readings' things (setup, not part of the timing); return the device's lookup."""
     def creds(thing: str) -> DeviceCredentials:
         c = pki.register_thing(settings.pki_dir, thing)
         return DeviceCredentials(c.cert_path, c.key_path, c.ca_path)
 
-    for thing in {r.thing_name for r in readings}:  # certificates are setup, not part of the timing
+    for thing in {r.thing_name for r in readings}:
         creds(thing)
+    return creds
+
+
+def raw_broker_path(settings: Settings, readings: list[Reading], max_in_flight: int, timeout: float) -> dict:
+    """device → mosquitto → a paho subscriber process, QoS 1 both ways; messages/s end to end."""
+    creds = _device_credentials(settings, readings)
+    sub = subprocess.Popen([sys.executable, "-m", "bench.raw_subscriber", "--data-dir", str(settings.data_dir),
+                            "--messages", str(len(readings)), "--timeout", str(timeout)],
+                           env={**os.environ, **stack.settings_env(settings)}, stdout=subprocess.PIPE, text=True)
+    try:
+        assert sub.stdout is not None
+        if sub.stdout.readline().strip() != "ready":
+            raise RuntimeError("the raw subscriber could not subscribe")
+        t0 = time.monotonic()
+        report = publish_fleet(readings, creds, settings.mqtt_host, settings.mqtt_port, max_in_flight=max_in_flight,
+                               ack_timeout_s=timeout)
+        published_s = time.monotonic() - t0
+        out, _ = sub.communicate(timeout=timeout)
+    finally:
+        if sub.poll() is None:
+            sub.kill()
+            sub.wait()
+    result = json.loads(out.strip().splitlines()[-1])
+    elapsed = (result["last_at"] - t0) if result["received"] else float("inf")
+    return {"report": report, "received": result["received"], "published_s": published_s, "elapsed_s": elapsed,
+            "msgs_per_s": result["received"] / elapsed if result["received"] else 0.0}
+
+
+def lake_path(settings: Settings, readings: list[Reading], max_in_flight: int, timeout: float) -> dict:
+    """awsiotsdk device → mosquitto → delivery stream → lake; timed until everything is written."""
+    creds = _device_credentials(settings, readings)
     t0 = time.monotonic()
     report = publish_fleet(readings, creds, settings.mqtt_host, settings.mqtt_port, max_in_flight=max_in_flight,
                            ack_timeout_s=timeout)
     published_s = time.monotonic() - t0
     flush(settings, timeout)
     elapsed = time.monotonic() - t0
+    return {"report": report, "published_s": published_s, "elapsed_s": elapsed,
+            "msgs_per_s": len(readings) / elapsed if elapsed > 0 else 0.0}
+
+
+def lake_keys(settings: Settings) -> tuple[collections.Counter[tuple[str, int]], int]:
+    """How often each (thing_name, seq) is in the raw lake, and how many objects hold them."""
     keys: collections.Counter[tuple[str, int]] = collections.Counter()
     root = settings.s3_root / settings.lake_bucket / "raw/telemetry"
-    for path in root.rglob("*"):
-        if path.is_file():
-            for line in path.read_bytes().splitlines():
-                rec = json.loads(line)
-                keys[(rec["thing_name"], rec["seq"])] += 1
-    return {"report": report, "published_s": published_s, "elapsed_s": elapsed, "keys": keys,
-            "objects": sum(1 for p in root.rglob("*") if p.is_file())}
+    objects = [p for p in root.rglob("*") if p.is_file()] if root.is_dir() else []
+    for path in objects:
+        for line in path.read_bytes().splitlines():
+            rec = json.loads(line)
+            keys[(rec["thing_name"], rec["seq"])] += 1
+    return keys, len(objects)
 
 
 def _plot(out_dir: Path, result: dict) -> Path:
     plt = pyplot()
     out_dir.mkdir(parents=True, exist_ok=True)
     fig, ax = plt.subplots(figsize=(5, 3))
-    ax.bar(["raw broker\n(paho → paho)", "lake\n(device → stream → lake)"],
+    ax.bar(["raw broker\n(device → subscriber)", "lake\n(device → stream → lake)"],
            [result["broker_msgs_per_s"], result["lake_msgs_per_s"]], color=["#888", "#2a7"])
     ax.set_ylabel("messages / s")
     ax.set_title(f"ingestion, {result['messages']} msgs, ratio {result['ratio']:.2f}, lost {result['lost']}")
@@ -160,60 +149,80 @@ def _plot(out_dir: Path, result: dict) -> Path:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.ingest", description=__doc__.split("\n\n")[0])
     parser.add_argument("--messages", type=int, default=20_000, help="messages per path (default 20000)")
-    parser.add_argument("--things", type=int, default=1, help="devices on the lake path (default 1, like the raw path)")
+    parser.add_argument("--things", type=int, default=1, help="devices on each path (default 1)")
     parser.add_argument("--max-in-flight", type=int, default=1000, help="unacknowledged publishes per path")
+    parser.add_argument("--runs", type=int, default=3,
+                        help="runs of each path; the rates are their medians (default 3)")
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds each path may take")
     parser.add_argument("--out", type=Path, default=Path("bench/out"), help="folder for the plot")
     args = parser.parse_args(argv)
     if args.messages < 1:
         parser.error("--messages must be at least 1")
 
+    if args.runs < 1:
+        parser.error("--runs must be at least 1")
+
+    raws: list[dict] = []
+    lakes: list[dict] = []
+    all_readings: list[Reading] = []
     with tempfile.TemporaryDirectory(prefix="aircast-bench-") as tmp:
         settings = load_settings(data_dir=Path(tmp), mqtt_port=_free_port(), endpoint_port=_free_port(),
                                  eventbus_port=_free_port())
-        readings = bench_readings(args.messages, args.things, "bench-device")
         iot_core, firehose = stack.load_services(SERVICES)
-        _log(f"bench: broker on 127.0.0.1:{settings.mqtt_port}, {args.messages} messages per path")
+        _log(f"bench: broker on 127.0.0.1:{settings.mqtt_port}, {args.messages} messages per path and run, "
+             f"{args.runs} run(s) each")
         stack.start_service(iot_core, settings)
         try:
-            # Raw path first: the delivery stream's persistent session does not exist yet,
-            # so the broker does no extra queueing work for it.
-            raw = raw_broker_path(settings, readings, args.max_in_flight, args.timeout)
-            _log(f"bench: raw broker path: {raw['received']} received in {raw['elapsed_s']:.2f} s "
-                 f"= {raw['msgs_per_s']:.0f} msg/s")
-            stack.start_service(firehose, settings)
-            lake = lake_path(settings, readings, args.max_in_flight, args.timeout)
+            # Interleaved, so drift in the machine's load hits both paths alike. The raw subscriber
+            # takes the delivery stream's identity with a clean session, which also discards the
+            # stopped stream's session: no raw message is queued for the stream.
+            for i in range(args.runs):
+                raw = raw_broker_path(settings, bench_readings(args.messages, args.things, f"bench-raw{i}"),
+                                      args.max_in_flight, args.timeout)
+                raws.append(raw)
+                _log(f"bench: raw broker path {i + 1}: device {raw['report'].summary()}; {raw['received']} received "
+                     f"by the subscriber in {raw['elapsed_s']:.2f} s = {raw['msgs_per_s']:.0f} msg/s")
+                stack.start_service(firehose, settings)
+                readings = bench_readings(args.messages, args.things, f"bench-device{i}")
+                all_readings += readings
+                lake = lake_path(settings, readings, args.max_in_flight, args.timeout)
+                lakes.append(lake)
+                stack.stop_service(firehose, settings)
+                _log(f"bench: lake path {i + 1}: device {lake['report'].summary()}; delivered in "
+                     f"{lake['elapsed_s']:.2f} s = {lake['msgs_per_s']:.0f} msg/s "
+                     f"(publishing took {lake['published_s']:.2f} s)")
+            keys, objects = lake_keys(settings)
         finally:
             stack.down(settings, SERVICES)
-    report = lake["report"]
-    counters: collections.Counter[str] = collections.Counter()
-    expected: set[tuple[str, int]] = set()
-    for r in readings:
-        counters[r.thing_name] += 1
-        expected.add((r.thing_name, counters[r.thing_name]))
-    delivered = len(expected & set(lake["keys"]))
-    lake_rate = args.messages / lake["elapsed_s"] if lake["elapsed_s"] > 0 else 0.0
+    expected = seq_keys(all_readings)
+    delivered = len(expected & set(keys))
+    raw_median = statistics.median(r["msgs_per_s"] for r in raws)
+    lake_median = statistics.median(r["msgs_per_s"] for r in lakes)
     result = {
         "messages": args.messages,
+        "runs": args.runs,
         "delivered": delivered,
-        "lost": args.messages - delivered,
-        "duplicates": sum(c - 1 for c in lake["keys"].values()),
-        "device_acknowledged": report.acknowledged,
-        "device_failed": report.failed,
-        "objects": lake["objects"],
-        "lake_elapsed_s": round(lake["elapsed_s"], 3),
-        "broker_elapsed_s": round(raw["elapsed_s"], 3),
-        "lake_msgs_per_s": round(lake_rate, 1),
-        "broker_msgs_per_s": round(raw["msgs_per_s"], 1),
-        "ratio": round(lake_rate / raw["msgs_per_s"], 3) if raw["msgs_per_s"] else 0.0,
+        "lost": len(expected) - delivered,
+        "duplicates": sum(c - 1 for c in keys.values()),
+        "device_acknowledged": sum(r["report"].acknowledged for r in lakes),
+        "device_failed": sum(r["report"].failed for r in lakes),
+        "objects": objects,
+        "lake_elapsed_s": round(statistics.median(r["elapsed_s"] for r in lakes), 3),
+        "broker_elapsed_s": round(statistics.median(r["elapsed_s"] for r in raws), 3),
+        "lake_msgs_per_s": round(lake_median, 1),
+        "broker_msgs_per_s": round(raw_median, 1),
+        "ratio": round(lake_median / raw_median, 3) if raw_median else 0.0,
+        "broker_received": sum(r["received"] for r in raws),
+        "broker_device_acknowledged": sum(r["report"].acknowledged for r in raws),
+        "lake_runs_msgs_per_s": [round(r["msgs_per_s"], 1) for r in lakes],
+        "broker_runs_msgs_per_s": [round(r["msgs_per_s"], 1) for r in raws],
+        "baseline": BASELINE,
     }
-    _log(f"bench: lake path: device {report.summary()}; {delivered} delivered in {lake['elapsed_s']:.2f} s "
-         f"= {lake_rate:.0f} msg/s (publishing took {lake['published_s']:.2f} s)")
     plot = _plot(args.out, result)
     if plot:
         _log(f"bench: plot {plot}")
     print(json.dumps(result))
-    return 0 if result["lost"] == 0 else 1
+    return 0 if result["lost"] == 0 and result["broker_received"] == args.messages * args.runs else 1
 
 
 if __name__ == "__main__":

@@ -8,7 +8,9 @@ reconnect with exponential backoff, after which queued publishes go out in order
 a report of published / acknowledged / failed counts at the end.
 
 Payload (DESIGN.md): ``{"device_id", "seq", <measurements>, "timestamp"}`` on
-``sensors/<thing>/telemetry``; ``seq`` counts per device, across runs.
+``sensors/<thing>/telemetry``; ``seq`` counts per device, across runs, and is never
+reused (:class:`SeqStore`): the ETL drops a reading whose ``(thing_name, seq)`` it
+has seen, so a reused number would lose a new reading as a "duplicate".
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import os
 import sys
 import threading
 import time
@@ -37,6 +40,8 @@ from device.readings import (
 
 DEFAULT_MAX_IN_FLIGHT = 100
 DEFAULT_REPLAY_THING = "beijing-us-embassy"
+#: seq numbers reserved (saved) ahead of use: a device killed with -9 skips fewer than this
+SEQ_RESERVE = 256
 
 
 class DeviceError(RuntimeError):
@@ -83,6 +88,16 @@ def telemetry_topic(thing_name: str) -> str:
     return f"sensors/{thing_name}/telemetry"
 
 
+def seq_keys(readings: Iterable[Reading]) -> set[tuple[str, int]]:
+    """``(thing_name, seq)`` of each reading as one run numbers them, each thing from 1."""
+    counters: dict[str, int] = {}
+    keys = set()
+    for r in readings:
+        counters[r.thing_name] = counters.get(r.thing_name, 0) + 1
+        keys.add((r.thing_name, counters[r.thing_name]))
+    return keys
+
+
 def make_payload(thing_name: str, seq: int, reading: Reading) -> bytes:
     """The device payload of DESIGN.md: device_id, seq, measurements, timestamp."""
     body: dict[str, Any] = {"device_id": thing_name, "seq": seq}
@@ -95,7 +110,7 @@ class _Fleet:
     """One MQTT connection per thing, a shared in-flight cap and shared counters."""
 
     def __init__(self, host: str, port: int, max_in_flight: int, report: PublishReport,
-                 log: Callable[[str], None]) -> None:
+                 log: Callable[[str], None], claim_seq: Callable[[str, int], None] | None = None) -> None:
         if max_in_flight < 1:
             raise DeviceError("max_in_flight must be at least 1")
         self.host, self.port = host, port
@@ -106,6 +121,7 @@ class _Fleet:
         self.outstanding: set[Future] = set()
         self.connections: dict[str, Any] = {}
         self.seq: dict[str, int] = {}
+        self.claim_seq = claim_seq
 
     def connect(self, thing_name: str, creds: DeviceCredentials, first_seq: int, timeout_s: float) -> None:
         from awscrt import mqtt
@@ -145,6 +161,8 @@ class _Fleet:
     def publish(self, reading: Reading) -> None:
         connection, qos = self.connections[reading.thing_name]
         seq = self.seq[reading.thing_name] + 1
+        if self.claim_seq is not None:
+            self.claim_seq(reading.thing_name, seq)  # saved before it can reach the broker
         self.seq[reading.thing_name] = seq
         payload = make_payload(reading.thing_name, seq, reading)
         self.slots.acquire()
@@ -205,16 +223,18 @@ def publish_fleet(readings: Iterable[Reading], credentials: Callable[[str], Devi
                   host: str, port: int, *, max_in_flight: int = DEFAULT_MAX_IN_FLIGHT, speed: float = 0.0,
                   first_seq: Callable[[str], int] = lambda thing: 1, ack_timeout_s: float = 60.0,
                   connect_timeout_s: float = 10.0, progress: Callable[[PublishReport], None] | None = None,
-                  progress_every_s: float = 5.0, log: Callable[[str], None] = lambda m: None) -> PublishReport:
+                  progress_every_s: float = 5.0, log: Callable[[str], None] = lambda m: None,
+                  claim_seq: Callable[[str, int], None] | None = None) -> PublishReport:
     """Publish readings (any number of things, in the order given) and wait for their acknowledgements.
 
     ``speed`` paces by the readings' own timestamps (3600 = one hour of readings per
     second; 0 = as fast as acknowledgements allow). Each thing connects on its first
-    reading with its own certificate. Returns the counts; never raises for a failed
+    reading with its own certificate. ``claim_seq(thing, seq)`` is called before each
+    seq is used (:meth:`SeqStore.claim`). Returns the counts; never raises for a failed
     publish (it is counted), raises :class:`DeviceError` when a thing cannot connect.
     """
     report = PublishReport()
-    fleet = _Fleet(host, port, max_in_flight, report, log)
+    fleet = _Fleet(host, port, max_in_flight, report, log, claim_seq)
     t0 = time.monotonic()
     first_ts: dt.datetime | None = None
     next_progress = t0 + progress_every_s
@@ -266,22 +286,68 @@ def publish_readings(thing_name: str, cert_path: str | Path, key_path: str | Pat
 
 
 # ---- per-device sequence state (seq keeps counting across runs) -------------------
-def seq_state_path(settings: Settings, thing_name: str) -> Path:
-    return settings.data_dir / "device" / f"{thing_name}.seq"
+def seq_state_dir(settings: Settings) -> Path:
+    """Where the device keeps each thing's ``seq`` counter."""
+    return settings.data_dir / "device"
 
 
-def load_next_seq(settings: Settings, thing_name: str) -> int:
-    try:
-        return int(seq_state_path(settings, thing_name).read_text().strip()) + 1
-    except (OSError, ValueError):
-        return 1
+class SeqStore:
+    """Per-device ``seq`` counters in ``<dir>/<thing>.seq`` that no run ever reuses.
 
+    A file holds the highest seq that may have gone out. Before a seq beyond that
+    goes out, :meth:`claim` saves a reservation ``SEQ_RESERVE`` further (durably, so
+    a ``kill -9`` or a power cut leaves the next run above every seq it used, skipping
+    fewer than ``SEQ_RESERVE`` numbers); :meth:`close` saves the exact last seq, so a
+    normal end, Ctrl-C or an error leaves no gap. Use it as a context manager.
+    """
 
-def save_last_seq(settings: Settings, last_seq: Mapping[str, int]) -> None:
-    for thing, seq in last_seq.items():
-        path = seq_state_path(settings, thing)
+    def __init__(self, directory: Path, reserve: int = SEQ_RESERVE) -> None:
+        self.directory = Path(directory)
+        self.reserve = max(1, reserve)
+        self.reserved: dict[str, int] = {}
+        self.used: dict[str, int] = {}
+
+    def path(self, thing_name: str) -> Path:
+        return self.directory / f"{thing_name}.seq"
+
+    def next_seq(self, thing_name: str) -> int:
+        """The first seq this run may use for ``thing_name``."""
+        try:
+            last = int(self.path(thing_name).read_text().strip())
+        except (OSError, ValueError):
+            last = 0
+        self.reserved[thing_name] = last
+        return last + 1
+
+    def claim(self, thing_name: str, seq: int) -> None:
+        """Record that ``seq`` is about to be used; save a new reservation first when needed."""
+        self.used[thing_name] = max(seq, self.used.get(thing_name, 0))
+        if seq > self.reserved.get(thing_name, 0):
+            self._save(thing_name, seq + self.reserve - 1)
+            self.reserved[thing_name] = seq + self.reserve - 1
+
+    def close(self) -> None:
+        """Save the last seq each thing used (giving back the unused rest of its reservation)."""
+        for thing, seq in self.used.items():
+            if seq != self.reserved.get(thing):
+                self._save(thing, seq)
+                self.reserved[thing] = seq
+
+    def _save(self, thing_name: str, seq: int) -> None:
+        path = self.path(thing_name)
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(str(seq))
+        tmp = path.with_name(path.name + ".tmp")
+        with open(tmp, "w") as fh:
+            fh.write(str(seq))
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+
+    def __enter__(self) -> SeqStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 # ---- command line ------------------------------------------------------------------
@@ -371,12 +437,10 @@ def run(args: argparse.Namespace, settings: Settings,
 
     log(f"device: {len(things)} thing(s) → {host}:{port} (QoS 1, max {args.max_in_flight} in flight, "
         f"speed {args.speed or 'max'})")
-    report = publish_fleet(readings, credentials_for(args, settings), host, port,
-                           max_in_flight=args.max_in_flight, speed=args.speed,
-                           first_seq=lambda thing: load_next_seq(settings, thing),
-                           ack_timeout_s=args.ack_timeout, progress=progress, log=log)
-    save_last_seq(settings, report.last_seq)
-    return report
+    with SeqStore(seq_state_dir(settings)) as seqs:  # saved as it goes, and on any exit
+        return publish_fleet(readings, credentials_for(args, settings), host, port,
+                             max_in_flight=args.max_in_flight, speed=args.speed, first_seq=seqs.next_seq,
+                             claim_seq=seqs.claim, ack_timeout_s=args.ack_timeout, progress=progress, log=log)
 
 
 def print_report(report: PublishReport, as_json: bool) -> None:

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what aircast needs on a fresh Debian machine: Debian packages
-# (mosquitto, a Java runtime for Spark), a virtualenv, torch (CPU) first, then
+# (mosquitto and what its client-id plugin builds with, a Java runtime for Spark), a virtualenv, torch (CPU) first, then
 # the Python packages. Safe to rerun: each step is skipped when done.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,6 +12,11 @@ command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need_apt+=
 command -v mosquitto_pub >/dev/null 2>&1 || need_apt+=(mosquitto-clients)
 command -v java >/dev/null 2>&1 || need_apt+=(openjdk-17-jre-headless)
 command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
+# the local IoT Core's client-id check is a small mosquitto plugin compiled on first use
+command -v cc >/dev/null 2>&1 || need_apt+=(gcc)
+[ -f /usr/include/mosquitto_plugin.h ] || need_apt+=(mosquitto-dev)
+[ -f /usr/include/mosquitto.h ] || need_apt+=(libmosquitto-dev)
+[ -f /usr/include/openssl/x509.h ] || need_apt+=(libssl-dev)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "==> installing Debian packages: ${need_apt[*]}"
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"

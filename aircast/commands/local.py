@@ -90,12 +90,14 @@ def cmd_register_thing(args: argparse.Namespace, settings: Settings) -> int:
         creds = pki.register_thing(settings.pki_dir, args.name)
     except pki.PKIError as exc:
         raise CommandError(str(exc)) from exc
+    # the broker refuses any client id but the thing name (as AWS IoT's thing policy does)
     info = {**creds.as_dict(), "host": settings.mqtt_host, "port": settings.mqtt_port,
-            "topic": f"sensors/{creds.thing_name}/telemetry"}
+            "client_id": creds.thing_name, "topic": f"sensors/{creds.thing_name}/telemetry"}
     if args.json:
         print_json(info)
     else:
         print_kv(info)
         print(f"\ntry: mosquitto_pub -h {info['host']} -p {info['port']} --cafile {info['ca']} "
-              f"--cert {info['cert']} --key {info['key']} -q 1 -t {info['topic']} -m '{{\"pm2_5\": 12.5}}'")
+              f"--cert {info['cert']} --key {info['key']} -i {info['client_id']} -q 1 -t {info['topic']} "
+              f"-m '{{\"pm2_5\": 12.5}}'")
     return 0

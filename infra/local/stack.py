@@ -4,6 +4,10 @@ Each service module offers a ``SERVICE`` (:class:`ServiceSpec`): how to prepare
 its files and the argv to run. ``up`` starts them in order (refusing clearly
 when a port is taken or a program is missing), ``down`` stops them, ``status``
 reports PIDs and ports. PID files and logs live in ``<data_dir>/run``.
+
+A PID file holds the PID and the process's start time (``/proc/PID/stat``), so a
+stale file whose PID now belongs to another process (PIDs are reused) is
+recognised as stale: ``down`` never signals a process it did not start.
 """
 
 from __future__ import annotations
@@ -78,6 +82,37 @@ def _pid_file(settings: Settings, name: str) -> Path:
     return settings.run_dir / f"{name}.pid"
 
 
+def process_start_time(pid: int) -> str | None:
+    """The kernel's start time of ``pid`` (clock ticks since boot), or None when unknown."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            stat = fh.read()
+    except OSError:
+        return None
+    # field 22; the command name (field 2, in parentheses) may itself hold spaces and ')'
+    fields = stat[stat.rfind(")") + 2:].split()
+    return fields[19] if len(fields) > 19 else None
+
+
+def _write_pid_file(settings: Settings, name: str, pid: int) -> None:
+    _pid_file(settings, name).write_text(f"{pid} {process_start_time(pid) or '-'}\n")
+
+
+def _ours(settings: Settings, pid: int, started: str | None) -> bool:
+    """Whether ``pid`` is still the process the PID file was written for."""
+    now = process_start_time(pid)
+    if now is None:
+        return not Path("/proc/self/stat").exists()  # no /proc (not Linux): trust the PID
+    if started is not None:
+        return started == now
+    # a PID file of an earlier version (PID only): ours if it runs on this data dir
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return any(str(settings.data_dir).encode() in arg for arg in cmdline)
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -94,12 +129,15 @@ def _alive(pid: int) -> bool:
 
 
 def read_pid(settings: Settings, name: str) -> int | None:
+    """PID of the running service, or None when it is not running (or its PID file is stale)."""
     path = _pid_file(settings, name)
     try:
-        pid = int(path.read_text().strip())
-    except (OSError, ValueError):
+        parts = path.read_text().split()
+        pid = int(parts[0])
+    except (OSError, ValueError, IndexError):
         return None
-    return pid if _alive(pid) else None
+    started = parts[1] if len(parts) > 1 and parts[1] != "-" else None
+    return pid if _alive(pid) and _ours(settings, pid, started) else None
 
 
 def start_service(spec: ServiceSpec, settings: Settings) -> dict[str, Any]:
@@ -122,7 +160,7 @@ def start_service(spec: ServiceSpec, settings: Settings) -> dict[str, Any]:
     with open(log_path, "ab") as log:
         proc = subprocess.Popen(spec.argv(settings), stdout=log, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL, env=env, start_new_session=True)
-    _pid_file(settings, spec.name).write_text(str(proc.pid))
+    _write_pid_file(settings, spec.name, proc.pid)
     deadline = time.monotonic() + spec.start_timeout_s
     while time.monotonic() < deadline:
         if proc.poll() is not None:

@@ -39,17 +39,32 @@ class IngestStack:
     def pid(self, name: str) -> int | None:
         return stack.read_pid(self.settings, name)
 
-    def kill9_firehose(self) -> None:
-        pid = self.pid("firehose")
-        assert pid is not None
+    def kill9(self, name: str) -> None:
+        """``kill -9`` a service and wait until it is gone."""
+        pid = self.pid(name)
+        assert pid is not None, f"{name} is not running"
         os.kill(pid, signal.SIGKILL)
-        deadline = time.monotonic() + 5
-        while stack.read_pid(self.settings, "firehose") is not None and time.monotonic() < deadline:
-            time.sleep(0.02)
+        assert self.wait_dead(name, pid, 5), f"{name} survived SIGKILL"
+
+    def wait_dead(self, name: str, pid: int, timeout: float) -> bool:
+        """Wait until the service's process ``pid`` has exited (and reap it); False on timeout."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
             try:
                 os.waitpid(pid, os.WNOHANG)
             except ChildProcessError:
                 pass
+            if stack.read_pid(self.settings, name) != pid:
+                return True
+            time.sleep(0.02)
+        return False
+
+    def stats(self) -> dict[str, Any]:
+        """The delivery stream's counters file (refreshed as records arrive and on each flush)."""
+        try:
+            return json.loads((self.settings.run_dir / "firehose.stats.json").read_text())
+        except (OSError, ValueError):
+            return {}
 
     def start(self, name: str) -> None:
         stack.start_service(self.iot_core if name == "iot_core" else self.firehose, self.settings)

@@ -52,7 +52,7 @@ def try_connect(client: mqtt.Client, settings: Settings, timeout: float = 5.0) -
 def publish_raw(settings: Settings, cert: Path, key: Path, ca: Path, thing: str, topic: str,
                 payloads: list[bytes], protocol: int = mqtt.MQTTv311, timeout: float = 10.0) -> list[object]:
     """Publish payloads QoS 1 with paho; return each PUBACK's reason code (MQTT 5) or rc."""
-    client = paho_client(settings, cert, key, ca, f"{thing}-raw", protocol)
+    client = paho_client(settings, cert, key, ca, thing, protocol)
     acks: dict[int, object] = {}
     all_acked = threading.Event()
     mids: list[int] = []

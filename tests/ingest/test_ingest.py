@@ -101,7 +101,7 @@ def test_clients_without_a_certificate_or_with_a_foreign_ca_are_refused(shared_s
     impostor = paho_client(st.settings, foreign.cert_path, foreign.key_path, ca, "impostor")
     assert try_connect(impostor, st.settings).startswith(("tls refused", "disconnected"))
     real = st.thing("victim")
-    assert try_connect(paho_client(st.settings, real.cert_path, real.key_path, ca, "real"), st.settings) == "connected"
+    assert try_connect(paho_client(st.settings, real.cert_path, real.key_path, ca, "victim"), st.settings) == "connected"
 
 
 def test_malformed_payloads_land_in_raw_errors_with_reasons(shared_stack: IngestStack) -> None:

@@ -6,6 +6,7 @@ import json
 import os
 import signal
 import socket
+import subprocess
 import time
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from aircast.settings import Settings
 from device.publisher import main as device_main
 from infra.local import stack
 from infra.local.firehose import flush
-from infra.local.iot_core import broker, pki
+from infra.local.iot_core import broker, client_id_plugin, pki
 
 SERVICES = ["iot_core", "firehose"]
 
@@ -45,13 +46,40 @@ def test_up_refuses_clearly_when_mosquitto_is_missing(settings: Settings, monkey
     assert rc == 1 and "apt-get install mosquitto or run make demo" in err
 
 
+@pytest.mark.parametrize("content", ["{pid}\n", "{pid} 12345\n"], ids=["pid-only", "another-start-time"])
+def test_down_never_signals_a_process_that_a_stale_pid_file_names(settings: Settings, capsys, content: str) -> None:
+    # the PID of a service that died long ago now belongs to someone else's process
+    other = subprocess.Popen(["sleep", "60"], start_new_session=True)
+    try:
+        settings.run_dir.mkdir(parents=True, exist_ok=True)
+        for name in SERVICES:
+            (settings.run_dir / f"{name}.pid").write_text(content.format(pid=other.pid))
+        rc, out, _ = _run(capsys, "local", "status", *SERVICES, "--json")
+        assert rc == 0 and [r["state"] for r in json.loads(out)] == ["stopped", "stopped"]
+        rc, out, _ = _run(capsys, "local", "down", *SERVICES, "--json")
+        assert rc == 0 and {r["state"] for r in json.loads(out)} == {"not running"}
+        assert other.poll() is None, "down killed a process it did not start"
+        assert not [n for n in SERVICES if (settings.run_dir / f"{n}.pid").exists()]  # stale files removed
+    finally:
+        other.kill()
+        other.wait()
+
+
+def test_up_refuses_clearly_when_the_client_id_plugin_cannot_be_built(settings: Settings, tmp_path: Path,
+                                                                        monkeypatch, capsys) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "empty-cache"))  # nothing built yet
+    monkeypatch.setattr(client_id_plugin, "HEADERS", {"mosquitto-dev": str(tmp_path / "missing.h")})
+    rc, _, err = _run(capsys, "local", "up", *SERVICES)
+    assert rc == 1 and "needs mosquitto-dev: apt-get install mosquitto-dev" in err and "Traceback" not in err
+
+
 def test_register_thing_prints_what_a_client_needs(settings: Settings, capsys) -> None:
     rc, out, _ = _run(capsys, "local", "register-thing", "kitchen-sensor", "--json")
     info = json.loads(out)
     assert rc == 0 and info["thing_name"] == "kitchen-sensor"
     assert all(Path(info[k]).is_file() for k in ("cert", "key", "ca"))
     assert (info["host"], info["port"]) == ("127.0.0.1", settings.mqtt_port)
-    assert info["topic"] == "sensors/kitchen-sensor/telemetry"
+    assert info["topic"] == "sensors/kitchen-sensor/telemetry" and info["client_id"] == "kitchen-sensor"
     rc, _, err = _run(capsys, "local", "register-thing", "no spaces please")
     assert rc == 1 and "invalid thing name" in err
 

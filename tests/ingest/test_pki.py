@@ -39,20 +39,35 @@ def test_invalid_thing_names_are_refused(tmp_path: Path, name: str) -> None:
         pki.register_thing(tmp_path, name)
 
 
-@pytest.mark.parametrize("name", [pki.DELIVERY_IDENTITY, "aircast-firehose-aircast-telemetry", "aircast-flush-1"])
+@pytest.mark.parametrize("name", ["aircast-delivery", pki.CONTROL_IDENTITY, "aircast-firehose-aircast-telemetry",
+                                  "aircast-flush-1"])
 def test_the_delivery_identity_and_client_ids_are_reserved(tmp_path: Path, name: str) -> None:
     with pytest.raises(pki.PKIError, match="reserved"):
         pki.register_thing(tmp_path, name)
 
 
 def test_acl_lets_a_thing_write_only_its_own_topic() -> None:
-    acl = broker.render_acl()
-    assert "pattern write sensors/%u/telemetry" in acl.splitlines()
-    assert f"user {pki.DELIVERY_IDENTITY}" in acl and "topic read sensors/+/telemetry" in acl
+    acl = broker.render_acl("aircast-telemetry").splitlines()
+    assert "pattern write sensors/%u/telemetry" in acl
+    stream = acl.index("user aircast-firehose-aircast-telemetry")
+    control = acl.index(f"user {pki.CONTROL_IDENTITY}")
+    assert "topic read sensors/+/telemetry" in acl[stream:control]
+    assert not [line for line in acl[control:] if "sensors" in line and "pattern" not in line]
 
 
-def test_broker_config_requires_client_certificates(settings) -> None:
-    conf = broker.render_config(settings, Path("/x/acl"), Path("/x/p"))
-    for line in ("allow_anonymous false", "require_certificate true", "use_identity_as_username true",
-                 f"listener {settings.mqtt_port} 127.0.0.1", "acl_file /x/acl"):
-        assert line in conf.splitlines()
+def test_broker_config_requires_client_certificates_and_binds_client_ids(settings) -> None:
+    conf = broker.render_config(settings, Path("/x/acl"), Path("/x/p"), Path("/x/plugin.so")).splitlines()
+    for line in ("allow_anonymous false", "require_certificate true", "plugin /x/plugin.so",
+                 f"listener {settings.mqtt_port} 127.0.0.1", "acl_file /x/acl",
+                 f"autosave_interval {settings.mqtt_autosave_seconds}"):
+        assert line in conf
+    # mosquitto skips authentication plugins for use_identity_as_username listeners
+    assert "use_identity_as_username true" not in conf
+
+
+def test_service_identities_live_apart_from_things(tmp_path: Path) -> None:
+    stream = pki.delivery_credentials(tmp_path, "aircast-telemetry")
+    assert stream.thing_name == "aircast-firehose-aircast-telemetry"
+    assert stream.cert_path.parent.parent.name == "services"
+    cn = _cert(pki.control_credentials(tmp_path).cert_path).subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    assert cn[0].value == pki.CONTROL_IDENTITY

@@ -3,7 +3,8 @@
 The request is a barrier message: the broker queues it for the stream's session
 after every message it accepted before, so when the stream answers, everything
 published (and acknowledged by the broker) before :func:`flush` was called is
-in the lake.
+in the lake. An unanswered request is repeated (each answer is a flush, so a
+repeat only costs a small object).
 """
 
 from __future__ import annotations
@@ -23,6 +24,9 @@ from infra.local.firehose import FlushTimeout
 from infra.local.firehose.delivery import control_topic
 from infra.local.iot_core import pki
 
+#: seconds between repeats of an unanswered flush request
+REPEAT_S = 2.0
+
 
 def flush(settings: Settings, timeout: float = 30.0) -> dict[str, Any]:
     """Make the delivery stream write every buffered record now; return its counters.
@@ -30,19 +34,24 @@ def flush(settings: Settings, timeout: float = 30.0) -> dict[str, Any]:
     Raises :class:`FlushTimeout` when it does not answer within ``timeout`` seconds,
     or ``ConnectionError`` when the broker cannot be reached.
     """
-    creds = pki.delivery_credentials(settings.pki_dir)
+    creds = pki.control_credentials(settings.pki_dir)
     token = uuid.uuid4().hex
     reply_topic = control_topic(settings, f"flushed/{token}")
     subscribed = threading.Event()
     answered = threading.Event()
     reply: dict[str, Any] = {}
+    refused: list[str] = []
 
-    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"aircast-flush-{token[:12]}",
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"{pki.CONTROL_IDENTITY}-{token[:12]}",
                          clean_session=True, protocol=mqtt.MQTTv311)
     client.tls_set(ca_certs=str(creds.ca_path), certfile=str(creds.cert_path), keyfile=str(creds.key_path),
                    cert_reqs=ssl.CERT_REQUIRED)
 
     def on_connect(c, userdata, flags, reason_code, properties) -> None:
+        if reason_code.is_failure:
+            refused.append(str(reason_code))
+            subscribed.set()
+            return
         c.subscribe(reply_topic, qos=1)
 
     def on_subscribe(c, userdata, mid, reason_codes, properties) -> None:
@@ -68,8 +77,16 @@ def flush(settings: Settings, timeout: float = 30.0) -> dict[str, Any]:
     try:
         if not subscribed.wait(max(0.0, deadline - time.monotonic())):
             raise FlushTimeout("the broker did not confirm the flush subscription in time")
-        client.publish(control_topic(settings, "flush"), token, qos=1)
-        if not answered.wait(max(0.0, deadline - time.monotonic())):
+        if refused:
+            raise ConnectionError(f"the local IoT Core refused the flush client: {refused[0]} "
+                                  f"(certificate {creds.cert_path})")
+        # Ask again every few seconds: a stream whose session the broker lost (a broker
+        # restarted without its save) subscribes again only when it reconnects.
+        while True:
+            client.publish(control_topic(settings, "flush"), token, qos=1)
+            if answered.wait(max(0.0, min(REPEAT_S, deadline - time.monotonic()))) or time.monotonic() >= deadline:
+                break
+        if not answered.is_set():
             raise FlushTimeout(f"the delivery stream {settings.delivery_stream} did not flush within {timeout:.0f} s "
                                "(is it running? aircast local status)")
     finally:

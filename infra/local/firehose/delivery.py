@@ -13,6 +13,18 @@ Flush on demand: SIGUSR1, or a barrier message on
 which, arriving after everything the broker accepted before it, makes the
 stream write its buffers and answer on ``.../flushed/<token>``.
 SIGTERM/SIGINT flush and exit.
+
+When the connection to the broker drops, the stream writes what it holds
+(unacknowledged: acknowledgements belong to the connection) instead of dropping
+it. A broker that kept those messages redelivers them (duplicates); one that was
+killed before saving them does not, and they are in the lake anyway.
+
+Fault hook (local only, for reliability tests): ``AIRCAST_FIREHOSE_FAULT_INJECTION=
+kill-before-ack[:N]`` makes the process ``SIGKILL`` itself on its N-th object
+write (default 1), after the objects are durably in the lake and before the
+broker gets the acknowledgements, i.e. with messages certainly in flight. It logs
+the keys of the objects it wrote first. See ``deployment/README.md`` for the
+endpoint host's ``AIRCAST_FAULT_INJECTION``.
 """
 
 from __future__ import annotations
@@ -39,6 +51,19 @@ from infra.local.iot_core.broker import CONTROL_TOPIC_ROOT
 TELEMETRY_FILTER = "sensors/+/telemetry"
 #: broker message ids are 16-bit: never hold more unacknowledged messages than this
 MAX_PENDING = 50_000
+FAULT_ENV = "AIRCAST_FIREHOSE_FAULT_INJECTION"
+#: how often the stats file is refreshed while records arrive (it is also written on each flush)
+STATS_EVERY_S = 1.0
+
+
+def parse_fault(value: str | None) -> int | None:
+    """The object write to die on for ``kill-before-ack[:N]`` (None: no fault); ValueError if malformed."""
+    if not value:
+        return None
+    kind, colon, count = value.partition(":")
+    if kind != "kill-before-ack" or (colon and not (count.isdigit() and int(count) >= 1)):
+        raise ValueError(f"{FAULT_ENV}={value!r}: expected kill-before-ack or kill-before-ack:N with N >= 1")
+    return int(count) if colon else 1
 
 
 def control_topic(settings: Settings, kind: str) -> str:
@@ -46,8 +71,9 @@ def control_topic(settings: Settings, kind: str) -> str:
 
 
 def client_id(settings: Settings) -> str:
-    """Fixed client id, so the broker keeps the session (and its queue) across restarts."""
-    return f"aircast-firehose-{settings.delivery_stream}"
+    """Fixed client id, so the broker keeps the session (and its queue) across restarts;
+    the broker accepts it only with the stream's own certificate (CN = client id)."""
+    return pki.delivery_identity(settings.delivery_stream)
 
 
 def ready_path(settings: Settings) -> Path:
@@ -95,7 +121,11 @@ class DeliveryStream:
         self.stop_requested = False
         self.connected = False
         self.counts = {"received": 0, "delivered": 0, "errors": 0, "objects": 0, "error_objects": 0}
-        creds = pki.delivery_credentials(settings.pki_dir)
+        self.kill_on_write = parse_fault(os.environ.get(FAULT_ENV))
+        self.writes = 0
+        self.stats_written_at = 0.0
+        self.stats_counts: dict[str, int] = {}
+        creds = pki.delivery_credentials(settings.pki_dir, settings.delivery_stream)
         self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id(settings), clean_session=False,
                                   protocol=mqtt.MQTTv311, manual_ack=True)
         self.client.tls_set(ca_certs=str(creds.ca_path), certfile=str(creds.cert_path), keyfile=str(creds.key_path),
@@ -116,15 +146,24 @@ class DeliveryStream:
                  f"as {client_id(self.settings)} (session present: {flags.session_present})")
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
-        if self.connected:
-            self.log(f"firehose: disconnected ({reason_code}); unacknowledged records will be redelivered")
+        held = len(self.telemetry.lines) + len(self.errors.lines)
         self.connected = False
-        # Acknowledgements are per connection: drop what is only in memory, the broker
-        # resends it on the next connection (no loss, and no duplicate from us).
+        # Acknowledgements are per connection, so what we hold cannot be acknowledged any
+        # more. Write it anyway: a broker killed before it saved these messages cannot
+        # redeliver them, one that saved them will (duplicates, never loss).
+        note = "held nothing unwritten"
+        try:
+            if held:
+                self._write_buffers()
+                note = f"wrote the {held} record(s) it held; the broker redelivers what it still has"
+        except OSError as exc:
+            note = f"could not write the {held} record(s) it held ({exc}); the broker redelivers what it still has"
         self.telemetry.clear()
         self.errors.clear()
         self.pending.clear()
         self.flush_tokens.clear()
+        self.log(f"firehose: disconnected ({reason_code}); {note}")
+        self._write_stats()
 
     def _on_message(self, client, userdata, msg: mqtt.MQTTMessage) -> None:
         now_ms = time.time_ns() // 1_000_000
@@ -158,20 +197,33 @@ class DeliveryStream:
             return 1.0
         return max(0.0, (oldest + self.buffer_seconds * 1000 - now_ms) / 1000.0)
 
-    def flush(self) -> None:
-        """Write both buffers as objects, then acknowledge every message they hold."""
-        self.flush_requested = False
+    def _write_buffers(self) -> list[str]:
+        """Write both buffers as objects (durably) and empty them; return the keys written."""
         bucket = self.settings.lake_bucket
         stream = self.settings.delivery_stream
+        keys = []
         for buf, prefix, kind in ((self.telemetry, rule.TELEMETRY_PREFIX, "objects"),
                                   (self.errors, rule.ERRORS_PREFIX, "error_objects")):
             if not buf.lines:
                 continue
             key = rule.object_key(prefix, stream, rule.epoch_ms_to_datetime(buf.first_arrival_ms or 0))
             writer.write_object(self.settings, bucket, key, buf.lines)
+            keys.append(f"{key} ({len(buf.lines)} records)")
             self.counts[kind] += 1
             self.counts["delivered" if kind == "objects" else "errors"] += len(buf.lines)
             buf.clear()
+        return keys
+
+    def flush(self) -> None:
+        """Write both buffers as objects, then acknowledge every message they hold."""
+        self.flush_requested = False
+        keys = self._write_buffers()
+        if keys:
+            self.writes += 1
+            if self.writes == self.kill_on_write:
+                self.log(f"firehose: fault injection {FAULT_ENV}: killed after writing {', '.join(keys)}, "
+                         "before acknowledging them")
+                os.kill(os.getpid(), signal.SIGKILL)
         # Durable now: acknowledge (the broker may drop them) and answer flush barriers.
         for mid, qos in self.pending:
             if qos > 0:
@@ -184,6 +236,8 @@ class DeliveryStream:
         self._write_stats()
 
     def _write_stats(self) -> None:
+        self.stats_written_at = time.monotonic()
+        self.stats_counts = dict(self.counts)
         try:
             tmp = stats_path(self.settings).with_suffix(".tmp")
             tmp.write_text(json.dumps({**self.counts, "pid": os.getpid(),
@@ -222,6 +276,8 @@ class DeliveryStream:
             if self.connected and not ready_written:
                 ready_path(settings).write_text(str(os.getpid()))
                 ready_written = True
+            if self.counts != self.stats_counts and time.monotonic() - self.stats_written_at >= STATS_EVERY_S:
+                self._write_stats()
             if self.connected and self.due(time.time_ns() // 1_000_000):
                 try:
                     self.flush()
@@ -260,7 +316,11 @@ def main(argv: list[str] | None = None) -> int:
     def log(msg: str) -> None:
         print(f"{dt.datetime.now(dt.UTC):%Y-%m-%dT%H:%M:%S} {msg}", file=sys.stderr, flush=True)
 
-    stream = DeliveryStream(settings, log=log)
+    try:
+        stream = DeliveryStream(settings, log=log)
+    except ValueError as exc:
+        print(f"firehose: error: {exc}", file=sys.stderr)
+        return 2
 
     def on_stop(signum, frame) -> None:
         stream.stop_requested = True

@@ -24,7 +24,7 @@ def _ready(settings: Settings, pid: int) -> bool:
 
 
 def _prepare(settings: Settings) -> None:
-    pki.delivery_credentials(settings.pki_dir)
+    pki.delivery_credentials(settings.pki_dir, settings.delivery_stream)
     ready_path(settings).unlink(missing_ok=True)
 
 

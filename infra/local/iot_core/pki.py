@@ -6,6 +6,12 @@ Layout under ``settings.pki_dir``::
     ca.pem  ca.key                      the local certificate authority
     server.pem  server.key              broker certificate, SAN localhost + 127.0.0.1
     things/<name>/cert.pem  key.pem     one client identity per thing
+    services/<name>/cert.pem  key.pem   the delivery stream's and the flush client's identities
+
+The broker binds each connection's client id to its certificate's CN
+(:mod:`.broker`): a thing connects as its thing name, the delivery stream as
+``aircast-firehose-<stream>``, flush requests as ``aircast-flush-<token>``. No
+thing may be registered under those names.
 
 Keys are ECDSA P-256 (what AWS IoT also accepts), so generation takes
 milliseconds and TLS handshakes stay cheap.
@@ -29,12 +35,14 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 THING_NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-#: identity of the local IoT rule + Firehose delivery stream; no thing may take it
-DELIVERY_IDENTITY = "aircast-delivery"
-RESERVED_NAMES = frozenset({DELIVERY_IDENTITY})
-#: client ids of the delivery stream and its flush requests: a thing (client id = thing
-#: name) with such a name could take over the stream's persistent session
-RESERVED_PREFIXES = ("aircast-firehose-", "aircast-flush-")
+#: prefix of the delivery stream's identity (CN = client id = ``aircast-firehose-<stream>``)
+DELIVERY_PREFIX = "aircast-firehose-"
+#: identity of flush/control requests; they connect as ``aircast-flush-<token>``
+CONTROL_IDENTITY = "aircast-flush"
+#: names no thing may take: the service identities above (and the delivery stream's
+#: identity of earlier versions), since a thing's client id is its name
+RESERVED_NAMES = frozenset({"aircast-delivery", CONTROL_IDENTITY})
+RESERVED_PREFIXES = (DELIVERY_PREFIX, CONTROL_IDENTITY + "-")
 _VALIDITY = dt.timedelta(days=3650)
 
 
@@ -71,9 +79,9 @@ def server_paths(pki_dir: Path) -> tuple[Path, Path]:
     return pki_dir / "server.pem", pki_dir / "server.key"
 
 
-def thing_paths(pki_dir: Path, thing_name: str) -> ThingCredentials:
-    """Where a thing's certificate and key live (whether or not they exist yet)."""
-    d = pki_dir / "things" / validate_thing_name(thing_name)
+def thing_paths(pki_dir: Path, thing_name: str, kind: str = "things") -> ThingCredentials:
+    """Where a thing's (or, with ``kind="services"``, a service's) certificate and key live."""
+    d = pki_dir / kind / validate_thing_name(thing_name)
     return ThingCredentials(thing_name, d / "cert.pem", d / "key.pem", ca_paths(pki_dir)[0])
 
 
@@ -179,10 +187,10 @@ def ensure_server_cert(pki_dir: Path) -> tuple[Path, Path]:
     return cert_path, key_path
 
 
-def ensure_identity(pki_dir: Path, name: str) -> ThingCredentials:
+def ensure_identity(pki_dir: Path, name: str, kind: str = "things") -> ThingCredentials:
     """Create a client certificate with CN=name on first use (any identity, reserved ones included)."""
     ensure_ca(pki_dir)
-    creds = thing_paths(pki_dir, name)
+    creds = thing_paths(pki_dir, name, kind)
     with _locked(pki_dir):
         if not (creds.cert_path.is_file() and creds.key_path.is_file()):
             ca_cert, ca_key = _load_ca(pki_dir)
@@ -196,10 +204,22 @@ def register_thing(pki_dir: Path, thing_name: str) -> ThingCredentials:
     """Make (or return the existing) certificate and key of a thing; refuses reserved names."""
     validate_thing_name(thing_name)
     if thing_name in RESERVED_NAMES or thing_name.startswith(RESERVED_PREFIXES):
-        raise PKIError(f"thing name {thing_name!r} is reserved for the local delivery stream (names aircast-delivery, aircast-firehose-*, aircast-flush-*); choose another name")
+        raise PKIError(f"thing name {thing_name!r} is reserved for the local delivery stream "
+                       "(names aircast-delivery, aircast-flush, aircast-firehose-*, aircast-flush-*); "
+                       "choose another name")
     return ensure_identity(pki_dir, thing_name)
 
 
-def delivery_credentials(pki_dir: Path) -> ThingCredentials:
-    """Certificate of the delivery stream (the local IoT rule's subscriber)."""
-    return ensure_identity(pki_dir, DELIVERY_IDENTITY)
+def delivery_identity(stream: str) -> str:
+    """CN and client id of the delivery stream ``stream`` (the local IoT rule's subscriber)."""
+    return validate_thing_name(DELIVERY_PREFIX + stream)
+
+
+def delivery_credentials(pki_dir: Path, stream: str) -> ThingCredentials:
+    """Certificate of the delivery stream ``stream``; it connects with client id = its CN."""
+    return ensure_identity(pki_dir, delivery_identity(stream), "services")
+
+
+def control_credentials(pki_dir: Path) -> ThingCredentials:
+    """Certificate of flush/control requests (client ids ``aircast-flush-<token>``)."""
+    return ensure_identity(pki_dir, CONTROL_IDENTITY, "services")

@@ -1,0 +1,75 @@
+"""The device never reuses a ``seq``, however a run ends: the ETL would drop the new
+reading as a duplicate of the old one with the same ``(thing_name, seq)``."""
+
+from __future__ import annotations
+
+import collections
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from device.publisher import SEQ_RESERVE, SeqStore
+from infra.local.stack import settings_env
+from tests.ingest.conftest import IngestStack
+
+THING = "seq-sensor"
+
+
+def _device(st: IngestStack, start: str, hours: int, speed: float) -> subprocess.Popen[bytes]:
+    """``iot-device`` as its own process, the way a user runs it."""
+    cmd = [sys.executable, "-m", "device.publisher", "--data-dir", str(st.settings.data_dir), "--simulate", "1",
+           "--thing", THING, "--start", start, "--hours", str(hours), "--speed", str(speed), "--json"]
+    return subprocess.Popen(cmd, env={**os.environ, **settings_env(st.settings)}, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGKILL], ids=["ctrl-c", "kill-9"])
+def test_a_run_that_ends_early_leaves_no_seq_for_the_next_run_to_reuse(own_stack: IngestStack,
+                                                                       stop: signal.Signals) -> None:
+    st = own_stack
+    st.thing(THING)
+    # 5000 hours at 100 hours per second: still publishing when it is stopped
+    first = _device(st, "2024-01-01T00:00:00Z", 5000, 3600 * 100)
+    deadline = time.monotonic() + 30
+    while st.stats().get("received", 0) < 50 and first.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert first.poll() is None, first.communicate()
+    first.send_signal(stop)
+    first.communicate(timeout=30)
+    assert first.returncode == (130 if stop == signal.SIGINT else -signal.SIGKILL)
+    second = _device(st, "2025-01-01T00:00:00Z", 24, 0)
+    out, err = second.communicate(timeout=60)
+    assert second.returncode == 0, err.decode()
+    st.flush()
+    timestamps: dict[int, set[str]] = collections.defaultdict(set)
+    for r in st.records():
+        if r["thing_name"] == THING:
+            timestamps[r["seq"]].add(r["timestamp"])
+    reused = sorted(seq for seq, ts in timestamps.items() if len(ts) > 1)
+    assert not reused, f"seq reused by the second run: {reused[:10]}"
+    second_run = sorted(seq for seq, ts in timestamps.items() if min(ts) >= "2025")
+    assert len(second_run) == json.loads(out)["published"] > 0
+    first_run = [seq for seq in timestamps if seq not in second_run]
+    gap = second_run[0] - max(first_run) - 1
+    # Ctrl-C saves the exact last seq; kill -9 skips at most the unused part of a reservation
+    assert gap == 0 if stop == signal.SIGINT else 0 <= gap < SEQ_RESERVE
+
+
+def test_the_reservation_is_on_disk_before_a_seq_is_used(tmp_path: Path) -> None:
+    store = SeqStore(tmp_path, reserve=10)
+    assert store.next_seq("t") == 1
+    store.claim("t", 1)
+    assert int(store.path("t").read_text()) == 10  # a crash now resumes at 11, above every used seq
+    for seq in range(2, 12):
+        store.claim("t", seq)
+    assert int(store.path("t").read_text()) == 20
+    store.close()
+    assert int(store.path("t").read_text()) == 11  # a clean end gives the unused numbers back
+    assert SeqStore(tmp_path).next_seq("t") == 12
