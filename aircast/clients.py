@@ -1,8 +1,10 @@
 """One place that hands out AWS-shaped clients for the configured backend.
 
-``aws``: real boto3 clients. ``local``: the embedded stand-ins in ``infra/local``,
-with the same method names and request/response shapes, except
-``sagemaker-runtime``, which is a real boto3 client pointed at the local endpoint host.
+``aws``: real boto3 clients. ``local``: real boto3 clients too, answered in-process by
+the embedded stand-ins in ``infra/local`` (:func:`infra.local.core.local_client`), so every
+request is validated against botocore's service model and errors are the service's
+modeled exception classes on both backends; ``sagemaker-runtime`` is a real boto3 client
+pointed at the local endpoint host.
 """
 
 from __future__ import annotations
@@ -18,10 +20,15 @@ def get_client(service: str, settings: Settings) -> Any:
         import boto3
 
         return boto3.client(service, region_name=settings.region)
-    if service == "s3":
-        from infra.local.s3 import LocalS3Client
+    from infra.local.core import local_client
 
-        return LocalS3Client(settings.s3_root)
+    if service == "s3":
+        from infra.local.s3 import LocalS3Backend
+
+        s3 = LocalS3Backend(settings.s3_root, settings.region)
+        for bucket in (settings.lake_bucket, settings.artifacts_bucket):  # what the stack creates on AWS
+            s3.ensure_bucket(bucket)
+        return local_client("s3", s3, region=settings.region)
     if service == "sagemaker-runtime":
         import boto3
         from botocore.config import Config
@@ -34,17 +41,27 @@ def get_client(service: str, settings: Settings) -> Any:
     if service == "sagemaker":
         from infra.local.sagemaker.client import LocalSageMakerClient
 
-        return LocalSageMakerClient(settings)
+        return local_client("sagemaker", LocalSageMakerClient(settings), region=settings.region)
     if service == "cloudwatch":
         from infra.local.sagemaker.cloudwatch import LocalCloudWatchClient
 
-        return LocalCloudWatchClient(settings)
+        return local_client("cloudwatch", LocalCloudWatchClient(settings), region=settings.region)
     if service == "events":
         from infra.local.eventbridge.client import LocalEventsClient
 
-        return LocalEventsClient(settings)
+        return local_client("events", LocalEventsClient(settings), region=settings.region)
     if service == "glue":
         from infra.local.glue.catalog import LocalGlueClient
 
-        return LocalGlueClient(settings)
+        return local_client("glue", LocalGlueClient(settings), region=settings.region)
     raise ValueError(f"no local stand-in for AWS service {service!r}")
+
+
+def deployment_history(settings: Settings, endpoint_name: str) -> list[dict[str, Any]]:
+    """The local endpoint's deployment lines (``Time``, ``Message``), oldest first; none on AWS,
+    where the same story is in the endpoint's EventBridge state-change events."""
+    if settings.backend != "local":
+        return []
+    from infra.local.sagemaker.client import LocalSageMakerClient
+
+    return LocalSageMakerClient(settings).deployment_history(EndpointName=endpoint_name)

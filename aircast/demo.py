@@ -23,9 +23,11 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
+from aircast.clients import deployment_history
 from aircast.output import CommandError, print_table
 from aircast.settings import Settings
 
@@ -283,7 +285,8 @@ class Demo:
         say(f"    approving {arn} (the approval event triggers the deploy Lambda)")
         sm.update_model_package(ModelPackageArn=arn, ModelApprovalStatus="Approved",
                                 ApprovalDescription="approved by aircast demo")
-        final = watch_endpoint(sm, endpoint, current, timeout_s=600)
+        history = partial(deployment_history, self.settings, endpoint)
+        final = watch_endpoint(sm, endpoint, current, history, timeout_s=600)
         stats = load.stop() if load else None
         self.report.deployment = {"endpoint": endpoint, "status": final["EndpointStatus"],
                                   "strategy": self.settings.deploy_strategy if existed else "create",
@@ -466,7 +469,8 @@ class BackgroundLoad:
         return {"ok": self.ok, "failed": self.failed, "by_variant": self.variants, "errors": self.errors}
 
 
-def watch_endpoint(sm: Any, endpoint: str, before: dict[str, Any] | None, timeout_s: float = 600.0,
+def watch_endpoint(sm: Any, endpoint: str, before: dict[str, Any] | None,
+                   history_of: Callable[[], list[dict[str, Any]]], timeout_s: float = 600.0,
                    out: Callable[[str], None] = say) -> dict[str, Any]:
     """Print the endpoint's deployment history as it happens until the deployment settles.
 
@@ -474,7 +478,7 @@ def watch_endpoint(sm: Any, endpoint: str, before: dict[str, Any] | None, timeou
     new endpoint config or was seen busy (Creating/Updating/RollingBack — a rollback keeps the old config).
     """
     before_config = before.get("EndpointConfigName") if before else None
-    seen = len(before.get("DeploymentHistory", [])) if before else 0  # print only what this deployment adds
+    seen = len(history_of()) if before else 0  # print only what this deployment adds
     busy_seen = False
     deadline = time.monotonic() + timeout_s
     while True:
@@ -482,7 +486,7 @@ def watch_endpoint(sm: Any, endpoint: str, before: dict[str, Any] | None, timeou
             desc = sm.describe_endpoint(EndpointName=endpoint)
         except Exception:  # noqa: BLE001 - the deploy Lambda may not have created it yet
             desc = {"EndpointStatus": "Pending"}
-        history = desc.get("DeploymentHistory", [])
+        history = history_of()
         for entry in history[seen:]:
             when = entry.get("Time")
             stamp = when.strftime("%H:%M:%S") if hasattr(when, "strftime") else ""

@@ -18,6 +18,8 @@ os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
 os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
 os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
 os.environ.pop("AWS_PROFILE", None)
+# Local stand-ins answer only in shapes AWS returns (infra/local/core/botoclient.py).
+os.environ["AIRCAST_STRICT_RESPONSES"] = "1"
 
 from aircast.settings import Settings, load_settings  # noqa: E402
 

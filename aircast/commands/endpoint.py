@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from aircast.clients import deployment_history
 from aircast.output import CommandError, parse_assignments, print_json, print_kv, print_table
 from aircast.settings import Settings
 
@@ -60,7 +61,7 @@ def _describe(args: argparse.Namespace, settings: Settings) -> int:
     print_table([{"variant": v["VariantName"], "current weight": v.get("CurrentWeight"),
                   "desired weight": v.get("DesiredWeight"), "instances": v.get("CurrentInstanceCount")}
                  for v in desc["ProductionVariants"]])
-    history = desc.get("DeploymentHistory") or []
+    history = deployment_history(settings, args.name)
     if history:
         print("\nhistory:")
         for h in history[-15:]:

@@ -87,7 +87,11 @@ def rules_with_targets(settings: Settings, prefix: str | None = None) -> list[di
         token = page.get("NextToken")
         if not token:
             break
-    next_fire = events.next_fire_times() if hasattr(events, "next_fire_times") else {}
+    next_fire: dict[str, Any] = {}
+    if settings.backend == "local":  # the local scheduler knows its next fire times; AWS does not say
+        from infra.local.eventbridge.client import LocalEventsClient
+
+        next_fire = LocalEventsClient(settings).next_fire_times()
     for rule in rules:
         rule["Targets"] = events.list_targets_by_rule(Rule=rule["Name"])["Targets"]
         when = next_fire.get(rule["Name"])

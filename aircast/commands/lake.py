@@ -97,7 +97,12 @@ def cmd_etl(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_runs(args: argparse.Namespace, settings: Settings) -> int:
     from aircast.clients import get_client
 
-    runs = get_client("glue", settings).get_job_runs(JobName=settings.glue_job_name)["JobRuns"]
+    if settings.backend == "local":  # the local runs also keep the job's counts
+        from infra.local.glue.catalog import LocalGlueClient
+
+        runs = LocalGlueClient(settings).job_run_records(settings.glue_job_name)
+    else:
+        runs = get_client("glue", settings).get_job_runs(JobName=settings.glue_job_name)["JobRuns"]
     if args.json:
         print_json(runs)
         return 0

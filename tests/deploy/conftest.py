@@ -133,6 +133,6 @@ def model_url(host_settings: Settings, model_tarball: Path) -> str:
 
 @pytest.fixture(scope="session")
 def sm(host_settings: Settings) -> Any:
-    from infra.local.sagemaker.client import LocalSageMakerClient
+    from aircast.clients import get_client
 
-    return LocalSageMakerClient(host_settings)
+    return get_client("sagemaker", host_settings)

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from aircast.clients import deployment_history
 from deployment.deploy import wait_for_endpoint
 from deployment.policy import DeploymentPolicy, deployment_config
 from infra.local.sagemaker.cloudwatch import LocalCloudWatchClient
@@ -58,7 +59,7 @@ def test_good_model_completes_with_zero_failed_requests(sm, host_settings, host,
     assert desc["ProductionVariants"][0]["CurrentWeight"] == 1.0
     assert desc["LastDeploymentConfig"]["BlueGreenUpdatePolicy"]["TrafficRoutingConfiguration"]["Type"] == \
         {"canary": "CANARY", "linear": "LINEAR", "all-at-once": "ALL_AT_ONCE"}[strategy]
-    history = " | ".join(h["Message"] for h in desc["DeploymentHistory"])
+    history = " | ".join(h["Message"] for h in deployment_history(host_settings, name))
     assert "deployment complete" in history
     steps = {"canary": 2, "linear": 2, "all-at-once": 1}[strategy]
     assert history.count("ActivatingTraffic") == steps, history
@@ -85,7 +86,7 @@ def test_faulty_model_rolls_back_with_failures_confined_to_green(sm, host_settin
     assert desc["EndpointStatus"] == "InService"
     assert desc["EndpointConfigName"] == name + "-blue"  # rolled back to blue
     assert "rolled back" in desc["FailureReason"] and f"{name}-AllTraffic-{alarm}" in desc["FailureReason"]
-    history = " | ".join(h["Message"] for h in desc["DeploymentHistory"])
+    history = " | ".join(h["Message"] for h in deployment_history(host_settings, name))
     assert "RollingBack" in history and "rollback complete" in history
     # the first step only: the alarm fired during the first bake
     assert history.count("ActivatingTraffic") == 1, history

@@ -95,7 +95,7 @@ def test_incremental_late_redelivered_and_crashed_runs(tmp_path: Path, spark: An
     assert [fifth[k] for k in KEYS] == [0, 0, 0, 0, 0]
     assert curated_files(settings) == files
 
-    runs = LocalGlueClient(settings).get_job_runs(JobName=settings.glue_job_name)["JobRuns"]
+    runs = LocalGlueClient(settings).job_run_records(settings.glue_job_name)
     assert [r["JobRunState"] for r in runs] == ["SUCCEEDED"] * 5
     assert [r["Counts"]["written"] for r in runs] == [0, 0, 3, 1, 2]  # newest first
     parts = LocalGlueClient(settings).get_partitions(DatabaseName="aircast", TableName="hourly")["Partitions"]

@@ -11,7 +11,7 @@ import time
 import pytest
 from botocore.exceptions import ClientError
 
-from infra.local.s3 import LocalS3Client
+from aircast.clients import get_client
 from infra.local.sagemaker.executor import (
     PipelineDefinitionError,
     PipelineExecutor,
@@ -51,7 +51,7 @@ def _processing(name: str, *, arguments: list, inputs: list, output_uri) -> dict
                                  "ContainerArguments": [*arguments, "--input-dir", "/opt/ml/processing/input/data",
                                                         "--output-dir", "/opt/ml/processing/output/report"]},
             "RoleArn": "arn:aws:iam::000000000000:role/r",
-            "ProcessingInputs": [{"InputName": "code", "S3Input": {"S3Uri": "s3://b/code/job.py",
+            "ProcessingInputs": [{"InputName": "code", "S3Input": {"S3Uri": "s3://aircast-artifacts/code/job.py",
                                                                    "LocalPath": "/opt/ml/processing/input/code",
                                                                    "S3DataType": "S3Prefix", "S3InputMode": "File"}},
                                  *inputs],
@@ -70,7 +70,7 @@ def _data_input(uri) -> dict:
 
 def _definition() -> dict:
     report = {"Std:JsonGet": {"PropertyFile": {"Get": "Steps.Score.PropertyFiles.Report"}, "Path": "score.value"}}
-    run_uri = {"Std:Join": {"On": "/", "Values": ["s3://b/runs", {"Get": "Execution.PipelineExecutionId"}, "score"]}}
+    run_uri = {"Std:Join": {"On": "/", "Values": ["s3://aircast-artifacts/runs", {"Get": "Execution.PipelineExecutionId"}, "score"]}}
     return {
         "Version": "2020-12-01",
         "Parameters": [{"Name": "Score", "Type": "Float", "DefaultValue": 0.3},
@@ -79,13 +79,13 @@ def _definition() -> dict:
         "Steps": [
             _processing("Score", arguments=["--score", {"Std:Join": {"On": "", "Values": [{"Get": "Parameters.Score"}]}},
                                             "--fail", {"Get": "Parameters.Fail"}],
-                        inputs=[_data_input("s3://b/data/")], output_uri=run_uri),
+                        inputs=[_data_input("s3://aircast-artifacts/data/")], output_uri=run_uri),
             {"Name": "Gate", "Type": "Condition", "Arguments": {
                 "Conditions": [{"Type": "LessThanOrEqualTo", "LeftValue": report,
                                 "RightValue": {"Get": "Parameters.Threshold"}}],
                 "IfSteps": [_processing("Publish", arguments=["--score", "1"], inputs=[_data_input(
                     {"Get": "Steps.Score.ProcessingOutputConfig.Outputs['report'].S3Output.S3Uri"})],
-                    output_uri={"Std:Join": {"On": "/", "Values": ["s3://b/runs",
+                    output_uri={"Std:Join": {"On": "/", "Values": ["s3://aircast-artifacts/runs",
                                                                    {"Get": "Execution.PipelineExecutionId"},
                                                                    "publish"]}})],
                 "ElseSteps": [{"Name": "TooHigh", "Type": "Fail", "Arguments": {"ErrorMessage": {"Std:Join": {
@@ -108,10 +108,10 @@ class _Recorder:
 
 @pytest.fixture
 def store(settings):
-    s3 = LocalS3Client(settings.s3_root)
-    s3.put_object(Bucket="b", Key="code/job.py", Body=SCRIPT)
-    s3.put_object(Bucket="b", Key="data/a.csv", Body="1\n")
-    s3.put_object(Bucket="b", Key="data/sub/b.csv", Body="2\n")
+    s3 = get_client("s3", settings)
+    s3.put_object(Bucket="aircast-artifacts", Key="code/job.py", Body=SCRIPT)
+    s3.put_object(Bucket="aircast-artifacts", Key="data/a.csv", Body="1\n")
+    s3.put_object(Bucket="aircast-artifacts", Key="data/sub/b.csv", Body="2\n")
     return s3
 
 
@@ -129,12 +129,12 @@ def test_passing_gate_runs_if_branch(settings, store) -> None:
     assert result.status == "Succeeded", result.failure_reason
     assert list(result.steps) == ["Score", "Gate", "Publish"]  # the else branch is not executed
     assert result.steps["Gate"]["metadata"] == {"Condition": {"Outcome": "True"}}
-    report = json.loads((settings.s3_root / "b/runs/abc123/score/report.json").read_text())
+    report = json.loads((settings.s3_root / "aircast-artifacts/runs/abc123/score/report.json").read_text())
     assert report["score"] == {"value": 0.3}
     assert report["seen"] == ["a.csv", "sub"]  # the S3 prefix, keys below it
     assert report["env"].endswith("Score/opt/ml/processing/output/report")  # /opt/ml rewritten in env too
     # Publish read Score's output through a Get on its properties
-    publish = json.loads((settings.s3_root / "b/runs/abc123/publish/report.json").read_text())
+    publish = json.loads((settings.s3_root / "aircast-artifacts/runs/abc123/publish/report.json").read_text())
     assert publish["seen"] == ["report.json"]
     assert [e[1] for e in recorder.events if e[0] == "end"] == ["Score", "Gate", "Publish"]
     assert any(line.startswith("[Score] Succeeded") for line in lines)
@@ -184,15 +184,15 @@ def test_graph_errors() -> None:
 
 @pytest.mark.slow  # imports torch/GluonTS (seconds)
 def test_unknown_hyperparameter_fails_training_like_builtin(settings, store) -> None:
-    store.put_object(Bucket="b", Key="train/train.json", Body='{"start": "2024-01-01 00:00:00", "target": [1, 2]}\n')
+    store.put_object(Bucket="aircast-artifacts", Key="train/train.json", Body='{"start": "2024-01-01 00:00:00", "target": [1, 2]}\n')
     definition = {"Parameters": [], "Steps": [{"Name": "Train", "Type": "Training", "Arguments": {
         "AlgorithmSpecification": {"TrainingImage": "522234722520.dkr.ecr.us-east-1.amazonaws.com/forecasting-deepar:1",
                                    "TrainingInputMode": "File"},
         "HyperParameters": {"time_freq": "H", "epochs": "1", "context_length": "2", "prediction_length": "1",
                             "num_cellz": "4"},
         "InputDataConfig": [{"ChannelName": "train", "DataSource": {"S3DataSource": {
-            "S3DataType": "S3Prefix", "S3Uri": "s3://b/train"}}}],
-        "OutputDataConfig": {"S3OutputPath": "s3://b/models"}}}]}
+            "S3DataType": "S3Prefix", "S3Uri": "s3://aircast-artifacts/train"}}}],
+        "OutputDataConfig": {"S3OutputPath": "s3://aircast-artifacts/models"}}}]}
     ex = PipelineExecutor(definition, {}, settings=settings, pipeline_name="p",
                           execution_arn="arn:aws:sagemaker:us-east-1:000000000000:pipeline/p/execution/t1")
     result = ex.run()
@@ -232,7 +232,7 @@ def test_stop_execution_kills_the_detached_run(settings, store) -> None:
     from infra.local.sagemaker.client import LocalSageMakerClient
     from infra.local.sagemaker.pipelines import upsert_pipeline
 
-    store.put_object(Bucket="b", Key="code/job.py", Body="import time\ntime.sleep(120)\n")
+    store.put_object(Bucket="aircast-artifacts", Key="code/job.py", Body="import time\ntime.sleep(120)\n")
     client = LocalSageMakerClient(settings)
     upsert_pipeline(client, "p", json.dumps(_definition()), "arn:aws:iam::000000000000:role/r")
     arn = client.start_pipeline_execution(PipelineName="p")["PipelineExecutionArn"]

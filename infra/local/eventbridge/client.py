@@ -39,6 +39,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from aircast.settings import Settings
+from infra.local.core.errors import ServiceError
 from infra.local.eventbridge.patterns import InvalidEventPattern, matches, parse_event_pattern
 from infra.local.eventbridge.schedule import (
     InvalidScheduleExpression,
@@ -106,9 +107,8 @@ CREATE TABLE IF NOT EXISTS invocations (
 _depth = threading.local()
 
 
-def _client_error(code: str, message: str, operation: str) -> ClientError:
-    return ClientError({"Error": {"Code": code, "Message": message},
-                        "ResponseMetadata": {"HTTPStatusCode": 400}}, operation)
+def _client_error(code: str, message: str, operation: str) -> ServiceError:
+    return ServiceError(code, message, 400, operation)
 
 
 class _Exceptions:

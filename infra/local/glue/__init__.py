@@ -35,7 +35,7 @@ def run_etl_job(settings: Settings, spark: Any = None, arguments: dict[str, str]
     require_raw_data(settings)
     glue = LocalGlueClient(settings, spark=spark)
     run_id = glue.start_job_run(JobName=settings.glue_job_name, Arguments=arguments or {})["JobRunId"]
-    run = glue.get_job_run(JobName=settings.glue_job_name, RunId=run_id)["JobRun"]
+    run = glue.job_run_record(JobName=settings.glue_job_name, RunId=run_id)
     if run["JobRunState"] != "SUCCEEDED":
         raise JobRunFailed(run)
     return {**run["Counts"], "job_run_id": run_id, "duration_s": run["DurationSeconds"]}

@@ -26,14 +26,23 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from aircast.settings import Settings
+from infra.local.core.errors import ServiceError
 from infra.local.s3 import atomic_write_bytes, uri_to_path
 
 #: The job script, as the Glue job's ScriptLocation would name it.
 SCRIPT = Path(__file__).resolve().parents[3] / "processing" / "glue_etl.py"
 
 
-def _error(code: str, message: str, operation: str) -> ClientError:
-    return ClientError({"Error": {"Code": code, "Message": message}}, operation)
+def _error(code: str, message: str, operation: str) -> ServiceError:
+    return ServiceError(code, message, 400, operation)
+
+
+_LOCAL_RUN_KEYS = ("Counts", "DurationSeconds", "ErrorDetail")
+
+
+def _as_job_run(record: dict[str, Any]) -> dict[str, Any]:
+    """A stored run as Glue's ``JobRun`` (without the local bookkeeping)."""
+    return {k: v for k, v in record.items() if k not in _LOCAL_RUN_KEYS}
 
 
 def _now() -> str:
@@ -212,7 +221,7 @@ class LocalGlueClient:
         run: dict[str, Any] = {
             "Id": run_id, "Attempt": 0, "JobName": JobName, "JobMode": "SCRIPT", "StartedOn": _now(),
             "LastModifiedOn": _now(), "JobRunState": "RUNNING", "Arguments": args, "GlueVersion": "5.0",
-            "WorkerType": "local", "NumberOfWorkers": 1, "ExecutionTime": 0,
+            "WorkerType": "G.1X", "NumberOfWorkers": 1, "ExecutionTime": 0,
         }
         path = self._runs_dir(JobName) / f"{run_id}.json"
         _write(path, run)
@@ -275,15 +284,22 @@ class LocalGlueClient:
                     for d in days
                 ])
 
-    def get_job_run(self, JobName: str, RunId: str, **_: Any) -> dict[str, Any]:
+    def job_run_record(self, JobName: str, RunId: str) -> dict[str, Any]:
+        """Local only: the stored run, with what Glue does not return (``Counts``, ``DurationSeconds``)."""
         path = self._runs_dir(JobName) / f"{RunId}.json"
         if not path.exists():
             raise _error("EntityNotFoundException", f"Job run {RunId} of {JobName} not found.", "GetJobRun")
-        return {"JobRun": _read(path)}
+        return _read(path)
+
+    def job_run_records(self, JobName: str) -> list[dict[str, Any]]:
+        """Local only: every stored run of the job, newest first."""
+        folder = self._runs_dir(JobName)
+        runs = [_read(p) for p in folder.glob("*.json")] if folder.exists() else []
+        return sorted(runs, key=lambda r: r["StartedOn"], reverse=True)
+
+    def get_job_run(self, JobName: str, RunId: str, **_: Any) -> dict[str, Any]:
+        return {"JobRun": _as_job_run(self.job_run_record(JobName, RunId))}
 
     def get_job_runs(self, JobName: str, MaxResults: int = 200, **_: Any) -> dict[str, Any]:
         """Runs of the job, newest first (as Glue lists them)."""
-        folder = self._runs_dir(JobName)
-        runs = [_read(p) for p in folder.glob("*.json")] if folder.exists() else []
-        runs.sort(key=lambda r: r["StartedOn"], reverse=True)
-        return {"JobRuns": runs[:MaxResults]}
+        return {"JobRuns": [_as_job_run(r) for r in self.job_run_records(JobName)[:MaxResults]]}

@@ -12,8 +12,9 @@ after a rollback). Without a running host an endpoint stays ``Creating`` /
 Requests and responses use boto3's keyword names and shapes; bad requests
 raise ``botocore.exceptions.ClientError`` with code ``ValidationException`` (or
 ``ResourceNotFound`` where AWS uses it), like the real client.
-Local-only additions to ``describe_endpoint``: ``DeploymentHistory`` (timestamped
-lines of what the host did and why) and ``TrafficShare`` in the pending summary.
+``describe_endpoint`` answers exactly AWS's members (the green fleet's share of traffic
+shows in its variants' ``CurrentWeight``); the local-only deployment story (timestamped
+lines of what the host did and why) is :meth:`EndpointsAPI.deployment_history`.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from deployment.validation import (
     validate_production_variants,
     validate_resource_name,
 )
+from infra.local.core.errors import ServiceError
 
 HISTORY_LIMIT = 100
 DEFAULT_IMAGE = "local/deepar:1"
@@ -49,10 +51,9 @@ CREATE TABLE IF NOT EXISTS alarms (name TEXT PRIMARY KEY, doc TEXT NOT NULL);
 """
 
 
-def client_error(operation: str, message: str, code: str = "ValidationException") -> ClientError:
-    """The exception boto3 raises for a rejected request."""
-    return ClientError({"Error": {"Code": code, "Message": message},
-                        "ResponseMetadata": {"HTTPStatusCode": 400}}, operation)
+def client_error(operation: str, message: str, code: str = "ValidationException") -> ServiceError:
+    """The error SageMaker answers a rejected request with."""
+    return ServiceError(code, message, 400, operation)
 
 
 def _ts(epoch: float | None) -> dt.datetime | None:
@@ -389,7 +390,7 @@ class EndpointsAPI:
         return {"EndpointArn": doc["EndpointArn"]}
 
     def describe_endpoint(self, *, EndpointName: str) -> dict[str, Any]:
-        """``DescribeEndpoint`` in AWS's shape, plus the local ``DeploymentHistory``."""
+        """``DescribeEndpoint`` in AWS's shape (the local history is :meth:`deployment_history`)."""
         store = self._endpoint_store
         doc = store.get("endpoints", EndpointName)
         if doc is None:
@@ -425,7 +426,6 @@ class EndpointsAPI:
             total = sum(float(pv["InitialVariantWeight"]) for pv in pcfg["ProductionVariants"]) or 1.0
             out["PendingDeploymentSummary"] = {
                 "EndpointConfigName": pending["EndpointConfigName"], "StartTime": _ts(pending["StartTime"]),
-                "TrafficShare": share,
                 "ProductionVariants": [{
                     "VariantName": pv["VariantName"], "DeployedImages": self._deployed_images(pv),
                     "DesiredWeight": float(pv["InitialVariantWeight"]),
@@ -439,8 +439,13 @@ class EndpointsAPI:
                                                         f"{float(pv['InitialVariantWeight']) / total:.0%} of it here)",
                                        "StartTime": _ts(pending.get("PhaseStartTime", pending["StartTime"]))}]}
                     for pv in pcfg["ProductionVariants"]]}
-        out["DeploymentHistory"] = [{"Time": _ts(h["Time"]), "Message": h["Message"]} for h in doc.get("History", [])]
         return out
+
+    def deployment_history(self, EndpointName: str) -> list[dict[str, Any]]:
+        """Local only, no AWS operation: the endpoint's timestamped deployment lines, oldest first
+        (on AWS the same story is in the endpoint's EventBridge state-change events)."""
+        doc = self._endpoint_store.get("endpoints", EndpointName)
+        return [{"Time": _ts(h["Time"]), "Message": h["Message"]} for h in (doc or {}).get("History", [])]
 
     def _deployed_images(self, pv: Mapping[str, Any]) -> list[dict[str, Any]]:
         model = self._endpoint_store.get("models", pv["ModelName"])

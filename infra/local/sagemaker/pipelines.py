@@ -327,11 +327,13 @@ def _settings_dict(settings: Settings) -> dict[str, Any]:
 def run_execution(settings: Settings, execution_arn: str,
                   progress: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Run a recorded execution to its end in this process; return ``describe_pipeline_execution``."""
-    from aircast.clients import get_client
+    from infra.local.core import local_client
+    from infra.local.sagemaker.client import LocalSageMakerClient
 
-    client = get_client("sagemaker", settings.replace(backend="local"))
+    backend = LocalSageMakerClient(settings)
+    client = local_client("sagemaker", backend, region=settings.region)
     with connect(settings) as db:
-        row = client._execution_row(db, execution_arn, "RunPipelineExecution")
+        row = backend._execution_row(db, execution_arn, "RunPipelineExecution")
     executor = PipelineExecutor(
         json.loads(row["definition"]), json.loads(row["parameters"]), settings=settings,
         pipeline_name=row["pipeline"], execution_arn=execution_arn, recorder=_Recorder(settings, execution_arn),
@@ -403,6 +405,7 @@ def run_local_pipeline(settings: Settings, parameters: Mapping[str, Any] | None 
     :func:`execution_summary`; without, it runs detached and only the ARN is returned.
     """
     from aircast.clients import get_client
+    from infra.local.sagemaker.client import LocalSageMakerClient
     from pipelines.code import upload_code
     from pipelines.definition import build_definition
 
@@ -418,7 +421,7 @@ def run_local_pipeline(settings: Settings, parameters: Mapping[str, Any] | None 
     if not wait:
         arn = client.start_pipeline_execution(PipelineName=name, PipelineParameters=params)["PipelineExecutionArn"]
         return {"execution_arn": arn, "status": "Executing"}
-    arn = client.create_pipeline_execution_record(name, params)
+    arn = LocalSageMakerClient(local).create_pipeline_execution_record(name, params)
     say = (lambda line: print(line, file=sys.stderr, flush=True)) if progress else None
     if say:
         say(f"pipeline {name}: execution {arn}")

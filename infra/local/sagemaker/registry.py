@@ -19,8 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from botocore.exceptions import ClientError
-
+from infra.local.core.errors import ServiceError
 from infra.local.sqlite import open_store
 
 log = logging.getLogger(__name__)
@@ -53,10 +52,9 @@ CREATE TABLE IF NOT EXISTS model_packages (
 """
 
 
-def client_error(code: str, message: str, operation: str) -> ClientError:
-    """A botocore ``ClientError`` as the SageMaker API would raise it."""
-    return ClientError({"Error": {"Code": code, "Message": message}, "ResponseMetadata": {"HTTPStatusCode": 400}},
-                       operation)
+def client_error(code: str, message: str, operation: str) -> ServiceError:
+    """The error SageMaker answers a rejected request with."""
+    return ServiceError(code, message, 400, operation)
 
 
 def _dt(ts: float) -> datetime:
