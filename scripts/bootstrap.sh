@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what aircast needs on a fresh Debian machine: Debian packages
-# (mosquitto, a Java runtime for Spark), a virtualenv, torch (CPU) first, then
+# (mosquitto, a Java runtime for Spark, Chromium for the console's browser test), a virtualenv, torch (CPU) first, then
 # the Python packages. Safe to rerun: each step is skipped when done.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,6 +12,9 @@ command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need_apt+=
 command -v mosquitto_pub >/dev/null 2>&1 || need_apt+=(mosquitto-clients)
 command -v java >/dev/null 2>&1 || need_apt+=(openjdk-17-jre-headless)
 command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
+# the console's browser test drives Debian's headless Chromium through its chromedriver (no browser download)
+[ -x /usr/bin/chromium ] || need_apt+=(chromium)
+[ -x /usr/bin/chromedriver ] || need_apt+=(chromium-driver)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "==> installing Debian packages: ${need_apt[*]}"
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
