@@ -304,27 +304,72 @@ def create_app(settings: Settings, token: str, *, allowed_hosts: set[str] | None
         return page(request, "endpoints.html", title="Endpoints", rows=rows, charts=charts, missing=missing,
                     refresh=FOLLOW_REFRESH_S if any(r["busy"] for r in rows) else None)
 
+    # the lake and the monitor's report change only when the ETL job or the monitor runs: keyed by
+    # their files' (S3 objects') signatures, a page view re-reads nothing that did not change
+    lake_cache: dict[Any, Any] = {}
+    drift_cache: dict[Any, Any] = {}
+
     @app.get("/data", response_class=HTMLResponse)
     def data_page(request: Request) -> Response:
-        lake, lake_problem = None, None
+        lake, lake_problem, readings_chart = None, None, None
         if settings.backend == "local":
             try:
-                from aircast.commands.lake import curated_views, run_query
-
-                lake = views.lake_summary(lambda sql: run_query(settings, sql), curated_views(settings))
+                lake, readings_chart = lake_view()
             except Exception as exc:  # noqa: BLE001 - an empty lake is the usual reason
                 lake_problem = str(exc)
         else:
             lake_problem = "on AWS the lake is queried with Athena; this page reads the local lake only"
-        readings_chart = None
-        if lake and lake["per_thing"]:
-            lines = [svg.Line(thing, [(dt.datetime.fromisoformat(d).replace(tzinfo=dt.UTC), float(c))
-                                      for d, c in series], markers=True)
-                     for thing, series in sorted(lake["per_thing"].items())]
-            readings_chart = Markup(svg.chart_svg(svg.Chart(lines=lines, y_label="readings per day", width=760,
-                                                            height=240, title="Readings per thing per day")))
-        drift = drift_data()
-        drift_charts = {}
+        drift, drift_charts = drift_view()
+        return page(request, "data.html", title="Data and drift", lake=lake, lake_problem=lake_problem,
+                    readings_chart=readings_chart, drift=drift, drift_charts=drift_charts)
+
+    def lake_view() -> tuple[dict[str, Any], Markup | None]:
+        from aircast.commands.lake import curated_views, run_query
+
+        root = settings.s3_root / settings.lake_bucket / "curated"
+        signature = tuple(sorted((str(p), p.stat().st_mtime_ns, p.stat().st_size)
+                                 for table in ("readings", "quarantine") for p in (root / table).glob("dt=*/*.parquet")))
+        if signature not in lake_cache:
+            lake = views.lake_summary(lambda sql: run_query(settings, sql), curated_views(settings))
+            chart = None
+            if lake["per_thing"]:
+                lines = [svg.Line(thing, [(dt.datetime.fromisoformat(d).replace(tzinfo=dt.UTC), float(c))
+                                          for d, c in series], markers=True)
+                         for thing, series in sorted(lake["per_thing"].items())]
+                chart = Markup(svg.chart_svg(svg.Chart(lines=lines, y_label="readings per day", width=760,
+                                                       height=240, title="Readings per thing per day")))
+            lake_cache.clear()
+            lake_cache[signature] = (lake, chart)
+        return lake_cache[signature]
+
+    def drift_view() -> tuple[dict[str, Any], dict[tuple[str, str], Markup]]:
+        from aircast.monitoring import REPORT_PREFIX
+
+        s3 = clients.get("s3")
+        prefix = REPORT_PREFIX.format(endpoint=settings.endpoint_name)
+        keys = (f"{prefix}/drift_report.json", f"{prefix}/scores.csv")
+        signature = []
+        for key in keys:
+            try:
+                head = s3.head_object(Bucket=settings.artifacts_bucket, Key=key)
+                signature.append((key, str(head.get("LastModified")), head.get("ContentLength"), head.get("ETag")))
+            except Exception:  # noqa: BLE001 - the monitor has not run yet (or wrote no scores)
+                signature.append((key, None, None, None))
+        sig = tuple(signature)
+        if sig not in drift_cache:
+            drift_cache.clear()
+            drift_cache[sig] = render_drift(s3, keys, has_report=signature[0][1] is not None,
+                                            has_scores=signature[1][1] is not None)
+        return drift_cache[sig]
+
+    def render_drift(s3: Any, keys: tuple[str, str], has_report: bool,
+                     has_scores: bool) -> tuple[dict[str, Any], dict[tuple[str, str], Markup]]:
+        if not has_report:
+            return views.drift_view(None, ""), {}
+        report = json.loads(s3.get_object(Bucket=settings.artifacts_bucket, Key=keys[0])["Body"].read())
+        scores = s3.get_object(Bucket=settings.artifacts_bucket, Key=keys[1])["Body"].read() if has_scores else b""
+        drift = views.drift_view(report, scores.decode("utf-8", errors="replace"))
+        charts = {}
         for (thing, pollutant), points in sorted(drift["series"].items()):
             by_model: dict[str, list[tuple[dt.datetime, float]]] = {}
             for when, wql, model in points:
@@ -335,27 +380,10 @@ def create_app(settings: Settings, token: str, *, allowed_hosts: set[str] | None
             vmarks = [(d["time"], f"drift v{views.short_id(d['model'])}", "#c62828") for d in drift["drift_points"]]
             vmarks += [(r["time"], f"retrained v{views.short_id(r['model'])} serves", "#2e7d32")
                        for r in drift["retrains"]]
-            drift_charts[(thing, pollutant)] = Markup(svg.chart_svg(svg.Chart(
+            charts[(thing, pollutant)] = Markup(svg.chart_svg(svg.Chart(
                 lines=lines, hmarks=hmarks, vmarks=vmarks, y_label="wQL", width=760, height=220,
                 title=f"{thing} / {pollutant}: served forecast error")))
-        return page(request, "data.html", title="Data and drift", lake=lake, lake_problem=lake_problem,
-                    readings_chart=readings_chart, drift=drift, drift_charts=drift_charts)
-
-    def drift_data() -> dict[str, Any]:
-        from aircast.monitoring import REPORT_PREFIX
-
-        s3 = clients.get("s3")
-        prefix = REPORT_PREFIX.format(endpoint=settings.endpoint_name)
-        try:
-            report = json.loads(s3.get_object(Bucket=settings.artifacts_bucket,
-                                                    Key=f"{prefix}/drift_report.json")["Body"].read())
-        except Exception:  # noqa: BLE001 - the monitor has not run yet
-            return views.drift_view(None, "")
-        try:
-            scores = s3.get_object(Bucket=settings.artifacts_bucket, Key=f"{prefix}/scores.csv")["Body"].read()
-        except Exception:  # noqa: BLE001 - a report without scores: the verdict still shows
-            scores = b""
-        return views.drift_view(report, scores.decode("utf-8", errors="replace"))
+        return drift, charts
 
     @app.get("/static/console.css")
     def stylesheet() -> Response:

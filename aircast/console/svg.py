@@ -49,7 +49,7 @@ def step_graph_svg(nodes: Sequence[Mapping[str, str]], edges: Sequence[tuple[str
         out.append(f'<path d="M{x1:.0f},{y1:.0f} C{mid:.0f},{y1:.0f} {mid:.0f},{y2:.0f} {x2 - 2:.0f},{y2:.0f}" '
                    'fill="none" stroke="#616161" stroke-width="1.4" marker-end="url(#arrow)"/>')
         if label:
-            out.append(f'<text x="{mid:.0f}" y="{(y1 + y2) / 2 - 4:.0f}" class="edge-label" text-anchor="middle">'
+            out.append(f'<text x="{x1 + 4:.0f}" y="{y1 + (-5 if y2 <= y1 else 12):.0f}" class="edge-label">'
                        f'{escape(label)}</text>')
     for node in nodes:
         name = node["name"]
@@ -67,7 +67,8 @@ def step_graph_svg(nodes: Sequence[Mapping[str, str]], edges: Sequence[tuple[str
                    f'<text x="{x + width / 2:.0f}" y="{y + 19:.0f}" text-anchor="middle" fill="{text_colour}" '
                    f'class="node-name">{escape(name)}</text>'
                    f'<text x="{x + width / 2:.0f}" y="{y + 35:.0f}" text-anchor="middle" fill="{text_colour}" '
-                   f'class="node-status">{escape(node.get("type", ""))} · {escape(state or "not run")}</text>'
+                   f'class="node-status">{escape(state or "not run")}</text>'
+                   f'<title>{escape(name)} ({escape(node.get("type", ""))}): {escape(state or "not run")}</title>'
                    '</g></a>')
     out.append("</svg>")
     return "".join(out)
@@ -132,6 +133,8 @@ def _fmt_time(ts: float, span: float) -> str:
     when = dt.datetime.fromtimestamp(ts, tz=dt.UTC)
     if span <= 2 * 86400:
         return when.strftime("%H:%M")
+    if span <= 8 * 86400:
+        return when.strftime("%m-%d %Hh")
     if span <= 120 * 86400:
         return when.strftime("%m-%d")
     return when.strftime("%Y-%m")

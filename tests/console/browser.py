@@ -63,7 +63,7 @@ def wait_for(driver: Any, condition: Callable[[Any], bool], timeout_s: float, wh
                          + driver.find_element("tag name", "body").text[:3000])
 
 
-def screenshot(driver: Any, path: Path, max_height: int = 2400) -> Path:
+def screenshot(driver: Any, path: Path, max_height: int = 1700) -> Path:
     """The whole page (up to ``max_height`` px) as a small palette PNG."""
     from PIL import Image
 
@@ -75,6 +75,6 @@ def screenshot(driver: Any, path: Path, max_height: int = 2400) -> Path:
     image = Image.open(io.BytesIO(png)).convert("RGB")
     image = image.crop((0, 0, image.width, min(image.height, height)))
     path.parent.mkdir(parents=True, exist_ok=True)
-    image.quantize(colors=128, method=Image.Quantize.MEDIANCUT).save(path, optimize=True)
+    image.quantize(colors=64, method=Image.Quantize.MEDIANCUT).save(path, optimize=True)
     driver.set_window_size(1280, 900)
     return path
