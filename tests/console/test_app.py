@@ -156,3 +156,29 @@ def test_the_approval_reaches_the_bus_as_the_clis_does(client, registry, setting
     detail = history[0]["event"]["detail"]
     assert detail["ModelPackageArn"] == arn and detail["ModelApprovalStatus"] == "Approved"
     assert history[0]["event"]["source"] == "aws.sagemaker"
+
+
+def test_local_up_starts_the_console_on_loopback_and_prints_its_link(settings, capsys):
+    """`aircast local up console` runs it as a stack service; `aircast console --url` prints the sign-in link;
+    a second `aircast console` on the taken port says what to do."""
+    import urllib.request
+
+    from aircast.cli import main
+    from infra.local.auth import local_token
+
+    assert main(["local", "up", "console"]) == 0
+    try:
+        out = capsys.readouterr().out
+        link = f"http://127.0.0.1:{settings.console_port}/login?token={local_token(settings.data_dir)}&next=/"
+        assert "console" in out and link in out
+        with urllib.request.urlopen(f"{settings.console_url}/health", timeout=10) as resp:
+            assert json.loads(resp.read())["status"] == "ok"
+        assert main(["console", "--url", "--open", "/models/3"]) == 0
+        assert capsys.readouterr().out.strip().endswith("&next=/models/3")
+        assert main(["console"]) == 1
+        assert "aircast console --url" in capsys.readouterr().err
+        assert main(["local", "status", "console", "--json"]) == 0
+        (row,) = json.loads(capsys.readouterr().out)
+        assert row["state"] == "running" and row["listening"] and row["port"] == settings.console_port
+    finally:
+        assert main(["local", "down", "console"]) == 0
