@@ -182,3 +182,13 @@ def test_local_up_starts_the_console_on_loopback_and_prints_its_link(settings, c
         assert row["state"] == "running" and row["listening"] and row["port"] == settings.console_port
     finally:
         assert main(["local", "down", "console"]) == 0
+
+
+def test_the_demo_ends_with_the_consoles_link_to_its_package(settings):
+    from aircast.demo import console_line
+
+    arn = f"arn:aws:sagemaker:us-east-1:000000000000:model-package/{settings.model_package_group}/3"
+    running = console_line(settings, arn, running=True)
+    assert running.startswith(f"console: {settings.console_url}/login?token=") and running.endswith("next=/models/3")
+    stopped = console_line(settings, None, running=False)
+    assert "aircast local up" in stopped and stopped.endswith("next=/pipelines")
