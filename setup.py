@@ -8,7 +8,7 @@ setup(
     packages=find_packages(include=["aircast*", "device*", "processing*", "evaluation*", "pipelines*",
                                     "deployment*", "infra*", "bench*"]),
     include_package_data=True,
-    package_data={"": ["*.json", "*.yaml", "*.yml", "*.csv", "*.properties", "*.sql"]},
+    package_data={"": ["*.json", "*.yaml", "*.yml", "*.csv", "*.properties", "*.sql", "*.html", "*.css"]},
     entry_points={
         "console_scripts": [
             "aircast=aircast.cli:main",

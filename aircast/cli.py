@@ -14,7 +14,7 @@ from aircast import __version__
 from aircast.output import CommandError
 from aircast.settings import load_settings
 
-COMMAND_GROUPS = ("local", "device", "lake", "pipeline", "models", "endpoint", "events", "monitor", "aws", "demo")
+COMMAND_GROUPS = ("local", "device", "lake", "pipeline", "models", "endpoint", "events", "monitor", "console", "aws", "demo")
 
 
 def build_parser() -> argparse.ArgumentParser:

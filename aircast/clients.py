@@ -15,7 +15,7 @@ from aircast.settings import Settings
 
 
 def get_client(service: str, settings: Settings) -> Any:
-    """Return a boto3-shaped client for ``service`` ("s3", "sagemaker", "sagemaker-runtime", "cloudwatch", "events", "glue")."""
+    """Return a boto3-shaped client for ``service`` ("s3", "sagemaker", "sagemaker-runtime", "cloudwatch", "logs", "events", "glue")."""
     if settings.backend == "aws":
         import boto3
 
@@ -50,6 +50,10 @@ def get_client(service: str, settings: Settings) -> Any:
         from infra.local.eventbridge.client import LocalEventsClient
 
         return local_client("events", LocalEventsClient(settings), region=settings.region)
+    if service == "logs":
+        from infra.local.logs import LocalLogsClient
+
+        return local_client("logs", LocalLogsClient(settings.data_dir), region=settings.region)
     if service == "glue":
         from infra.local.glue.catalog import LocalGlueClient
 

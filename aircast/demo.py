@@ -138,6 +138,7 @@ class Demo:
 
     # ---- the run --------------------------------------------------------------------
     def run(self) -> DemoReport:
+        from aircast.console.service import LOCAL_STACK
         from infra.local import stack
 
         self.settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -161,16 +162,17 @@ class Demo:
             finally:
                 if self.options.stop_stack:
                     with self.stage("Stop the local stack") as notes:
-                        stack.down(self.settings)
+                        stack.down(self.settings, LOCAL_STACK)
                         notes.append("stopped; data kept in " + str(self.settings.data_dir))
             self.print_summary(time.monotonic() - t0)
         return self.report
 
     def start_stack(self, notes: list[str]) -> None:
+        from aircast.console.service import LOCAL_STACK
         from infra.local import stack
         from infra.local.eventbridge.defaults import ensure_default_rules
 
-        rows = stack.up(self.settings)
+        rows = stack.up(self.settings, LOCAL_STACK)
         print_table(rows, ["service", "state", "pid", "port"], out=sys.stderr)
         ensure_default_rules(self.settings)
         notes.append(", ".join(f"{r['service']}:{r['port'] or '-'}" for r in rows))
@@ -351,6 +353,16 @@ class Demo:
         say("explore: aircast lake query \"SELECT thing_name, pollutant, count(*) FROM hourly GROUP BY ALL\" | "
             "aircast models list | aircast pipeline executions | aircast endpoint describe "
             f"{self.settings.endpoint_name} (after aircast local up)")
+        say(console_line(self.settings, self.report.model_package_arn, running=not self.options.stop_stack))
+
+
+def console_line(settings: Settings, package_arn: str | None, running: bool) -> str:
+    """Where to look at (and approve) the package this run registered, in the console."""
+    from aircast.console.service import login_url
+
+    page = f"/models/{package_arn.rsplit('/', 1)[-1]}" if package_arn else "/pipelines"
+    url = login_url(settings, page)
+    return f"console: {url}" if running else f"console (starts with `aircast local up`): {url}"
 
 
 # ---- helpers (pure where they can be) -------------------------------------------------

@@ -61,6 +61,8 @@ class Settings:
     deploy_instance_count: int = 1
     # EventBridge
     eventbus_port: int = 8090
+    # the console for reviewers (aircast console): pipelines, registry approval, endpoints, data and drift
+    console_port: int = 8070
     # Model freshness: scheduled retraining and drift-triggered retraining (EventBridge rules)
     retrain_schedule: str = "cron(0 3 ? * SUN *)"  # weekly retrain, Sunday 03:00 UTC
     drift_check_schedule: str = "rate(1 hour)"
@@ -86,6 +88,11 @@ class Settings:
     def pki_dir(self) -> Path:
         """CA, server and thing certificates of the local IoT Core."""
         return self.data_dir / "pki"
+
+    @property
+    def console_url(self) -> str:
+        """Base URL of the local console (always loopback)."""
+        return f"http://127.0.0.1:{self.console_port}"
 
     @property
     def lake_uri(self) -> str:

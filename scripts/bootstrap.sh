@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what aircast needs on a fresh Debian machine: Debian packages
-# (mosquitto and what its client-id plugin builds with, a Java runtime for Spark), a virtualenv, torch (CPU) first, then
+# (mosquitto and what its client-id plugin builds with, a Java runtime for Spark, Chromium for the
+# console's browser test), a virtualenv, torch (CPU) first, then
 # the Python packages. Safe to rerun: each step is skipped when done.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,6 +18,9 @@ command -v cc >/dev/null 2>&1 || need_apt+=(gcc)
 [ -f /usr/include/mosquitto_plugin.h ] || need_apt+=(mosquitto-dev)
 [ -f /usr/include/mosquitto.h ] || need_apt+=(libmosquitto-dev)
 [ -f /usr/include/openssl/x509.h ] || need_apt+=(libssl-dev)
+# the console's browser test drives Debian's headless Chromium through its chromedriver (no browser download)
+[ -x /usr/bin/chromium ] || need_apt+=(chromium)
+[ -x /usr/bin/chromedriver ] || need_apt+=(chromium-driver)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "==> installing Debian packages: ${need_apt[*]}"
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"

@@ -41,11 +41,12 @@ def _require_local(settings: Settings) -> None:
 
 def _modules(names: list[str]) -> tuple[str, ...]:
     """Stack modules of the named services, in stack order (all when no names are given)."""
+    from aircast.console.service import LOCAL_STACK
     from infra.local import stack
 
     if not names:
-        return stack.STACK
-    by_name = {spec.name: module for module, spec in zip(stack.STACK, stack.load_services(), strict=True)}
+        return LOCAL_STACK
+    by_name = {spec.name: module for module, spec in zip(LOCAL_STACK, stack.load_services(LOCAL_STACK), strict=True)}
     unknown = [n for n in names if n not in by_name]
     if unknown:
         raise CommandError(f"unknown service(s) {', '.join(unknown)}; the stack has {', '.join(by_name)}")
@@ -61,6 +62,10 @@ def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
     except stack.StackError as exc:
         raise CommandError(str(exc)) from exc
     _print_rows(rows, args.json, ["service", "state", "pid", "port"])
+    if not args.json and any(r["service"] == "console" for r in rows):
+        from aircast.console.service import login_url
+
+        print(f"\nconsole: {login_url(settings)}")
     return 0
 
 

@@ -44,12 +44,12 @@ def _client(settings: Settings) -> Any:
 
 def package_arn(settings: Settings, version_or_arn: str) -> str:
     """A version number of the configured group, or a model package ARN, → the ARN."""
-    if version_or_arn.startswith("arn:"):
-        return version_or_arn
-    if not version_or_arn.isdigit() or int(version_or_arn) < 1:
-        raise CommandError(f"expected a version number (1, 2, ...) or a model package ARN, got {version_or_arn!r}")
-    return (f"arn:aws:sagemaker:{settings.region}:{settings.account_id}:model-package/"
-            f"{settings.model_package_group}/{int(version_or_arn)}")
+    from aircast.reads import package_arn as arn_of
+
+    try:
+        return arn_of(settings, version_or_arn)
+    except ValueError as exc:
+        raise CommandError(str(exc)) from None
 
 
 def _call(func: Any, **kwargs: Any) -> Any:
@@ -62,6 +62,8 @@ def _call(func: Any, **kwargs: Any) -> Any:
 
 
 def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
+    from aircast.reads import as_float
+
     client = _client(settings)
     kwargs: dict[str, Any] = {"ModelPackageGroupName": settings.model_package_group, "SortBy": "CreationTime",
                               "SortOrder": "Descending"}
@@ -78,8 +80,8 @@ def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
         meta = _call(client.describe_model_package, ModelPackageName=pkg["ModelPackageArn"]).get(
             "CustomerMetadataProperties", {})
         rows.append({"version": pkg["ModelPackageVersion"], "status": pkg["ModelApprovalStatus"],
-                     "created": pkg["CreationTime"], "mean_wQL": _float(meta.get("mean_wQuantileLoss")),
-                     "vs_naive": _float(meta.get("relative_mean_wQuantileLoss")),
+                     "created": pkg["CreationTime"], "mean_wQL": as_float(meta.get("mean_wQuantileLoss")),
+                     "vs_naive": as_float(meta.get("relative_mean_wQuantileLoss")),
                      "execution": meta.get("pipeline_execution_id"), "arn": pkg["ModelPackageArn"]})
     if args.json:
         print_json(rows)
@@ -89,13 +91,6 @@ def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
     print_table(rows, ["version", "status", "created", "mean_wQL", "vs_naive", "execution"],
                 empty=f"(no model packages in {settings.model_package_group})")
     return 0
-
-
-def _float(text: Any) -> float | None:
-    try:
-        return float(text)
-    except (TypeError, ValueError):
-        return None
 
 
 def cmd_describe(args: argparse.Namespace, settings: Settings) -> int:

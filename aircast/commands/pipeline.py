@@ -142,17 +142,12 @@ def cmd_parameters(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _executions(settings: Settings) -> list[dict[str, Any]]:
-    from botocore.exceptions import ClientError
+    from aircast.reads import NotFound, pipeline_executions
 
     try:
-        resp = _client(settings).list_pipeline_executions(PipelineName=settings.pipeline_name,
-                                                          SortBy="CreationTime", SortOrder="Descending")
-    except ClientError as exc:
-        if exc.response["Error"]["Code"] in ("ResourceNotFound", "ValidationException"):
-            raise CommandError(f"pipeline {settings.pipeline_name} does not exist yet; run `aircast pipeline run`") \
-                from exc
-        raise
-    return resp["PipelineExecutionSummaries"]
+        return pipeline_executions(_client(settings), settings.pipeline_name)
+    except NotFound as exc:
+        raise CommandError(str(exc)) from exc
 
 
 def cmd_executions(args: argparse.Namespace, settings: Settings) -> int:

@@ -260,3 +260,38 @@ def _running(pid: int) -> bool:
             return fh.read().split()[2] != "Z"  # a zombie has exited
     except FileNotFoundError:
         return False
+
+
+def test_job_output_reaches_cloudwatch_logs_and_the_execution_keeps_its_definition(settings, store) -> None:
+    """What a processing job prints is in its log stream (group /aws/sagemaker/ProcessingJobs, stream
+    <job name>/...), line by line; DescribePipelineDefinitionForExecution returns what that execution ran."""
+    from infra.local.logs import LocalLogsClient
+    from infra.local.sagemaker.client import LocalSageMakerClient
+    from infra.local.sagemaker.pipelines import run_execution, upsert_pipeline
+
+    client = LocalSageMakerClient(settings)
+    upsert_pipeline(client, "p", json.dumps(_definition()), "arn:aws:iam::000000000000:role/r")
+    arn = client.create_pipeline_execution_record("p", [{"Name": "Fail", "Value": "yes"}])
+    upsert_pipeline(client, "p", json.dumps({"Version": "2020-12-01", "Parameters": [], "Steps": [
+        {"Name": "Other", "Type": "Fail", "Arguments": {"ErrorMessage": "x"}}]}), "arn:aws:iam::000000000000:role/r")
+    assert run_execution(settings, arn)["PipelineExecutionStatus"] == "Failed"
+    ran = json.loads(client.describe_pipeline_definition_for_execution(PipelineExecutionArn=arn)["PipelineDefinition"])
+    assert [s["Name"] for s in ran["Steps"]] == ["Score", "Gate"]  # not the pipeline's newer definition
+    step = client.list_pipeline_execution_steps(PipelineExecutionArn=arn)["PipelineExecutionSteps"][0]
+    job = step["Metadata"]["ProcessingJob"]["Arn"]  # a failed step still names its job
+    logs = LocalLogsClient(settings.data_dir)
+    events = logs.filter_log_events(logGroupName="/aws/sagemaker/ProcessingJobs")["events"]
+    messages = [e["message"] for e in events]
+    assert "something broke: bad input row 7" in messages
+    assert any(m.startswith("Failed in") and "exited with code 3" in m for m in messages)
+    stream = events[0]["logStreamName"]
+    assert stream.startswith(f"pipelines-{arn.rsplit('/', 1)[-1]}-Score-") and "/algo-1-" in stream
+    assert job.rsplit("/", 1)[-1] == stream.split("/")[0].lower()
+    with pytest.raises(ClientError, match="ResourceNotFoundException"):
+        logs.filter_log_events(logGroupName="/aws/sagemaker/TrainingJobs")
+    with pytest.raises(ClientError, match="mutually exclusive"):
+        logs.filter_log_events(logGroupName="/aws/sagemaker/ProcessingJobs", logStreamNames=[stream],
+                               logStreamNamePrefix="p")
+    assert logs.filter_log_events(logGroupName="/aws/sagemaker/ProcessingJobs", logStreamNamePrefix="nope")["events"] == []
+    page = logs.filter_log_events(logGroupName="/aws/sagemaker/ProcessingJobs", limit=1)
+    assert len(page["events"]) == 1 and page["nextToken"]

@@ -1,4 +1,4 @@
-"""Local CloudWatch alarms for endpoint auto-rollback.
+"""Local CloudWatch: alarms for endpoint auto-rollback and the endpoints' invocation metrics.
 
 ``LocalCloudWatchClient`` stores ``put_metric_alarm`` definitions (boto3 shapes) in the
 endpoints SQLite; the endpoint host evaluates them against its own per-variant metrics
@@ -12,10 +12,17 @@ and ``ModelLatency`` (microseconds). Statistics: SampleCount, Sum, Average, Mini
 and extended percentiles ``pNN``/``pNN.N``. The evaluation window is
 ``Period × EvaluationPeriods`` seconds on the scaled clock (at least one real second);
 no data in the window is ``INSUFFICIENT_DATA`` (missing data is not breaching, CloudWatch's default).
+
+The host also publishes its invocations as one-minute aggregates per (endpoint, variant), as SageMaker
+publishes them to CloudWatch; ``get_metric_statistics`` reads them back (dimensions ``EndpointName`` and
+``VariantName``, both required, as SageMaker's endpoint metrics carry both). Percentiles
+(``ExtendedStatistics``) are not kept per minute and are refused.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 import math
 import re
 import time
@@ -35,6 +42,10 @@ COMPARISONS = {
     "LessThanOrEqualToThreshold": lambda v, t: v <= t,
 }
 _PERCENTILE = re.compile(r"^p(\d{1,2}(\.\d+)?)$")
+#: CloudWatch keeps one-minute datapoints for 15 days
+MINUTE_RETENTION_S = 15 * 86400
+MAX_DATAPOINTS = 1440
+UNITS = {"ModelLatency": "Microseconds"}
 
 
 @dataclass(frozen=True)
@@ -101,6 +112,61 @@ def evaluate_alarm(alarm: Mapping[str, Any], samples: list[Sample], now: float, 
     return AlarmEvaluation("ALARM" if breached else "OK", value, reason)
 
 
+def add_to_minute(bucket: dict[str, float], sample: Sample) -> None:
+    """Fold one invocation into a one-minute aggregate (count, error counts, latency sum/min/max)."""
+    bucket["n"] = bucket.get("n", 0) + 1
+    bucket[sample.outcome] = bucket.get(sample.outcome, 0) + 1
+    bucket["lat_sum"] = bucket.get("lat_sum", 0.0) + sample.latency_us
+    bucket["lat_min"] = min(bucket.get("lat_min", math.inf), sample.latency_us)
+    bucket["lat_max"] = max(bucket.get("lat_max", -math.inf), sample.latency_us)
+
+
+def write_minutes(store: EndpointStore, minutes: Mapping[tuple[str, str, int], Mapping[str, float]]) -> None:
+    """Store (replace) one-minute aggregates ``{(endpoint, variant, minute epoch): bucket}``; drop expired ones."""
+    if not minutes:
+        return
+    with store.transaction() as conn:
+        conn.executemany("INSERT OR REPLACE INTO metric_minutes (endpoint, variant, minute, doc) VALUES (?,?,?,?)",
+                         [(e, v, m, json.dumps(b)) for (e, v, m), b in minutes.items()])
+        conn.execute("DELETE FROM metric_minutes WHERE minute < ?", (int(time.time() - MINUTE_RETENTION_S),))
+
+
+def minute_statistics(metric: str, bucket: Mapping[str, float]) -> dict[str, float]:
+    """Every CloudWatch statistic of ``metric`` over one or more merged minute aggregates."""
+    n = float(bucket.get("n", 0))
+    if metric == "ModelLatency":
+        return {"SampleCount": n, "Sum": bucket.get("lat_sum", 0.0), "Average": bucket.get("lat_sum", 0.0) / n,
+                "Minimum": bucket.get("lat_min", 0.0), "Maximum": bucket.get("lat_max", 0.0)}
+    if metric == "Invocations":
+        return {"SampleCount": n, "Sum": n, "Average": 1.0, "Minimum": 1.0, "Maximum": 1.0}
+    count = float(bucket.get("4xx" if metric == "Invocation4XXErrors" else "5xx", 0))
+    return {"SampleCount": n, "Sum": count, "Average": count / n, "Minimum": 0.0 if count < n else 1.0,
+            "Maximum": 1.0 if count else 0.0}
+
+
+def _merge(into: dict[str, float], bucket: Mapping[str, float]) -> None:
+    for key, value in bucket.items():
+        if key == "lat_min":
+            into[key] = min(into.get(key, math.inf), value)
+        elif key == "lat_max":
+            into[key] = max(into.get(key, -math.inf), value)
+        else:
+            into[key] = into.get(key, 0) + value
+
+
+def _epoch(value: Any, name: str, op: str) -> float:
+    if isinstance(value, dt.datetime):
+        return (value if value.tzinfo else value.replace(tzinfo=dt.UTC)).timestamp()
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return dt.datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+        except ValueError:
+            pass
+    raise client_error(op, f"The parameter {name} must be a timestamp, got {value!r}", "InvalidParameterValue")
+
+
 def alarm_dimensions(alarm: Mapping[str, Any]) -> dict[str, str]:
     return {d["Name"]: d["Value"] for d in alarm.get("Dimensions", [])}
 
@@ -157,6 +223,60 @@ class LocalCloudWatchClient:
         if AlarmNames:
             docs = [d for d in docs if d["AlarmName"] in AlarmNames]
         return {"MetricAlarms": docs, "CompositeAlarms": []}
+
+    def get_metric_statistics(self, *, Namespace: str, MetricName: str, StartTime: Any, EndTime: Any, Period: int,
+                              Dimensions: list[Mapping[str, str]] | None = None, Statistics: list[str] | None = None,
+                              ExtendedStatistics: list[str] | None = None, Unit: str | None = None) -> dict[str, Any]:
+        """``GetMetricStatistics`` over the endpoint host's one-minute aggregates.
+
+        As on CloudWatch, a metric matches only with its exact dimension set (``EndpointName`` and
+        ``VariantName``); another namespace, metric or dimension set yields no datapoints, not an error.
+        """
+        op = "GetMetricStatistics"
+        if bool(Statistics) == bool(ExtendedStatistics):
+            raise client_error(op, "Must specify either Statistics or ExtendedStatistics, but not both.",
+                               "InvalidParameterCombination")
+        if ExtendedStatistics:
+            raise client_error(op, "ExtendedStatistics: the local stand-in keeps one-minute aggregates, not "
+                                   "distributions; ask for SampleCount, Sum, Average, Minimum or Maximum",
+                               "InvalidParameterValue")
+        bad = [s for s in Statistics or [] if s not in STATISTICS]
+        if bad:
+            raise client_error(op, f"The parameter Statistics contains {bad[0]!r}, which is not one of "
+                                   f"{', '.join(STATISTICS)}", "InvalidParameterValue")
+        if not isinstance(Period, int) or Period < 1 or (Period >= 60 and Period % 60) or \
+                (Period < 60 and Period not in (1, 5, 10, 30)):
+            raise client_error(op, "The parameter Period must be 1, 5, 10, 30 or a multiple of 60.",
+                               "InvalidParameterValue")
+        start, end = _epoch(StartTime, "StartTime", op), _epoch(EndTime, "EndTime", op)
+        if start >= end:
+            raise client_error(op, "The parameter StartTime must be less than the parameter EndTime.",
+                               "InvalidParameterValue")
+        period = max(Period, 60)  # the data is one-minute resolution
+        if (end - start) / period > MAX_DATAPOINTS:
+            raise client_error(op, f"You have requested up to {int((end - start) / period)} datapoints, which exceeds "
+                                   f"the limit of {MAX_DATAPOINTS}. You may reduce the datapoints requested by "
+                                   "increasing Period, or decreasing the time range.", "InvalidParameterCombination")
+        unit = UNITS.get(MetricName, "None")
+        out: dict[str, Any] = {"Label": MetricName, "Datapoints": []}
+        dims = {d.get("Name"): d.get("Value") for d in Dimensions or []}
+        if Namespace != "AWS/SageMaker" or MetricName not in METRICS or set(dims) != {"EndpointName", "VariantName"} \
+                or (Unit is not None and Unit != unit):
+            return out
+        rows = self._store.query("SELECT minute, doc FROM metric_minutes WHERE endpoint=? AND variant=? AND minute>=? "
+                                 "AND minute<?", (dims["EndpointName"], dims["VariantName"], int(start), end))
+        periods: dict[int, dict[str, float]] = {}
+        for minute, doc in rows:
+            slot = int(start + (minute - start) // period * period)
+            _merge(periods.setdefault(slot, {}), json.loads(doc))
+        for slot, bucket in sorted(periods.items()):
+            if not bucket.get("n"):
+                continue
+            stats = minute_statistics(MetricName, bucket)
+            point: dict[str, Any] = {"Timestamp": dt.datetime.fromtimestamp(slot, tz=dt.UTC), "Unit": unit}
+            point.update({s: stats[s] for s in Statistics or []})
+            out["Datapoints"].append(point)
+        return out
 
     def delete_alarms(self, *, AlarmNames: list[str]) -> dict[str, Any]:
         with self._store.transaction() as conn:

@@ -48,6 +48,10 @@ CREATE TABLE IF NOT EXISTS models (name TEXT PRIMARY KEY, doc TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS endpoint_configs (name TEXT PRIMARY KEY, doc TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS endpoints (name TEXT PRIMARY KEY, doc TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS alarms (name TEXT PRIMARY KEY, doc TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS metric_minutes (
+    endpoint TEXT NOT NULL, variant TEXT NOT NULL, minute INTEGER NOT NULL, doc TEXT NOT NULL,
+    PRIMARY KEY (endpoint, variant, minute)
+);
 """
 
 
@@ -105,6 +109,14 @@ class EndpointStore:
         finally:
             conn.close()
         return [json.loads(r[0]) for r in rows]
+
+    def query(self, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        """Rows of one read-only statement (no write lock)."""
+        conn = self._connect()
+        try:
+            return conn.execute(sql, args).fetchall()
+        finally:
+            conn.close()
 
     @staticmethod
     def put(conn: sqlite3.Connection, table: str, name: str, doc: Mapping[str, Any]) -> None:

@@ -26,7 +26,6 @@ import json
 import os
 import re
 import shutil
-import subprocess
 import sys
 import tarfile
 import time
@@ -38,6 +37,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from aircast.settings import Settings
+from infra.local.logs import LogStream, run_logged
 from infra.local.s3 import atomic_write_bytes, parse_s3_uri, uri_to_path
 
 CONTAINER_ROOT = "/opt/ml/"
@@ -317,6 +317,11 @@ class StepRecorder(Protocol):
 
 
 # ---- the executor -------------------------------------------------------------------------
+#: CloudWatch Logs groups of SageMaker jobs, by pipeline step type
+_LOG_GROUPS = {"Processing": "/aws/sagemaker/ProcessingJobs", "Training": "/aws/sagemaker/TrainingJobs",
+               "Transform": "/aws/sagemaker/TransformJobs"}
+
+
 @dataclass
 class ExecutionResult:
     status: str  # Succeeded | Failed
@@ -341,13 +346,34 @@ class PipelineExecutor:
         self.recorder = recorder
         self.client = sagemaker_client
         self.work_dir = Path(work_dir or Path(settings.data_dir) / "sagemaker" / "executions" / self.execution_id)
-        self.progress = progress or (lambda line: None)
+        self._say = progress or (lambda line: None)
         self.show_progress = progress is not None
+        self._jobs: dict[str, str] = {}
+        self._log: LogStream | None = None  # the running step's CloudWatch Logs stream
         self.graph = step_graph(definition)
         self.properties: dict[str, dict[str, Any]] = {}
         self.property_files: dict[str, dict[str, Any]] = {}
         self.outcomes: dict[str, bool] = {}
         self.start_time = time.time()
+
+    def progress(self, line: str) -> None:
+        """A progress line; during a job step it also goes to the job's log stream (as the job would log it)."""
+        self._say(line)
+        if self._log is not None:
+            self._log.put(re.sub(r"^\[[^\]]*\] ", "", line))
+
+    def _log_stream(self, node: StepNode) -> LogStream | None:
+        """The CloudWatch Logs stream AWS would give this step's job or function (None: no job, no log)."""
+        group = _LOG_GROUPS.get(node.type)
+        if group is not None:
+            return LogStream(self.settings.data_dir, group, f"{self._job_name(node)}/algo-1-{int(time.time())}")
+        if node.type == "Lambda":
+            from infra.local import awslambda
+
+            function = awslambda.function_name_of(node.spec.get("FunctionArn", "unknown"))
+            return LogStream(self.settings.data_dir, f"/aws/lambda/{function}",
+                             time.strftime("%Y/%m/%d/[$LATEST]", time.gmtime()) + uuid.uuid4().hex)
+        return None
 
     # -- Context --
     def parameter(self, name: str) -> Any:
@@ -452,6 +478,7 @@ class PipelineExecutor:
             self.recorder.step_started(node.name, node.type)
         runner = getattr(self, f"_run_{node.type.lower()}", None)
         metadata: dict[str, Any] = {}
+        self._log = self._log_stream(node)
         try:
             if runner is None:
                 raise StepFailed(f"local mode cannot run steps of type {node.type}")
@@ -464,14 +491,31 @@ class PipelineExecutor:
         except Exception as exc:  # noqa: BLE001 - any crash is this step's failure, recorded with its reason
             status, reason = "Failed", f"{type(exc).__name__}: {exc}"
             traceback.print_exc()
+        if status == "Failed" and not metadata:
+            metadata = self._started_job(node)
         took = time.time() - started
         self.progress(f"[{node.name}] {status} in {took:.1f} s" + (f": {reason}" if reason else ""))
+        self._log = None
         if self.recorder:
             self.recorder.step_finished(node.name, status, metadata, reason)
         return status, metadata, reason
 
+    def _started_job(self, node: StepNode) -> dict[str, Any]:
+        """A failed step's metadata still names the job it started (as SageMaker's does), so its log is found."""
+        kinds = {"Processing": ("ProcessingJob", "processing-job"), "Training": ("TrainingJob", "training-job"),
+                 "Transform": ("TransformJob", "transform-job")}
+        if node.type in kinds and node.name in self._jobs:
+            key, kind = kinds[node.type]
+            return {key: {"Arn": self._job_arn(kind, self._jobs[node.name])}}
+        if node.type == "Lambda" and node.spec.get("FunctionArn"):
+            return {"Lambda": {"Arn": node.spec["FunctionArn"]}}
+        return {}
+
     def _job_name(self, node: StepNode) -> str:
-        return f"pipelines-{self.execution_id}-{node.name}-{uuid.uuid4().hex[:6]}"[:63]
+        """The step's job name (one per step and execution, as SageMaker Pipelines names them)."""
+        if node.name not in self._jobs:
+            self._jobs[node.name] = f"pipelines-{self.execution_id}-{node.name}-{uuid.uuid4().hex[:6]}"[:63]
+        return self._jobs[node.name]
 
     def _job_arn(self, kind: str, name: str) -> str:
         return f"arn:aws:sagemaker:{self.settings.region}:{self.settings.account_id}:{kind}/{name.lower()}"
@@ -513,15 +557,14 @@ class PipelineExecutor:
         log_path = job_dir / "job.log"
         timeout = args.get("StoppingCondition", {}).get("MaxRuntimeInSeconds", 86400)
         self.progress(f"[{node.name}] {' '.join(Path(a).name if a.startswith(str(job_dir)) else a for a in argv)}")
+        stream = self._log or LogStream(self.settings.data_dir, _LOG_GROUPS["Processing"], f"{job}/algo-1")
         with open(log_path, "wb") as log:
-            try:
-                proc = subprocess.run(argv, cwd=job_dir, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                      timeout=timeout, check=False)
-            except subprocess.TimeoutExpired:
-                raise StepFailed(f"ProcessingJob {job} ran past MaxRuntimeInSeconds={timeout}") from None
-        if proc.returncode != 0:
+            returncode = run_logged(argv, cwd=job_dir, env=env, timeout_s=timeout, log_file=log, stream=stream)
+        if returncode is None:
+            raise StepFailed(f"ProcessingJob {job} ran past MaxRuntimeInSeconds={timeout}")
+        if returncode != 0:
             tail = _tail(log_path)
-            raise StepFailed(f"AlgorithmError: script exited with code {proc.returncode}: {tail} "
+            raise StepFailed(f"AlgorithmError: script exited with code {returncode}: {tail} "
                              f"(log: {log_path})")
         for out in outputs:
             self.upload_dir(Path(local(out["S3Output"]["LocalPath"])), out["S3Output"]["S3Uri"])

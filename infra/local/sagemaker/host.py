@@ -57,7 +57,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from aircast.settings import Settings, load_settings
 from deployment.validation import traffic_steps
 from infra.local.s3 import parse_s3_uri, uri_to_path
-from infra.local.sagemaker.cloudwatch import Sample, alarm_dimensions, evaluate_alarm
+from infra.local.sagemaker.cloudwatch import Sample, add_to_minute, alarm_dimensions, evaluate_alarm, write_minutes
 from infra.local.sagemaker.deepar_format import DEFAULT_MAX_BYTES, InvalidRequest, parse_request
 from infra.local.sagemaker.endpoints import EndpointStore, add_history
 
@@ -66,6 +66,7 @@ log = logging.getLogger("aircast.endpoint_host")
 FAULT_ENV = "AIRCAST_FAULT_INJECTION"
 POLL_INTERVAL_S = 0.1
 SAMPLES_PER_SERIES = 5000
+METRICS_FLUSH_S = 1.0  # how often the one-minute aggregates reach the local CloudWatch store
 ROLLBACK_HOLD_S = 0.3  # how long RollingBack stays visible before InService again (real seconds)
 
 
@@ -263,19 +264,35 @@ class LiveEndpoint:
 
 
 class Metrics:
-    """Per (endpoint, endpoint config, variant) invocation samples and totals."""
+    """Per (endpoint, endpoint config, variant) invocation samples and totals, and the one-minute
+    aggregates per (endpoint, variant) that go to the local CloudWatch (``drain_minutes``)."""
 
     def __init__(self) -> None:
         self._samples: dict[tuple[str, str, str], deque[Sample]] = {}
         self._totals: dict[tuple[str, str, str], dict[str, int]] = {}
+        self._minutes: dict[tuple[str, str, int], dict[str, float]] = {}
+        self._dirty: set[tuple[str, str, int]] = set()
         self._lock = threading.Lock()
 
     def record(self, endpoint: str, config: str, variant: str, sample: Sample) -> None:
         key = (endpoint, config, variant)
+        minute = (endpoint, variant, int(sample.time // 60 * 60))
         with self._lock:
             self._samples.setdefault(key, deque(maxlen=SAMPLES_PER_SERIES)).append(sample)
             totals = self._totals.setdefault(key, {"ok": 0, "4xx": 0, "5xx": 0})
             totals[sample.outcome] += 1
+            add_to_minute(self._minutes.setdefault(minute, {}), sample)
+            self._dirty.add(minute)
+
+    def drain_minutes(self) -> dict[tuple[str, str, int], dict[str, float]]:
+        """The minute aggregates changed since the last drain (whole aggregates; older minutes are forgotten)."""
+        with self._lock:
+            out = {k: dict(self._minutes[k]) for k in self._dirty}
+            self._dirty.clear()
+            newest = max((m for _, _, m in self._minutes), default=0)
+            for key in [k for k in self._minutes if k[2] < newest - 120]:
+                del self._minutes[key]
+            return out
 
     def samples(self, endpoint: str, config: str, variant: str | None, since: float) -> list[Sample]:
         with self._lock:
@@ -388,13 +405,18 @@ class EndpointHost:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
+        write_minutes(self.store, self.metrics.drain_minutes())
         self.capture.flush()
         self.capture.close()
 
     def _reconcile_loop(self) -> None:
+        flushed = time.monotonic()
         while not self._stop.is_set():
             try:
                 self.reconcile_once()
+                if time.monotonic() - flushed >= METRICS_FLUSH_S:
+                    flushed = time.monotonic()
+                    write_minutes(self.store, self.metrics.drain_minutes())
             except Exception:  # keep serving whatever happens to one poll
                 log.exception("reconcile failed")
             self._stop.wait(POLL_INTERVAL_S)

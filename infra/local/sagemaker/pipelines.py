@@ -275,6 +275,12 @@ class PipelinesAPI:
             summaries.append(item)
         return {"PipelineExecutionSummaries": summaries}
 
+    def describe_pipeline_definition_for_execution(self, *, PipelineExecutionArn: str) -> dict[str, Any]:
+        """The definition this execution ran (it may differ from the pipeline's current one)."""
+        with connect(self.settings) as db:
+            row = self._execution_row(db, PipelineExecutionArn, "DescribePipelineDefinitionForExecution")
+        return {"PipelineDefinition": row["definition"], "CreationTime": _dt(row["created"])}
+
     def list_pipeline_execution_steps(self, *, PipelineExecutionArn: str, SortOrder: str = "Descending",
                                       **_: Any) -> dict[str, Any]:
         with connect(self.settings) as db:

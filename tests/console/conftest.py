@@ -1,0 +1,3 @@
+"""The console tests reuse the pipeline definition fixture."""
+
+from tests.pipeline.conftest import definition  # noqa: F401
