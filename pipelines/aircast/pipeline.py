@@ -54,8 +54,12 @@ from sagemaker.train import ModelTrainer  # noqa: E402
 
 from pipelines.code import code_prefix_uri, script_uri  # noqa: E402
 
-#: scikit-learn processing image: python3 with pandas/numpy/pyarrow for the job scripts
-PROCESSING_FRAMEWORK_VERSION = "1.2-1"
+#: the processing image of Preprocess and Evaluate, as ``image_uris.retrieve`` arguments: AWS's AutoGluon 1.4.0
+#: CPU container, Python 3.11 with numpy, pandas, pyarrow, statsforecast and matplotlib, so the job scripts
+#: run with nothing installed at run time (docs/aws.md, "Images"; its manifest with sources:
+#: infra/local/runtimes/sagemaker-autogluon-training-1.4.0-cpu-py311.json)
+PROCESSING_IMAGE = {"framework": "autogluon", "version": "1.4.0", "py_version": "py311", "image_scope": "training",
+                    "instance_type": "ml.m5.xlarge"}
 #: where the processing steps mount the job packages (put on PYTHONPATH)
 CONTAINER_LIB = "/opt/ml/processing/input/lib"
 #: the evaluation report the quality gate and the model metrics read
@@ -246,7 +250,7 @@ def _build(region: str, role: str, default_bucket: str, default_bucket_prefix: s
         # per-execution output folder, so runs never overwrite each other
         return Join(on="/", values=[base, ExecutionVariables.PIPELINE_EXECUTION_ID, *parts])
 
-    processing_image = image_uris.retrieve("sklearn", region, version=PROCESSING_FRAMEWORK_VERSION)
+    processing_image = image_uris.retrieve(region=region, **PROCESSING_IMAGE)
     deepar_image = image_uris.retrieve("forecasting-deepar", region)
     lib_input = ProcessingInput(
         input_name="lib",
