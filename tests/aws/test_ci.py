@@ -81,25 +81,36 @@ def test_pipeline_job_runs_on_main_with_oidc_credentials() -> None:
     assert names.index(creds["uses"]) < names.index("Upsert and start the pipeline")
 
 
+#: the stack's DeployFunctionArn output, as a repository variable / CodeBuild environment value
+DEPLOY_ARN = "arn:aws:lambda:eu-west-1:123456789012:function:my-deploy"
+KWARGS = {"region": "eu-west-1", "default_bucket": "arts", "input_data_uri": "s3://lake/curated/hourly/"}
+
+
 @pytest.mark.skipif(shutil.which("jq") is None, reason="the workflow builds its JSON with jq (on GitHub's runners)")
-def test_workflow_hands_run_pipeline_arguments_get_pipeline_accepts(tmp_path: Path) -> None:
+@pytest.mark.parametrize("deploy_arn", ["", DEPLOY_ARN])
+def test_workflow_hands_run_pipeline_arguments_get_pipeline_accepts(tmp_path: Path, deploy_arn: str) -> None:
     step = next(s for s in _workflow()["jobs"]["pipeline"]["steps"] if s.get("name") == "Upsert and start the pipeline")
     env = {k: v for k, v in step["env"].items() if "${{" not in str(v)}
     env.update({"AIRCAST_REGION": "eu-west-1", "ROLE_ARN": "arn:aws:iam::123456789012:role/aircast-sagemaker-execution",
-                "ARTIFACTS_BUCKET": "arts", "LAKE_BUCKET": "lake", "GITHUB_SHA": "abc123"})
+                "ARTIFACTS_BUCKET": "arts", "LAKE_BUCKET": "lake", "GITHUB_SHA": "abc123",
+                "DEPLOY_FUNCTION_ARN": deploy_arn})
+    assert step["env"]["DEPLOY_FUNCTION_ARN"] == "${{ vars.AIRCAST_DEPLOY_FUNCTION_ARN }}"
     got = _check_run_pipeline_argv(_capture_run_pipeline(step["run"], env, tmp_path))
-    assert got["kwargs"] == {"region": "eu-west-1", "default_bucket": "arts", "input_data_uri": "s3://lake/curated/hourly/"}
+    assert got["kwargs"] == (KWARGS | {"deploy_function_arn": deploy_arn} if deploy_arn else KWARGS)
     assert {"Key": "git-sha", "Value": "abc123"} in got["tags"]
     assert got["role"].endswith(":role/aircast-sagemaker-execution")
     assert "execution/x" in (tmp_path / "summary.md").read_text()
 
 
-def test_buildspec_does_the_same_as_the_workflow(tmp_path: Path) -> None:
+@pytest.mark.parametrize("deploy_arn", [None, DEPLOY_ARN])
+def test_buildspec_does_the_same_as_the_workflow(tmp_path: Path, deploy_arn: str | None) -> None:
     spec = yaml.safe_load(BUILDSPEC.read_text())
     assert spec["version"] == 0.2
     assert spec["env"]["variables"]["AIRCAST_BACKEND"] == "aws"
     script = "\n".join(spec["phases"]["build"]["commands"])
     env = {"AWS_REGION": "eu-west-1", "SAGEMAKER_PIPELINE_ROLE_ARN": "arn:aws:iam::123456789012:role/r",
            "ARTIFACT_BUCKET": "arts", "LAKE_BUCKET": "lake", "CODEBUILD_RESOLVED_SOURCE_VERSION": "abc123"}
+    if deploy_arn:
+        env["DEPLOY_FUNCTION_ARN"] = deploy_arn
     got = _check_run_pipeline_argv(_capture_run_pipeline(script, env, tmp_path))
-    assert got["kwargs"] == {"region": "eu-west-1", "default_bucket": "arts", "input_data_uri": "s3://lake/curated/hourly/"}
+    assert got["kwargs"] == (KWARGS | {"deploy_function_arn": deploy_arn} if deploy_arn else KWARGS)
