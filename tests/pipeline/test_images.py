@@ -39,10 +39,10 @@ def _processing_steps(definition: dict) -> list[dict]:
 
 
 def _script(step: dict) -> Path:
-    """The repo file a processing step runs (its code input is ``.../code/<package>/<script>.py``)."""
+    """The repo file a processing step runs (its code input is ``.../code/<version>/<package>/<script>.py``)."""
     code = [i for i in step["Arguments"]["ProcessingInputs"] if i["InputName"] == "code"][0]
     uri = code["S3Input"]["S3Uri"]
-    return REPO_ROOT / uri.split("/code/", 1)[1]
+    return REPO_ROOT / uri.split("/code/", 1)[1].split("/", 1)[1]
 
 
 def test_every_image_of_the_pipeline_has_a_manifest(definition: dict) -> None:
