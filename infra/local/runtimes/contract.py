@@ -131,22 +131,26 @@ def python_violations(files: Iterable[Path], python: tuple[int, int]) -> list[st
 
     config = vermin.Config()
     config.set_format(ParsableFormat())
-    config.enable_feature("union-types")  # isinstance(x, list | tuple): a TypeError before 3.10
     problems = []
     for path in files:
         source = Path(path).read_text(encoding="utf-8")
         try:
-            compile(source, str(path), "exec", dont_inherit=True)
+            tree = ast.parse(source, str(path))
         except SyntaxError as exc:
             problems.append(f"{path}:{exc.lineno}: SyntaxError: {exc.msg}")
             continue
+        found: list[tuple[int, str]] = []
+        if python < (3, 10):
+            # vermin's own union-types check also flags annotations that `from __future__ import
+            # annotations` keeps as strings; this one looks only where Python evaluates `X | Y`
+            found += [(line, f"union types as `X | Y` ({where}) requires Python 3.10")
+                      for line, where in union_type_uses(tree)]
         visitor = vermin.visit(source, config, str(path))
-        if not isinstance(visitor, vermin.SourceVisitor):
-            continue
-        for line in visitor.output_text().splitlines():
+        lines = visitor.output_text().splitlines() if isinstance(visitor, vermin.SourceVisitor) else []
+        for line in lines:
             # path:line:column:py2:py3:feature (the path may hold ':' on no platform we run)
             fields = line.split(":", 5)
-            if len(fields) != 6:
+            if len(fields) != 6 or not fields[1].isdigit():
                 continue
             _, lineno, _, _, py3, feature = fields
             try:
@@ -154,8 +158,74 @@ def python_violations(files: Iterable[Path], python: tuple[int, int]) -> list[st
             except ValueError:
                 continue
             if len(need) >= 2 and need[:2] > python:
-                problems.append(f"{path}:{lineno}: {feature} requires Python {need[0]}.{need[1]}")
+                found.append((int(lineno), f"{feature} requires Python {need[0]}.{need[1]}"))
+        problems += [f"{path}:{line}: {what}" for line, what in sorted(found)]
     return problems
+
+
+_TYPE_NAMES = frozenset({"None", "int", "float", "complex", "str", "bytes", "bool", "list", "tuple", "dict", "set",
+                         "frozenset", "type", "object"})
+
+
+def _is_union(node: ast.AST) -> bool:
+    return isinstance(node, ast.BinOp) and isinstance(node.op, ast.BitOr)
+
+
+def _looks_like_type(node: ast.AST) -> bool:
+    if isinstance(node, ast.Constant) and node.value is None:
+        return True
+    if isinstance(node, ast.Name):
+        return node.id in _TYPE_NAMES
+    if isinstance(node, ast.Subscript):  # list[int], dict[str, int]
+        return _looks_like_type(node.value)
+    return _is_union(node) and (_looks_like_type(node.left) or _looks_like_type(node.right))
+
+
+def union_type_uses(tree: ast.Module) -> list[tuple[int, str]]:
+    """Where a module evaluates ``X | Y`` between types at run time (a TypeError before Python 3.10).
+
+    That is: the class argument of ``isinstance``/``issubclass``; a ``|`` between builtin types or
+    ``None`` anywhere (``Alias = int | None``); annotations Python evaluates (function signatures and
+    module/class variables, unless ``from __future__ import annotations`` keeps them as strings).
+    """
+    postponed = any(isinstance(n, ast.ImportFrom) and n.module == "__future__"
+                    and any(a.name == "annotations" for a in n.names) for n in tree.body)
+    annotations: set[int] = set()
+    found: dict[int, str] = {}
+
+    def note_annotation(ann: ast.AST | None, evaluated: bool) -> None:
+        if ann is None:
+            return
+        for sub in ast.walk(ann):
+            annotations.add(id(sub))
+            if evaluated and _is_union(sub):
+                found.setdefault(sub.lineno, "an evaluated annotation")
+
+    def scan(body: list[ast.stmt], top: bool) -> None:
+        for stmt in body:
+            if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                args = stmt.args
+                for arg in [*args.posonlyargs, *args.args, *args.kwonlyargs, args.vararg, args.kwarg]:
+                    if arg is not None:
+                        note_annotation(arg.annotation, not postponed)
+                note_annotation(stmt.returns, not postponed)
+                for inner in ast.walk(stmt):
+                    if isinstance(inner, ast.AnnAssign) and inner is not stmt:
+                        note_annotation(inner.annotation, False)  # local annotations are never evaluated
+                scan(stmt.body, False)
+            elif isinstance(stmt, ast.ClassDef):
+                scan(stmt.body, True)
+            elif isinstance(stmt, ast.AnnAssign):
+                note_annotation(stmt.annotation, top and not postponed)
+
+    scan(tree.body, True)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in ("isinstance", "issubclass") \
+                and len(node.args) == 2 and any(_is_union(n) for n in ast.walk(node.args[1])):
+            found.setdefault(node.lineno, f"in {node.func.id}()")
+        elif _is_union(node) and id(node) not in annotations and _looks_like_type(node):
+            found.setdefault(node.lineno, "between types")
+    return sorted(found.items())
 
 
 def version_mismatches(runtime: Runtime) -> list[str]:
