@@ -27,6 +27,7 @@ def _install() -> None:
     allowed = frozenset(contract["allowed"])
     roots = tuple(os.path.join(os.path.realpath(r), "") for r in contract["job_roots"])
     own: dict[str, bool] = {}
+    job_files: dict[str, bool] = {}  # importer file → under the job's folders (realpath is slow; imports are many)
     # this folder must not shadow anything of the job's: it only had to be found at startup
     while here in sys.path:
         sys.path.remove(here)
@@ -34,7 +35,9 @@ def _install() -> None:
     def is_job_code(importer: object) -> bool:
         if not isinstance(importer, str):
             return False
-        return os.path.realpath(importer).startswith(roots)
+        if importer not in job_files:
+            job_files[importer] = os.path.realpath(importer).startswith(roots)
+        return job_files[importer]
 
     def is_own_module(top: str) -> bool:
         # the job's own code: a module found on the job's own sys.path entries (its code and lib folders)
