@@ -2,9 +2,12 @@
 
 The monitor job itself (:mod:`evaluation.drift_monitor`) only knows folders. Here the settings
 decide the folders: locally the data dir's S3 (``s3://<artifacts>/datacapture/<endpoint>/``, the
-curated hourly lake); on AWS the same prefixes are downloaded first. The evaluation baseline of
-each model that served comes from the Model Registry: the package's
-``ModelMetrics.ModelQuality.Statistics.S3Uri`` (the Evaluate step's ``evaluation.json``).
+curated hourly lake), read in place; on AWS (the drift Lambda) only the window one check scores is
+downloaded to its ``/tmp``: the Data Capture objects of the last ``drift_lookback_hours`` capture
+hours (SageMaker writes them under ``<endpoint>/<variant>/yyyy/mm/dd/hh/``, the hour of the
+invocation), then the curated ``hourly/dt=`` partitions those forecasts and their input-drift
+reference need. The evaluation baseline of each model that served comes from the Model Registry:
+the package's ``ModelMetrics.ModelQuality.Statistics.S3Uri`` (the Evaluate step's ``evaluation.json``).
 
 ``lambda_handler`` is the local Lambda ``aircast-drift-monitor`` that the scheduled
 ``aircast-drift-check`` rule invokes.
@@ -12,9 +15,12 @@ each model that served comes from the Model Registry: the package's
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+import re
 import sys
 import tempfile
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -71,43 +77,129 @@ def baselines_for(settings: Settings, model_package_arns: set[str]) -> tuple[dic
     return out, notes
 
 
-def _download_prefix(s3: Any, uri: str, dest: Path) -> Path:
-    bucket, _, prefix = uri[len("s3://"):].partition("/")
-    token = None
-    while True:
-        kwargs: dict[str, Any] = {"Bucket": bucket, "Prefix": prefix}
-        if token:
-            kwargs["ContinuationToken"] = token
-        page = s3.list_objects_v2(**kwargs)
+# ---------------------------------------------------------------------------- the window one check reads
+_CAPTURE_HOUR = re.compile(r"^[^/]+/(\d{4})/(\d{2})/(\d{2})/(\d{2})/[^/]+\.jsonl$")
+_HOURLY_DAY = re.compile(r"^dt=(\d{4}-\d{2}-\d{2})/")
+
+
+def capture_window(now: dt.datetime, lookback_hours: int) -> tuple[dt.datetime, dt.datetime]:
+    """First and last capture hour (UTC, inclusive) of the ``lookback_hours`` hours ending with ``now``'s hour."""
+    if lookback_hours < 1:
+        raise ValueError(f"drift_lookback_hours must be at least 1, got {lookback_hours}")
+    last = now.astimezone(dt.UTC).replace(minute=0, second=0, microsecond=0)
+    return last - dt.timedelta(hours=lookback_hours - 1), last
+
+
+def capture_hour(relative_key: str) -> dt.datetime | None:
+    """The capture hour of a Data Capture key relative to ``<prefix>/<endpoint>/`` (``<variant>/yyyy/mm/dd/hh/f.jsonl``)."""
+    m = _CAPTURE_HOUR.match(relative_key)
+    if not m:
+        return None
+    year, month, day, hour = map(int, m.groups())
+    try:
+        return dt.datetime(year, month, day, hour, tzinfo=dt.UTC)
+    except ValueError:  # not a date: not a capture folder
+        return None
+
+
+def hourly_days(forecasts: Sequence[Any], reference_hours: int) -> tuple[dt.date, dt.date] | None:
+    """First and last ``dt=`` day of the curated hourly lake that scoring ``forecasts`` reads.
+
+    From ``reference_hours`` before the first forecast (the history that identifies each series and
+    the input-drift reference) to the end of the last forecast's horizon. None without forecasts.
+    """
+    if not forecasts:
+        return None
+    first = min(f.forecast_start for f in forecasts) - dt.timedelta(hours=reference_hours)
+    last = max(f.forecast_start + dt.timedelta(hours=max(f.horizon, 1) - 1) for f in forecasts)
+    return first.date(), last.date()
+
+
+def _listed(s3: Any, bucket: str, prefix: str, start_after: str | None = None) -> Iterator[str]:
+    kwargs: dict[str, Any] = {"Bucket": bucket, "Prefix": prefix}
+    if start_after:
+        kwargs["StartAfter"] = start_after  # keys come in UTF-8 order: skip straight to the window
+    for page in s3.get_paginator("list_objects_v2").paginate(**kwargs):
         for obj in page.get("Contents", []):
-            target = dest / obj["Key"][len(prefix):]
-            target.parent.mkdir(parents=True, exist_ok=True)
-            s3.download_file(bucket, obj["Key"], str(target))
-        if not page.get("IsTruncated"):
-            return dest
-        token = page.get("NextContinuationToken")
+            yield obj["Key"]
 
 
-def monitor_inputs(settings: Settings, workdir: Path) -> tuple[Path, Path]:
-    """Local folders holding the Data Capture lines and the curated hourly lake."""
+def capture_keys_in_window(s3: Any, bucket: str, prefix: str, first: dt.datetime, last: dt.datetime) -> list[str]:
+    """Data Capture keys under ``prefix`` (``.../datacapture/<endpoint>/``) captured from hour ``first`` to ``last``."""
+    variants = [cp["Prefix"] for page in s3.get_paginator("list_objects_v2").paginate(
+        Bucket=bucket, Prefix=prefix, Delimiter="/") for cp in page.get("CommonPrefixes", [])]
+    keys = []
+    for variant in variants:
+        for key in _listed(s3, bucket, variant, start_after=f"{variant}{first:%Y/%m/%d/%H}"):
+            hour = capture_hour(key[len(prefix):])
+            if hour is None:
+                continue
+            if hour > last:
+                break
+            if hour >= first:
+                keys.append(key)
+    return keys
+
+
+def hourly_keys_for_days(s3: Any, bucket: str, prefix: str, first: dt.date, last: dt.date) -> list[str]:
+    """Curated hourly parquet keys under ``prefix`` (``.../curated/hourly/``) of the days ``first``..``last``."""
+    keys = []
+    for key in _listed(s3, bucket, f"{prefix}dt=", start_after=f"{prefix}dt={first.isoformat()}"):
+        m = _HOURLY_DAY.match(key[len(prefix):])
+        if m is None:
+            continue
+        if m.group(1) > last.isoformat():
+            break
+        if key.endswith(".parquet"):
+            keys.append(key)
+    return keys
+
+
+def download_keys(s3: Any, bucket: str, prefix: str, keys: Sequence[str], dest: Path) -> Path:
+    """Download ``keys`` (all under ``prefix``) to ``dest``, keeping their paths below the prefix."""
+    dest.mkdir(parents=True, exist_ok=True)
+    for key in keys:
+        target = dest / key[len(prefix):]
+        target.parent.mkdir(parents=True, exist_ok=True)
+        s3.download_file(bucket, key, str(target))
+    return dest
+
+
+def capture_input(settings: Settings, workdir: Path, now: dt.datetime) -> Path:
+    """The folder of Data Capture lines one check reads: in place locally, the window's objects on AWS."""
     if settings.backend == "local":
-        root = settings.s3_root
-        return (root / settings.artifacts_bucket / "datacapture" / settings.endpoint_name,
-                root / settings.lake_bucket / "curated" / "hourly")
+        return settings.s3_root / settings.artifacts_bucket / "datacapture" / settings.endpoint_name
+    bucket, _, prefix = capture_uri(settings)[len("s3://"):].partition("/")
+    first, last = capture_window(now, settings.drift_lookback_hours)
     s3 = get_client("s3", settings)
-    return (_download_prefix(s3, capture_uri(settings), workdir / "datacapture"),
-            _download_prefix(s3, hourly_uri(settings), workdir / "hourly"))
+    return download_keys(s3, bucket, prefix, capture_keys_in_window(s3, bucket, prefix, first, last),
+                         workdir / "datacapture")
+
+
+def hourly_input(settings: Settings, workdir: Path, forecasts: Sequence[Any]) -> Path:
+    """The folder of curated hourly parquet one check reads: in place locally, the days ``forecasts`` need on AWS."""
+    if settings.backend == "local":
+        return settings.s3_root / settings.lake_bucket / "curated" / "hourly"
+    dest = workdir / "hourly"
+    days = hourly_days(forecasts, MonitorConfig.reference_hours)
+    if days is None:
+        return dest
+    bucket, _, prefix = hourly_uri(settings)[len("s3://"):].partition("/")
+    s3 = get_client("s3", settings)
+    return download_keys(s3, bucket, prefix, hourly_keys_for_days(s3, bucket, prefix, *days), dest)
 
 
 def run_monitor_for(settings: Settings, emit: bool = True, events_client: Any | None = None,
-                    plot: bool = True) -> dict[str, Any]:
+                    plot: bool = True, now: dt.datetime | None = None) -> dict[str, Any]:
     """One drift check for the configured endpoint; emits the drift event (when new) unless ``emit`` is false.
 
-    With ``plot`` the error timeline PNG is (re)drawn in :func:`report_dir`."""
+    With ``plot`` the error timeline PNG is (re)drawn in :func:`report_dir`. ``now`` ends the window of
+    Data Capture hours read on AWS (default: the current time)."""
     on_aws = settings.backend == "aws"
     with tempfile.TemporaryDirectory(prefix="aircast-monitor-") as tmp:
-        capture, hourly = monitor_inputs(settings, Path(tmp))
+        capture = capture_input(settings, Path(tmp), now or dt.datetime.now(dt.UTC))
         forecasts, _ = parse_capture_records(read_capture(capture))
+        hourly = hourly_input(settings, Path(tmp), forecasts)
         baselines, notes = baselines_for(settings, {f.model_package_arn for f in forecasts})
         # on AWS the report and the sent-events state live in S3 (a Lambda's disk does not last)
         output = Path(tmp) / "report" if on_aws else report_dir(settings)

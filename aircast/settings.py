@@ -72,6 +72,9 @@ class Settings:
     retrain_pipeline_parameters: str = ""  # JSON object of extra pipeline parameters for retraining runs
     drift_error_ratio: float = 1.5  # rolling wQL / evaluation wQL above this counts as degraded
     drift_window_hours: int = 24  # error beyond the ratio for (nearly) all of this many hours → drift
+    # Data Capture hours one drift check on AWS reads: the window judged (24 h) + the forecast horizon
+    # (24 h) + a day for actuals to reach the curated lake; older captures were judged by earlier checks
+    drift_lookback_hours: int = 72
     # Local clock scale for wait intervals (1.0 = real time)
     clock_scale: float = 1.0
 

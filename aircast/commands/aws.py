@@ -145,7 +145,7 @@ def _log(line: str) -> None:
 # ------------------------------------------------------------------ handlers
 def deploy_stack_command(args: argparse.Namespace, settings: Settings) -> int:
     """``aircast aws deploy-stack``."""
-    from infra.aws import provision
+    from infra.aws import provision, retained
 
     overrides = parse_assignments(args.parameter, "--parameter", "FirehoseBufferSeconds=60", form="KEY=VALUE")
     if args.github_repository:
@@ -155,6 +155,12 @@ def deploy_stack_command(args: argparse.Namespace, settings: Settings) -> int:
         account_id = session.client("sts").get_caller_identity()["Account"]
         region = session.region_name or settings.region
         s3, cfn = session.client("s3"), session.client("cloudformation")
+        if overrides.get("GitHubRepository") and "GitHubOidcProviderArn" not in overrides:
+            # IAM holds one GitHub OIDC provider per account: a stack in another region may have made it
+            provider = retained.github_oidc_provider(session.client("iam"), cfn, args.stack_name)
+            if provider:
+                _log(f"using the account's GitHub OIDC provider {provider}")
+                overrides["GitHubOidcProviderArn"] = provider
         code_bucket = provision.code_bucket_name(account_id, region)
         _log(f"packaging the deploy Lambda and the Glue job into s3://{code_bucket}")
         assets = provision.build_assets()
@@ -162,12 +168,14 @@ def deploy_stack_command(args: argparse.Namespace, settings: Settings) -> int:
         provision.upload_assets(s3, code_bucket, assets, log=_log)
         params = {**default_parameters(settings), "CodeBucket": code_bucket,
                   **{name: asset.key for name, asset in assets.items()}, **overrides}
-        result = provision.deploy_stack(cfn, args.stack_name, params, s3=s3, code_bucket=code_bucket, log=_log)
+        result = provision.deploy_stack(cfn, args.stack_name, params, s3=s3, code_bucket=code_bucket,
+                                        ssm=session.client("ssm"), account_id=account_id, log=_log,
+                                        retained_clients={"s3": s3, "sagemaker": session.client("sagemaker")})
     env = backend_environment(result.outputs, region, account_id)
     if args.json:
         print_json({"stack_name": result.stack_name, "change_set_type": result.change_set_type,
                     "status": result.status, "changes": result.changes, "outputs": result.outputs,
-                    "environment": env})
+                    "adopted": result.adopted, "environment": env})
         return 0
     print_kv({"stack": result.stack_name, "status": result.status, **result.outputs})
     print("\n# point aircast at this stack:")
@@ -190,7 +198,8 @@ def destroy_stack_command(args: argparse.Namespace, settings: Settings) -> int:
         status = provision.destroy_stack(cfn, session.client("iot"), args.stack_name, log=_log)
         endpoint_state = _endpoint_cleanup(session.client("sagemaker"), endpoint, args.delete_endpoint)
     result = {"stack_name": args.stack_name, "status": status, "endpoint": endpoint, "endpoint_state": endpoint_state,
-              "retained": "lake and artifacts buckets, Model Package Group, code bucket, things and certificates"}
+              "retained": "lake and artifacts buckets, Model Package Group (deploy-stack takes them back), code bucket, "
+                          "GitHub OIDC provider, things and certificates"}
     if args.json:
         print_json(result)
     else:

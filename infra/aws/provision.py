@@ -28,6 +28,8 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from infra.aws import retained
+
 TEMPLATE_PATH = Path(__file__).with_name("aircast.yaml")
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_STACK_NAME = "aircast"
@@ -159,14 +161,54 @@ def stack_parameters(values: Mapping[str, str]) -> list[dict[str, str]]:
     return [{"ParameterKey": k, "ParameterValue": str(v)} for k, v in sorted(values.items())]
 
 
-def template_parameter_names(template_text: str) -> set[str]:
-    """Names of the Parameters a template declares."""
+def parse_template(template_text: str) -> dict[str, Any]:
+    """The template as a dict (YAML short forms like ``!Ref`` become ``{"Ref": ...}``)."""
     from cfnlint.decode.decode import decode_str
 
     template, errors = decode_str(template_text)
     if errors or template is None:
         raise ProvisionError(f"template does not parse: {errors}")
-    return set(template.get("Parameters", {}))
+    return template
+
+
+def template_parameter_names(template_text: str) -> set[str]:
+    """Names of the Parameters a template declares."""
+    return set(parse_template(template_text).get("Parameters", {}))
+
+
+#: CloudFormation parameter types whose value is the name of an SSM parameter, resolved at deploy time
+SSM_PARAMETER_TYPE = "AWS::SSM::Parameter::Value<"
+
+
+def ssm_parameter_names(template: Mapping[str, Any], parameters: Mapping[str, str]) -> dict[str, str]:
+    """``{template parameter: SSM parameter name}`` for the template's SSM-typed parameters (given or default)."""
+    out = {}
+    for key, spec in template.get("Parameters", {}).items():
+        if str(spec.get("Type", "")).startswith(SSM_PARAMETER_TYPE):
+            name = parameters.get(key, spec.get("Default"))
+            if name:
+                out[key] = str(name)
+    return out
+
+
+def resolve_ssm_parameters(ssm: Any, names: Mapping[str, str], region: str) -> dict[str, str]:
+    """The values CloudFormation will read for ``names``; a missing parameter is refused before any change.
+
+    CloudFormation would fail the change set with the same cause; this says which parameter and what to pass.
+    """
+    if not names:
+        return {}
+    found: dict[str, str] = {}
+    wanted = sorted(set(names.values()))
+    for start in range(0, len(wanted), 10):  # GetParameters takes at most 10 names
+        page = ssm.get_parameters(Names=wanted[start:start + 10])
+        found.update({p["Name"]: p["Value"] for p in page.get("Parameters", [])})
+    missing = [f"{key}={name}" for key, name in sorted(names.items()) if name not in found]
+    if missing:
+        raise ProvisionError(
+            f"SSM parameter(s) not found in {region}: {', '.join(missing)}. Pass --parameter KEY=<an SSM parameter "
+            f"that exists in {region}> (each parameter's Description in {TEMPLATE_PATH.name} says what it holds)")
+    return {key: found[name] for key, name in names.items()}
 
 
 def _stack_status(cfn: Any, stack_name: str) -> str | None:
@@ -227,21 +269,90 @@ class StackDeployment:
     status: str
     changes: list[dict[str, str]] = field(default_factory=list)
     outputs: dict[str, str] = field(default_factory=dict)
+    adopted: list[str] = field(default_factory=list)  # retained resources taken back by a resource import
+
+
+def _template_argument(text: str, s3: Any, code_bucket: str | None) -> dict[str, str]:
+    """``TemplateBody``, or ``TemplateURL`` after an upload for a template over CloudFormation's inline limit."""
+    if len(text.encode()) <= MAX_TEMPLATE_BODY_BYTES:
+        return {"TemplateBody": text}
+    if s3 is None or code_bucket is None:
+        raise ProvisionError("the template is over 51,200 bytes; pass s3 and code_bucket to upload it")
+    key = f"templates/aircast-{_digest(text.encode())}.yaml"
+    s3.put_object(Bucket=code_bucket, Key=key, Body=text.encode(), ServerSideEncryption="AES256")
+    return {"TemplateURL": f"https://{code_bucket}.s3.{s3.meta.region_name}.amazonaws.com/{key}"}
+
+
+def _change_set(cfn: Any, stack_name: str, change_set_type: str, template_arg: Mapping[str, str],
+                parameters: Mapping[str, str], *, poll_s: float, sleep: Callable[[float], None], log: Log,
+                **extra: Any) -> tuple[str, dict[str, Any]]:
+    """Create a change set and wait until CloudFormation has computed it; return its id and description."""
+    change_set_name = f"aircast-{time.strftime('%Y%m%d%H%M%S', time.gmtime())}-{uuid.uuid4().hex[:6]}"
+    log(f"creating {change_set_type} change set {change_set_name} for stack {stack_name}")
+    created = cfn.create_change_set(
+        StackName=stack_name, ChangeSetName=change_set_name, ChangeSetType=change_set_type,
+        Parameters=stack_parameters(parameters), Capabilities=["CAPABILITY_NAMED_IAM"],
+        Tags=[{"Key": "project", "Value": "aircast"}], **template_arg, **extra)
+    change_set_id = created["Id"]
+    while True:
+        described = cfn.describe_change_set(ChangeSetName=change_set_id, StackName=stack_name)
+        if described["Status"] in ("CREATE_COMPLETE", "FAILED"):
+            return change_set_id, described
+        sleep(min(poll_s, 5.0))
+
+
+def _adopt_retained(cfn: Any, stack_name: str, template: Mapping[str, Any], parameters: Mapping[str, str], *,
+                    clients: Mapping[str, Any], account_id: str, s3: Any, code_bucket: str | None, poll_s: float,
+                    sleep: Callable[[float], None], log: Log) -> list[str]:
+    """Create the stack from the resources an earlier stack retained, if any exist; return their names."""
+    values = retained.parameter_values(template, parameters, account_id=account_id, region=cfn.meta.region_name,
+                                       stack_name=stack_name)
+    try:
+        existing = retained.existing_retained(template, values, clients)
+    except retained.RetainedResourceError as exc:
+        raise ProvisionError(str(exc)) from exc
+    if not existing:
+        return []
+    names = [f"{r.logical_id} {r.name}" for r in existing]
+    log(f"taking back what an earlier stack kept (resource import): {', '.join(names)}")
+    body = retained.import_template(template, [r.logical_id for r in existing])
+    change_set_id, described = _change_set(
+        cfn, stack_name, "IMPORT", _template_argument(body, s3, code_bucket), parameters, poll_s=poll_s, sleep=sleep,
+        log=log, ResourcesToImport=[r.to_import(values) for r in existing])
+    if described["Status"] == "FAILED":
+        raise ProvisionError(f"CloudFormation cannot import {', '.join(names)}: {described.get('StatusReason', '')}. "
+                             "Nothing was changed; delete or rename those resources (see docs/aws.md, Tear down), "
+                             "then deploy again")
+    cfn.execute_change_set(ChangeSetName=change_set_id, StackName=stack_name)
+    final = wait_for_stack(cfn, stack_name, poll_s=poll_s, sleep=sleep, log=log)
+    if final != "IMPORT_COMPLETE":
+        reasons = "; ".join(_failure_reasons(cfn, stack_name)) or "see the stack events in the console"
+        raise ProvisionError(f"importing {', '.join(names)} into stack {stack_name} ended {final}: {reasons}")
+    return names
 
 
 def deploy_stack(cfn: Any, stack_name: str, parameters: Mapping[str, str], *,
                  template_text: str | None = None, s3: Any = None, code_bucket: str | None = None,
+                 ssm: Any = None, retained_clients: Mapping[str, Any] | None = None, account_id: str | None = None,
                  poll_s: float = 10.0, sleep: Callable[[float], None] = time.sleep,
                  log: Log = _quiet) -> StackDeployment:
     """Create or update ``stack_name`` through a change set, execute it, wait, return the outputs.
 
     A template over CloudFormation's inline limit is uploaded to ``code_bucket`` (needs ``s3``).
+    With ``ssm``, the template's SSM-typed parameters are resolved first, so a parameter missing
+    in the region is refused with its name before anything changes.
+    With ``retained_clients`` (``{"s3": ..., "sagemaker": ...}``) and ``account_id``, a stack created
+    where an earlier one was deleted first takes back the resources that one retained
+    (:mod:`infra.aws.retained`), instead of failing on their names.
     A change set without changes is deleted and the current outputs are returned.
     """
     text = template_text if template_text is not None else TEMPLATE_PATH.read_text()
-    unknown = sorted(set(parameters) - template_parameter_names(text))
+    template = parse_template(text)
+    unknown = sorted(set(parameters) - set(template.get("Parameters", {})))
     if unknown:
         raise ProvisionError(f"unknown stack parameter(s) {', '.join(unknown)}; see Parameters in {TEMPLATE_PATH.name}")
+    if ssm is not None:
+        resolve_ssm_parameters(ssm, ssm_parameter_names(template, parameters), ssm.meta.region_name)
     status = _stack_status(cfn, stack_name)
     if status is not None and status.endswith("_IN_PROGRESS") and status != "REVIEW_IN_PROGRESS":
         raise ProvisionError(f"stack {stack_name} is {status}; wait for it to finish, then retry")
@@ -249,35 +360,24 @@ def deploy_stack(cfn: Any, stack_name: str, parameters: Mapping[str, str], *,
         raise ProvisionError(f"stack {stack_name} failed its first creation (ROLLBACK_COMPLETE) and cannot be "
                              f"updated; run `aircast aws destroy-stack --stack-name {stack_name}`, then deploy again")
     change_set_type = "CREATE" if status in (None, "REVIEW_IN_PROGRESS") else "UPDATE"
-    template_arg: dict[str, str]
-    if len(text.encode()) > MAX_TEMPLATE_BODY_BYTES:
-        if s3 is None or code_bucket is None:
-            raise ProvisionError("the template is over 51,200 bytes; pass s3 and code_bucket to upload it")
-        key = f"templates/aircast-{_digest(text.encode())}.yaml"
-        s3.put_object(Bucket=code_bucket, Key=key, Body=text.encode(), ServerSideEncryption="AES256")
-        region = s3.meta.region_name
-        template_arg = {"TemplateURL": f"https://{code_bucket}.s3.{region}.amazonaws.com/{key}"}
-    else:
-        template_arg = {"TemplateBody": text}
-    change_set_name = f"aircast-{time.strftime('%Y%m%d%H%M%S', time.gmtime())}-{uuid.uuid4().hex[:6]}"
-    log(f"creating {change_set_type} change set {change_set_name} for stack {stack_name}")
-    created = cfn.create_change_set(
-        StackName=stack_name, ChangeSetName=change_set_name, ChangeSetType=change_set_type,
-        Parameters=stack_parameters(parameters), Capabilities=["CAPABILITY_NAMED_IAM"],
-        Tags=[{"Key": "project", "Value": "aircast"}], **template_arg)
-    change_set_id = created["Id"]
-    while True:
-        described = cfn.describe_change_set(ChangeSetName=change_set_id, StackName=stack_name)
-        cs_status = described["Status"]
-        if cs_status in ("CREATE_COMPLETE", "FAILED"):
-            break
-        sleep(min(poll_s, 5.0))
-    if cs_status == "FAILED":
+    adopted: list[str] = []
+    if change_set_type == "CREATE" and retained_clients is not None:
+        if account_id is None:
+            raise ValueError("retained_clients needs account_id")
+        adopted = _adopt_retained(cfn, stack_name, template, parameters, clients=retained_clients,
+                                  account_id=account_id, s3=s3, code_bucket=code_bucket, poll_s=poll_s, sleep=sleep,
+                                  log=log)
+        if adopted:
+            change_set_type = "UPDATE"
+    change_set_id, described = _change_set(cfn, stack_name, change_set_type, _template_argument(text, s3, code_bucket),
+                                           parameters, poll_s=poll_s, sleep=sleep, log=log)
+    if described["Status"] == "FAILED":
         reason = described.get("StatusReason", "")
         if any(marker in reason for marker in _NO_CHANGES):
             log(f"stack {stack_name} is up to date")
             cfn.delete_change_set(ChangeSetName=change_set_id, StackName=stack_name)
-            return StackDeployment(stack_name, change_set_type, status or "", [], stack_outputs(cfn, stack_name))
+            return StackDeployment(stack_name, change_set_type, status or "", [], stack_outputs(cfn, stack_name),
+                                   adopted)
         raise ProvisionError(f"change set for {stack_name} failed: {reason}")
     changes = [{"action": c["ResourceChange"].get("Action", ""),
                 "logical_id": c["ResourceChange"].get("LogicalResourceId", ""),
@@ -291,14 +391,15 @@ def deploy_stack(cfn: Any, stack_name: str, parameters: Mapping[str, str], *,
     if final not in ("CREATE_COMPLETE", "UPDATE_COMPLETE"):
         reasons = "; ".join(_failure_reasons(cfn, stack_name)) or "see the stack events in the console"
         raise ProvisionError(f"stack {stack_name} ended {final}: {reasons}")
-    return StackDeployment(stack_name, change_set_type, final, changes, stack_outputs(cfn, stack_name))
+    return StackDeployment(stack_name, change_set_type, final, changes, stack_outputs(cfn, stack_name), adopted)
 
 
 def destroy_stack(cfn: Any, iot: Any, stack_name: str, *, poll_s: float = 10.0,
                   sleep: Callable[[float], None] = time.sleep, log: Log = _quiet) -> str:
     """Delete the stack; first detach its IoT policy from certificates (IoT refuses to delete an attached policy).
 
-    Buckets and the Model Package Group are retained by the template (DeletionPolicy: Retain).
+    Buckets and the Model Package Group are retained by the template (DeletionPolicy: Retain); the
+    next ``deploy_stack`` (with ``retained_clients``) takes them back.
     """
     if _stack_status(cfn, stack_name) is None:
         raise ProvisionError(f"stack {stack_name} does not exist")

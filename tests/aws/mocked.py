@@ -13,6 +13,7 @@ from moto import mock_aws
 from infra.aws import provision
 
 REGION = "us-east-1"
+SECOND_REGION = "eu-west-1"
 ACCOUNT = "123456789012"  # moto's account
 CODE_BUCKET = "aircast-cfn-assets-test"
 
@@ -30,10 +31,38 @@ def make_checkout(root: Path, handler_body: str = "def lambda_handler(event, con
     return root
 
 
-def moto_clients() -> dict:
+def moto_clients(region: str = REGION) -> dict:
     """boto3 clients of the services the stack touches, in the moto account."""
-    session = boto3.session.Session(region_name=REGION)
-    return {name: session.client(name) for name in ("s3", "cloudformation", "iot", "events", "lambda", "iam")}
+    session = boto3.session.Session(region_name=region)
+    return {name: session.client(name)
+            for name in ("s3", "cloudformation", "iot", "events", "lambda", "iam", "ssm", "sagemaker")}
+
+
+def publish_public_parameter(region: str, name: str, value: str) -> None:
+    """Put a public SSM parameter AWS publishes (``/aws/service/...``) into the moto account.
+
+    AWS refuses PutParameter under ``/aws`` (and so does moto), and moto's SSM carries only some of
+    AWS's public trees (AMIs, regions, services), so the others are laid in as AWS has them.
+    """
+    from moto.core.utils import utcnow
+    from moto.ssm.models import Parameter, ssm_backends
+
+    ssm_backends[ACCOUNT][region]._parameters[name].append(Parameter(
+        account_id=ACCOUNT, name=name, value=value, parameter_type="String", description=None, allowed_pattern=None,
+        keyid=None, last_modified_date=utcnow(), version=1, data_type="text"))
+
+
+def pandas_layer_arn(region: str) -> str:
+    """What /aws/service/aws-sdk-pandas/3.15.0/py3.12/x86_64/layer-arn holds (from the layers page's table)."""
+    return f"arn:aws:lambda:{region}:336392948345:layer:AWSSDKPandas-Python312:21"
+
+
+def publish_the_stacks_public_parameters(region: str) -> None:
+    """The public SSM parameters the template's SSM-typed parameters name by default, as AWS publishes them."""
+    template = provision.parse_template(provision.TEMPLATE_PATH.read_text())
+    for name in provision.ssm_parameter_names(template, {}).values():
+        assert name.startswith("/aws/service/aws-sdk-pandas/"), f"no published value known for {name}"
+        publish_public_parameter(region, name, pandas_layer_arn(region))
 
 
 @contextlib.contextmanager
@@ -45,15 +74,20 @@ def moto_account():
         mp.setenv("AWS_DEFAULT_REGION", REGION)
         # moto warns for every resource type its CloudFormation skips (see tests/aws/test_provision.py)
         warnings.filterwarnings("ignore", message="Tried to parse")
+        for region in (REGION, SECOND_REGION):
+            publish_the_stacks_public_parameters(region)
         yield moto_clients()
 
 
-def deploy(aws: dict, root: Path) -> tuple[dict, provision.StackDeployment]:
-    """Package a minimal checkout at ``root``, upload it, create the stack; return (parameters, result)."""
+def deploy(aws: dict, root: Path, region: str = REGION) -> tuple[dict, provision.StackDeployment]:
+    """Package a minimal checkout at ``root``, upload it, create the stack in ``region``; return (parameters, result)."""
+    clients = aws if region == REGION else moto_clients(region)
     assets = provision.build_assets(make_checkout(root))
-    provision.ensure_code_bucket(aws["s3"], CODE_BUCKET, REGION)
-    provision.upload_assets(aws["s3"], CODE_BUCKET, assets)
-    params = {"CodeBucket": CODE_BUCKET, **{k: a.key for k, a in assets.items()}}
-    return params, provision.deploy_stack(aws["cloudformation"], "aircast", params, sleep=lambda s: None)
+    code_bucket = CODE_BUCKET if region == REGION else f"{CODE_BUCKET}-{region}"
+    provision.ensure_code_bucket(clients["s3"], code_bucket, region)
+    provision.upload_assets(clients["s3"], code_bucket, assets)
+    params = {"CodeBucket": code_bucket, **{k: a.key for k, a in assets.items()}}
+    return params, provision.deploy_stack(clients["cloudformation"], "aircast", params, ssm=clients["ssm"],
+                                          sleep=lambda s: None)
 
 

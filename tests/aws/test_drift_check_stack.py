@@ -5,6 +5,10 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import re
+import subprocess
+import sys
+import sysconfig
 from pathlib import Path
 
 import boto3
@@ -12,6 +16,8 @@ import pytest
 from moto import mock_aws
 
 from aircast.settings import Settings
+from infra.aws import provision
+from tests.aws.mocked import deploy, moto_account, moto_clients
 from tests.aws.test_deploy_lambda import ACCOUNT, REGION, _template
 
 
@@ -51,3 +57,53 @@ def test_drift_lambda_on_aws_with_no_served_forecasts_reports_no_drift(monkeypat
     keys = {o["Key"] for o in s3.list_objects_v2(Bucket=artifacts, Prefix="monitoring/").get("Contents", [])}
     assert "monitoring/aircast-forecast/latest/drift_report.json" in keys
     assert "monitoring/aircast-forecast/state.json" in keys
+
+
+# ------------------------------------------------------------------ what the drift Lambda runs with
+LAYER_PARAMETER = re.compile(r"^/aws/service/aws-sdk-pandas/\d+\.\d+\.\d+/py(?P<python>3\.\d+)/(?P<arch>x86_64|arm64)"
+                             r"/layer-arn$")
+
+
+def test_the_pandas_layer_comes_from_the_public_ssm_parameter_for_the_functions_runtime() -> None:
+    """The layer's publisher account and version differ per region: nothing region-specific is hard-coded."""
+    template = _template()
+    fn = template["Resources"]["DriftMonitorFunction"]["Properties"]
+    (layer,) = fn["Layers"]
+    spec = template["Parameters"][layer["Ref"]]
+    assert spec["Type"] == "AWS::SSM::Parameter::Value<String>"
+    match = LAYER_PARAMETER.match(spec["Default"])
+    assert match, spec["Default"]
+    assert fn["Runtime"] == f"python{match['python']}"
+    assert fn.get("Architectures", ["x86_64"]) == [match["arch"]]
+    # no account id (an AWS publisher's or anyone's) in any ARN the template writes out
+    assert not re.search(r":\d{12}:", provision.TEMPLATE_PATH.read_text())
+
+
+def test_a_region_without_the_layer_parameter_is_refused_before_any_change(tmp_path: Path) -> None:
+    """(That each region resolves its own layer ARN: tests/aws/test_retained.py, two regions in one account.)"""
+    with moto_account() as aws:
+        with pytest.raises(provision.ProvisionError, match=r"not found in ap-east-1: PandasLayerParameter="
+                                                          r"/aws/service/aws-sdk-pandas/"):
+            deploy(aws, tmp_path, "ap-east-1")
+        assert moto_clients("ap-east-1")["cloudformation"].list_stacks()["StackSummaries"] == []
+
+
+def test_the_code_zip_imports_the_drift_handler_with_only_the_runtime_and_the_layer(tmp_path: Path) -> None:
+    """The Lambda has its zip, the runtime's boto3 and the layer's pandas/numpy/pyarrow: nothing else."""
+    body = provision.build_assets()["DeployFunctionCodeKey"].body
+    (tmp_path / "code.zip").write_bytes(body)
+    site = Path(sysconfig.get_paths()["purelib"])
+    runtime_and_layer = ("boto3", "botocore", "s3transfer", "jmespath", "dateutil", "python_dateutil", "urllib3",
+                         "six", "pandas", "numpy", "pyarrow", "pytz", "tzdata")
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    for entry in site.iterdir():
+        if re.split(r"[-.]", entry.name)[0] in runtime_and_layer:
+            (lib / entry.name).symlink_to(entry)
+    code = ("import sys; sys.path[:0] = sys.argv[1:3]; import aircast.monitoring as m; "
+            "assert m.__file__.startswith(sys.argv[1]), m.__file__; print(m.lambda_handler.__name__)")
+    # -S -I: no site-packages, no editable install of this checkout: only the zip and the listed packages
+    out = subprocess.run([sys.executable, "-S", "-I", "-c", code, str(tmp_path / "code.zip"), str(lib)],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "lambda_handler"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -94,3 +95,33 @@ def test_broad_deny_is_allowed() -> None:
     text = text.replace("Effect: Allow\n                Action: s3:GetObject",
                         "Effect: Deny\n                Action: s3:*")
     assert check_template_text(text) == []
+
+
+#: repository files named in the templates, CI definitions and docs (e.g. "tests/aws/test_templates.py")
+_CITED_FILE = re.compile(r"(?<![\w/.-])((?:tests|infra|aircast|deployment|evaluation|processing|pipelines|scripts|"
+                         r"docs|device|bench|\.ci|\.github)/[\w./-]*\.(?:py|ya?ml|md|sh|c|json|toml))\b")
+
+
+def test_files_cited_in_templates_ci_and_docs_exist() -> None:
+    cited = [REPO_ROOT / "README.md", REPO_ROOT / "codebuild-buildspec.yml", *TEMPLATES,
+             *sorted((REPO_ROOT / "docs").glob("*.md")), *sorted((REPO_ROOT / ".github" / "workflows").glob("*.yml")),
+             *sorted(REPO_ROOT.glob("*/README.md"))]
+    missing = [f"{doc.relative_to(REPO_ROOT)}: {path}" for doc in cited
+               for path in _CITED_FILE.findall(doc.read_text()) if not (REPO_ROOT / path).exists()]
+    assert not missing, "files cited but absent:\n" + "\n".join(missing)
+
+
+def test_tests_named_in_docs_exist() -> None:
+    """``tests/x.py::test_name`` (and a later ``::test_other`` on the same line, same file) in the docs are real tests."""
+    missing = []
+    for doc in [REPO_ROOT / "README.md", *sorted((REPO_ROOT / "docs").glob("*.md"))]:
+        for line in doc.read_text().splitlines():
+            current = None
+            for path, name in re.findall(r"(tests/[\w/]+\.py)?::(\w+)", line):
+                current = path or current
+                if current is None:
+                    continue
+                source = (REPO_ROOT / current).read_text() if (REPO_ROOT / current).is_file() else ""
+                if not re.search(rf"^def {re.escape(name)}\(", source, re.M):
+                    missing.append(f"{doc.name}: {current}::{name}")
+    assert not missing, "tests named in docs but absent:\n" + "\n".join(missing)
