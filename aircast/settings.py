@@ -47,6 +47,8 @@ class Settings:
     pipeline_name: str = "aircast-deepar"
     model_package_group: str = "aircast-deepar"
     endpoint_name: str = "aircast-forecast"
+    # the stack's DeployFunctionArn output; empty: aircast-deploy in the role's partition, account and region
+    deploy_function_arn: str = ""
     endpoint_host: str = "127.0.0.1"
     endpoint_port: int = 8080
     # Deployment policy of approval-driven deploys (deployment/): blue/green strategy and rollback alarms

@@ -40,7 +40,8 @@ SCRIPT = textwrap.dedent("""
     import json, pathlib, sys
     score = float(sys.argv[1])
     print(f"scoring with {score}")
-    out = pathlib.Path("/opt/ml/processing/output/report"); out.mkdir(parents=True, exist_ok=True)
+    # the container path comes as an argument (local mode maps it to the job's folder; a literal would be the host's)
+    out = pathlib.Path(sys.argv[2]); out.mkdir(parents=True, exist_ok=True)
     (out / "report.json").write_text(json.dumps({"score": {"value": score}}))
     print("report written")
 """)
@@ -56,6 +57,9 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
+PROCESSING_IMAGE_URI = "763104351884.dkr.ecr.us-east-1.amazonaws.com/autogluon-training:1.4.0-cpu-py311"
+
+
 def _definition() -> dict[str, Any]:
     report = {"Std:JsonGet": {"PropertyFile": {"Get": "Steps.Evaluate.PropertyFiles.Report"}, "Path": "score.value"}}
     out = {"Std:Join": {"On": "/", "Values": ["s3://aircast-artifacts/bench", {"Get": "Execution.PipelineExecutionId"}]}}
@@ -66,9 +70,11 @@ def _definition() -> dict[str, Any]:
                 {"Name": "Evaluate", "Type": "Processing", "Arguments": {
                     "ProcessingResources": {"ClusterConfig": {"InstanceType": "ml.m5.large", "InstanceCount": 1,
                                                               "VolumeSizeInGB": 30}},
-                    "AppSpecification": {"ImageUri": "img", "ContainerEntrypoint": [
+                    # the pipeline's processing image: local mode runs a job only in an image it has a manifest for
+                    "AppSpecification": {"ImageUri": PROCESSING_IMAGE_URI, "ContainerEntrypoint": [
                         "python3", "/opt/ml/processing/input/code/job.py"],
-                        "ContainerArguments": [{"Std:Join": {"On": "", "Values": [{"Get": "Parameters.Score"}]}}]},
+                        "ContainerArguments": [{"Std:Join": {"On": "", "Values": [{"Get": "Parameters.Score"}]}},
+                                               "/opt/ml/processing/output/report"]},
                     "RoleArn": "arn:aws:iam::000000000000:role/r",
                     "ProcessingInputs": [{"InputName": "code", "S3Input": {
                         "S3Uri": "s3://aircast-artifacts/bench-code/job.py", "LocalPath": "/opt/ml/processing/input/code",

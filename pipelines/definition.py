@@ -60,6 +60,8 @@ def pipeline_kwargs(settings: Any, pipeline_name: str | None = None) -> dict[str
         "input_data_uri": f"s3://{settings.lake_bucket}/curated/hourly/",
         "endpoint_name": settings.endpoint_name,
         "tags": [{"Key": "project", "Value": "aircast"}],
+        **({"deploy_function_arn": settings.deploy_function_arn} if getattr(settings, "deploy_function_arn", "")
+           else {}),
     }
 
 

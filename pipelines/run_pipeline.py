@@ -63,7 +63,7 @@ def _run(args: argparse.Namespace) -> int:
     from aircast.clients import get_client
     from aircast.settings import load_settings
     from infra.local.sagemaker.pipelines import upsert_pipeline, wait_for_execution
-    from pipelines.code import upload_code
+    from pipelines.code import CodeChanged, definition_code_version, upload_code
 
     kwargs = _json_arg(args.kwargs, "--kwargs", dict)
     tags = _json_arg(args.tags, "--tags", list)
@@ -77,24 +77,27 @@ def _run(args: argparse.Namespace) -> int:
         kwargs.setdefault("tags", tags)
     check_arguments(get_pipeline, kwargs)
     pipeline = get_pipeline(**kwargs)
+    definition = pipeline.definition()
 
     def arg(name: str) -> Any:
         default = params[name].default if name in params else None
         return kwargs.get(name, None if default is inspect.Parameter.empty else default)
 
     try:
-        uris = upload_code(get_client("s3", settings), arg("default_bucket"), arg("default_bucket_prefix"))
-        print(f"uploaded {len(uris)} job files to s3://{arg('default_bucket')}/{arg('default_bucket_prefix')}/code/",
-              file=sys.stderr)
+        # the definition names the code by content version; upload exactly that version
+        version = definition_code_version(definition)
+        uris = upload_code(get_client("s3", settings), arg("default_bucket"), arg("default_bucket_prefix"),
+                           version=version)
+        print(f"uploaded {len(uris)} job files to {uris[0].split('/code/')[0]}/code/{version}/", file=sys.stderr)
         client = get_client("sagemaker", settings)
-        arn = upsert_pipeline(client, pipeline.name, pipeline.definition(), args.role_arn, args.description, tags)
+        arn = upsert_pipeline(client, pipeline.name, definition, args.role_arn, args.description, tags)
         print(f"upserted {arn}", file=sys.stderr)
         start = client.start_pipeline_execution(
             PipelineName=pipeline.name,
             PipelineParameters=[{"Name": k, "Value": v if isinstance(v, str) else json.dumps(v)}
                                 for k, v in parameters.items()],
         )
-    except (ClientError, BotoCoreError) as exc:
+    except (ClientError, BotoCoreError, CodeChanged) as exc:
         print(f"run-pipeline: error: {exc}", file=sys.stderr)
         return 1
     execution_arn = start["PipelineExecutionArn"]

@@ -133,7 +133,7 @@ def backend_environment(outputs: dict[str, str], region: str, account_id: str) -
                "SageMakerExecutionRoleArn": "AIRCAST_ROLE_ARN", "DeliveryStreamName": "AIRCAST_DELIVERY_STREAM",
                "GlueDatabaseName": "AIRCAST_GLUE_DATABASE", "GlueJobName": "AIRCAST_GLUE_JOB_NAME",
                "PipelineName": "AIRCAST_PIPELINE_NAME", "ModelPackageGroupName": "AIRCAST_MODEL_PACKAGE_GROUP",
-               "EndpointName": "AIRCAST_ENDPOINT_NAME"}
+               "EndpointName": "AIRCAST_ENDPOINT_NAME", "DeployFunctionArn": "AIRCAST_DEPLOY_FUNCTION_ARN"}
     env.update({var: outputs[key] for key, var in mapping.items() if key in outputs})
     return env
 

@@ -90,9 +90,10 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
 def _run_aws(settings: Settings, definition: str, prefix: str, params: dict[str, str], wait: bool) -> dict[str, Any]:
     from aircast.clients import get_client
     from infra.local.sagemaker.pipelines import execution_summary, upsert_pipeline, wait_for_execution
-    from pipelines.code import upload_code
+    from pipelines.code import definition_code_version, upload_code
 
-    upload_code(get_client("s3", settings), settings.artifacts_bucket, prefix)
+    upload_code(get_client("s3", settings), settings.artifacts_bucket, prefix,
+                version=definition_code_version(definition))
     client = _client(settings)
     upsert_pipeline(client, settings.pipeline_name, definition, settings.role_arn, "aircast model build")
     arn = client.start_pipeline_execution(

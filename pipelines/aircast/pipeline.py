@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import warnings
 from dataclasses import dataclass
 
@@ -54,8 +55,12 @@ from sagemaker.train import ModelTrainer  # noqa: E402
 
 from pipelines.code import code_prefix_uri, script_uri  # noqa: E402
 
-#: scikit-learn processing image: python3 with pandas/numpy/pyarrow for the job scripts
-PROCESSING_FRAMEWORK_VERSION = "1.2-1"
+#: the processing image of Preprocess and Evaluate, as ``image_uris.retrieve`` arguments: AWS's AutoGluon 1.4.0
+#: CPU container, Python 3.11 with numpy, pandas, pyarrow, statsforecast and matplotlib, so the job scripts
+#: run with nothing installed at run time (docs/aws.md, "Images"; its manifest with sources:
+#: infra/local/runtimes/sagemaker-autogluon-training-1.4.0-cpu-py311.json)
+PROCESSING_IMAGE = {"framework": "autogluon", "version": "1.4.0", "py_version": "py311", "image_scope": "training",
+                    "instance_type": "ml.m5.xlarge"}
 #: where the processing steps mount the job packages (put on PYTHONPATH)
 CONTAINER_LIB = "/opt/ml/processing/input/lib"
 #: the evaluation report the quality gate and the model metrics read
@@ -151,11 +156,42 @@ def deepar_hyperparameters(p: PipelineParameters) -> dict:
     }
 
 
-def _account_of(role_arn: str) -> str:
-    parts = role_arn.split(":")
-    if len(parts) < 6 or parts[2] != "iam" or not parts[4]:
-        raise ValueError(f"role must be an IAM role ARN (arn:aws:iam::ACCOUNT:role/NAME), got {role_arn!r}")
-    return parts[4]
+_ROLE_ARN = re.compile(r"arn:(aws[a-z-]*):iam::(\d{12}):role/[\w+=,.@/-]{1,512}")
+_FUNCTION_ARN = re.compile(r"arn:(aws[a-z-]*):lambda:([a-z0-9-]+):(\d{12}):function:([A-Za-z0-9_-]{1,64})(?::[\w$-]+)?")
+
+
+def deploy_lambda_arn(region: str, role: str, function_name: str = DEPLOY_FUNCTION_NAME,
+                      function_arn: str | None = None) -> str:
+    """The ARN the Deploy step invokes.
+
+    ``function_arn`` is the stack's ``DeployFunctionArn`` output; without it the ARN is built from the
+    stack's ``DeployFunctionName`` parameter (``function_name``) in the role's partition and account.
+    The function must be in the role's partition, account and region: the stack lets the pipeline
+    invoke only its own deploy function there (``lambda:InvokeFunction`` in infra/aws/aircast.yaml).
+    """
+    m = _ROLE_ARN.fullmatch(role)
+    if not m:
+        raise ValueError(f"role must be an IAM role ARN (arn:<partition>:iam::<account>:role/<name>), got {role!r}")
+    partition, account = m.groups()
+    try:
+        region_partition = boto3.Session().get_partition_for_region(region)
+    except Exception as exc:  # noqa: BLE001 - botocore's UnknownRegionError and kin: a user's typo
+        raise ValueError(f"unknown region {region!r}") from exc
+    if region_partition != partition:
+        raise ValueError(f"role {role} is in partition {partition!r} but region {region} is in {region_partition!r}")
+    if not function_arn:
+        if not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", function_name):
+            raise ValueError(f"deploy_function_name must be a Lambda function name, got {function_name!r}")
+        return f"arn:{partition}:lambda:{region}:{account}:function:{function_name}"
+    f = _FUNCTION_ARN.fullmatch(function_arn)
+    if not f:
+        raise ValueError(f"deploy_function_arn must be a Lambda function ARN "
+                         f"(arn:<partition>:lambda:<region>:<account>:function:<name>), got {function_arn!r}")
+    if f.group(1, 2, 3) != (partition, region, account):
+        raise ValueError(f"deploy_function_arn {function_arn} is not in the pipeline's partition, region and account "
+                         f"({partition}, {region}, {account}): the stack lets the pipeline invoke only its own "
+                         "deploy function")
+    return function_arn
 
 
 def _disable_sdk_telemetry() -> None:
@@ -203,6 +239,7 @@ def get_pipeline(
     endpoint_name: str = "aircast-forecast",
     deploy_function_arn: str | None = None,
     tags: list[dict[str, str]] | None = None,
+    deploy_function_name: str = DEPLOY_FUNCTION_NAME,
 ) -> Pipeline:
     """Build the aircast DeepAR pipeline (no AWS call is made).
 
@@ -212,27 +249,28 @@ def get_pipeline(
         AWS region and the SageMaker execution role ARN (its account names the deploy Lambda).
     default_bucket, default_bucket_prefix:
         Where job outputs go (``s3://bucket/prefix/<execution id>/...``) and where the CLI
-        uploads the job scripts (``s3://bucket/prefix/code/``).
+        uploads the job scripts (``s3://bucket/prefix/code/<content version>/``, :mod:`pipelines.code`).
     pipeline_name, model_package_group_name, base_job_prefix:
         Names of the pipeline, the Model Registry group and the jobs' name prefix.
     input_data_uri, endpoint_name:
         Defaults of the ``InputDataUri`` and ``EndpointName`` parameters.
-    deploy_function_arn:
-        The deploy Lambda; default ``arn:aws:lambda:<region>:<account>:function:aircast-deploy``.
+    deploy_function_arn, deploy_function_name:
+        The deploy Lambda: the stack's ``DeployFunctionArn`` output, or else its ``DeployFunctionName``
+        parameter (default ``aircast-deploy``) in the role's partition, account and region.
     tags:
         Project tags ``[{"Key": ..., "Value": ...}]`` put on every job.
     """
     with warnings.catch_warnings():
         # "Running within a PipelineSession, there will be No Wait..." for every step: expected here
         warnings.simplefilter("ignore", UserWarning)
+        function_arn = deploy_lambda_arn(region, role, deploy_function_name, deploy_function_arn)
         return _build(region, role, default_bucket, default_bucket_prefix, pipeline_name, model_package_group_name,
-                      base_job_prefix, input_data_uri, endpoint_name, deploy_function_arn, tags)
+                      base_job_prefix, input_data_uri, endpoint_name, function_arn, tags)
 
 
 def _build(region: str, role: str, default_bucket: str, default_bucket_prefix: str, pipeline_name: str,
            model_package_group_name: str, base_job_prefix: str, input_data_uri: str, endpoint_name: str,
-           deploy_function_arn: str | None, tags: list[dict[str, str]] | None) -> Pipeline:
-    account = _account_of(role)
+           deploy_function_arn: str, tags: list[dict[str, str]] | None) -> Pipeline:
     session = get_session(region, default_bucket, default_bucket_prefix)
     p = make_parameters(input_data_uri, endpoint_name)
     tags = list(tags or [])
@@ -246,7 +284,11 @@ def _build(region: str, role: str, default_bucket: str, default_bucket_prefix: s
         # per-execution output folder, so runs never overwrite each other
         return Join(on="/", values=[base, ExecutionVariables.PIPELINE_EXECUTION_ID, *parts])
 
-    processing_image = image_uris.retrieve("sklearn", region, version=PROCESSING_FRAMEWORK_VERSION)
+    try:
+        processing_image = image_uris.retrieve(region=region, **PROCESSING_IMAGE)
+    except ValueError as exc:  # AWS does not offer the AutoGluon container in every region
+        raise ValueError(f"the processing image (AWS's AutoGluon {PROCESSING_IMAGE['version']} container) is not "
+                         f"offered in {region}: {exc}") from exc
     deepar_image = image_uris.retrieve("forecasting-deepar", region)
     lib_input = ProcessingInput(
         input_name="lib",
@@ -398,10 +440,9 @@ def _build(region: str, role: str, default_bucket: str, default_bucket_prefix: s
     )
 
     # ---- Deploy: the deploy Lambda acts only on an Approved package
-    function_arn = deploy_function_arn or f"arn:aws:lambda:{region}:{account}:function:{DEPLOY_FUNCTION_NAME}"
     step_deploy = LambdaStep(
         name="Deploy",
-        lambda_func=Lambda(function_arn=function_arn, session=session),
+        lambda_func=Lambda(function_arn=deploy_function_arn, session=session),
         inputs={"model_package_arn": step_register.properties.ModelPackageArn, "endpoint_name": p.endpoint_name},
         outputs=[LambdaOutput(output_name="status", output_type=LambdaOutputTypeEnum.String)],
     )

@@ -111,7 +111,7 @@ def test_workflow_hands_run_pipeline_arguments_get_pipeline_accepts(tmp_path: Pa
     step = next(s for s in _workflow()["jobs"]["pipeline"]["steps"] if s.get("name") == "Upsert and start the pipeline")
     assert step["run"].strip() == ".ci/start-pipeline"
     # the step's env names exactly the variables the script reads (their values come from GitHub)
-    assert set(step["env"]) == set(STACK_ENV)
+    assert set(step["env"]) == set(STACK_ENV) | {"AIRCAST_DEPLOY_FUNCTION_ARN"}
     out = _run_ci_snippet(step["run"], STACK_ENV, tmp_path)
     assert out.returncode == 0, out.stderr
     got = _check_run_pipeline_argv(_captured_argv(tmp_path))
@@ -161,3 +161,23 @@ def test_start_pipeline_names_a_missing_variable(tmp_path: Path, missing: str) -
     assert out.returncode == 2
     assert out.stderr.strip() == f"start-pipeline: {missing} is not set (see the header of .ci/start-pipeline)"
     assert not (tmp_path / "checkout" / "argv.json").exists(), "nothing may reach SageMaker"
+
+
+@pytest.mark.parametrize("system", ["github", "codebuild"])
+def test_the_stacks_deploy_function_reaches_get_pipeline(tmp_path: Path, system: str) -> None:
+    # the stack's DeployFunctionArn output (repository variable / CodeBuild environment) names the
+    # function the Deploy step invokes (issue 12, finding 14); unset, get_pipeline's default applies
+    arn = "arn:aws:lambda:eu-west-1:123456789012:function:team-a-deploy"
+    if system == "github":
+        step = next(s for s in _workflow()["jobs"]["pipeline"]["steps"]
+                    if s.get("name") == "Upsert and start the pipeline")
+        assert step["env"]["AIRCAST_DEPLOY_FUNCTION_ARN"] == "${{ vars.AIRCAST_DEPLOY_FUNCTION_ARN }}"
+        script, env = step["run"], {**STACK_ENV, "AIRCAST_DEPLOY_FUNCTION_ARN": arn}
+    else:
+        script = "\n".join(_buildspec()["phases"]["build"]["commands"])
+        env = {"AWS_REGION": "eu-west-1", "SAGEMAKER_PIPELINE_ROLE_ARN": "arn:aws:iam::123456789012:role/r",
+               "ARTIFACT_BUCKET": "arts", "LAKE_BUCKET": "lake", "CODEBUILD_RESOLVED_SOURCE_VERSION": "abc123",
+               "DEPLOY_FUNCTION_ARN": arn}
+    out = _run_ci_snippet(script, env, tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert _check_run_pipeline_argv(_captured_argv(tmp_path))["kwargs"]["deploy_function_arn"] == arn

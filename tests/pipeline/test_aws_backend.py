@@ -7,6 +7,8 @@ import json
 import boto3
 import pytest
 
+from pipelines.code import code_version
+
 moto = pytest.importorskip("moto")
 
 ROLE = "arn:aws:iam::123456789012:role/aircast-sagemaker-execution"
@@ -54,7 +56,9 @@ def test_run_pipeline_upserts_and_starts_on_aws(aws, capsys: pytest.CaptureFixtu
     first = capsys.readouterr().out.strip().splitlines()[-1]
     assert first.startswith("arn:aws:sagemaker:us-east-1:") and "/execution/" in first
     keys = [o["Key"] for o in s3.list_objects_v2(Bucket="ci-artifacts", Prefix="build/code/")["Contents"]]
-    assert "build/code/processing/preprocess.py" in keys and "build/code/evaluation/evaluate.py" in keys
+    version = code_version()  # the code goes under its content version, which the definition names
+    assert f"build/code/{version}/processing/preprocess.py" in keys
+    assert f"build/code/{version}/evaluation/evaluate.py" in keys
     assert run_pipeline.main(argv) == 0  # second run: the pipeline exists, so it is updated, not re-created
     sm = boto3.client("sagemaker", region_name="us-east-1")
     definition = json.loads(sm.describe_pipeline(PipelineName=aws.pipeline_name)["PipelineDefinition"])

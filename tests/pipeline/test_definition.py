@@ -7,6 +7,7 @@ import json
 import pytest
 
 from infra.local.sagemaker.executor import resolve, resolve_parameters, step_graph
+from pipelines.code import code_version
 from tests.pipeline.conftest import ROLE
 
 STEPS = ["Preprocess", "TrainDeepAR", "CreateModel", "BatchForecast", "Evaluate", "QualityGate",
@@ -119,7 +120,8 @@ def test_scripts_are_s3_uris_and_container_paths(definition: dict) -> None:
     for name, script in (("Preprocess", "processing/preprocess.py"), ("Evaluate", "evaluation/evaluate.py")):
         args = next(s for s in definition["Steps"] if s["Name"] == name)["Arguments"]
         code = [i for i in args["ProcessingInputs"] if i["InputName"] == "code"][0]["S3Input"]["S3Uri"]
-        assert code == f"s3://aircast-artifacts/pipelines/aircast-deepar/code/{script}"
+        # the code's content version (pipelines/code.py): an execution reads the code it started with
+        assert code == f"s3://aircast-artifacts/pipelines/aircast-deepar/code/{code_version()}/{script}"
         assert args["AppSpecification"]["ContainerEntrypoint"][-1].startswith("/opt/ml/processing/input/code/")
         container_args = [a for a in args["AppSpecification"]["ContainerArguments"] if isinstance(a, str)]
         assert all(a.startswith("/opt/ml/") for a in container_args if "/" in a)

@@ -20,6 +20,9 @@ from infra.local.sagemaker.executor import (
     step_graph,
 )
 
+#: the pipeline's processing image (a job runs only in an image local mode has a manifest for)
+IMAGE = "763104351884.dkr.ecr.eu-west-1.amazonaws.com/autogluon-training:1.4.0-cpu-py311"
+
 # A job script of our own (not project job code): writes a score report, echoes what it saw.
 SCRIPT = textwrap.dedent("""
     import argparse, json, os, pathlib, sys
@@ -45,7 +48,7 @@ def _processing(name: str, *, arguments: list, inputs: list, output_uri) -> dict
         "Arguments": {
             "ProcessingResources": {"ClusterConfig": {"InstanceType": "ml.m5.large", "InstanceCount": 1,
                                                       "VolumeSizeInGB": 30}},
-            "AppSpecification": {"ImageUri": "img", "ContainerEntrypoint": ["python3",
+            "AppSpecification": {"ImageUri": IMAGE, "ContainerEntrypoint": ["python3",
                                                                             "/opt/ml/processing/input/code/job.py"],
                                  # the contract: every path is passed explicitly (defaults are container paths)
                                  "ContainerArguments": [*arguments, "--input-dir", "/opt/ml/processing/input/data",

@@ -7,7 +7,10 @@ condition branches. S3 URIs map to the local object store; each step type runs o
 local stand-in:
 
 - ``Processing``: the step's script in a subprocess; any argument, environment value or
-  channel path under ``/opt/ml/`` is rewritten to the job's own folder.
+  channel path under ``/opt/ml/`` is rewritten to the job's own folder. The script runs under
+  its image's contract (:mod:`infra.local.runtimes`): an image without a manifest is refused,
+  an import of a module the image lacks raises ``ModuleNotFoundError`` as in the container, and
+  code that needs a newer Python than the image's fails the job before it starts.
 - ``Training``: the built-in DeepAR image → :func:`infra.local.sagemaker.deepar.train`
   (GluonTS) with the channels and hyperparameters; writes ``model.tar.gz``.
 - ``Model``: records the model (container, model data).
@@ -38,6 +41,7 @@ from typing import Any, Protocol
 
 from aircast.settings import Settings
 from infra.local.logs import LogStream, run_logged
+from infra.local.runtimes import Runtime, UnknownImage, contract, runtime_for_image
 from infra.local.s3 import atomic_write_bytes, parse_s3_uri, uri_to_path
 
 CONTAINER_ROOT = "/opt/ml/"
@@ -546,14 +550,23 @@ class PipelineExecutor:
             Path(local(out["S3Output"]["LocalPath"])).mkdir(parents=True, exist_ok=True)
 
         app = args["AppSpecification"]
+        runtime = self._script_runtime(app.get("ImageUri", ""))
         entry = list(app.get("ContainerEntrypoint") or [])
         if not entry:
             raise StepFailed("AppSpecification.ContainerEntrypoint is empty; local mode runs scripts only")
-        if Path(entry[0]).name in ("python", "python3"):
-            entry[0] = sys.executable
+        if Path(entry[0]).name not in runtime.entrypoint:
+            # what the container answers when its entrypoint is not there
+            raise StepFailed(f"ClientError: executable file not found in $PATH: {entry[0]!r} "
+                             f"(image {runtime.name} has {', '.join(runtime.entrypoint) or 'no interpreter'})")
+        entry[0] = sys.executable
         argv = [rewrite(str(a)) for a in entry + list(app.get("ContainerArguments") or [])]
         env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
         env.update({k: rewrite(str(v)) for k, v in (args.get("Environment") or {}).items()})
+        job_path = [Path(p) for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
+        self._check_python(runtime, argv, container, job_path)
+        # the container's imports: its Python's standard library, its modules and the job's own code
+        guard = contract.write_guard(job_dir / "container-contract", runtime, [container])
+        env["PYTHONPATH"] = os.pathsep.join([str(guard), *map(str, job_path)])
         log_path = job_dir / "job.log"
         timeout = args.get("StoppingCondition", {}).get("MaxRuntimeInSeconds", 86400)
         self.progress(f"[{node.name}] {' '.join(Path(a).name if a.startswith(str(job_dir)) else a for a in argv)}")
@@ -574,6 +587,38 @@ class PipelineExecutor:
         self.properties[node.name] = props
         self._load_property_files(node, outputs)
         return {"ProcessingJob": {"Arn": props["ProcessingJobArn"]}}
+
+    def _script_runtime(self, image: str) -> Runtime:
+        """The manifest of the image a processing job runs its script in (one AWS would run)."""
+        try:
+            runtime = runtime_for_image(image)
+        except UnknownImage as exc:
+            raise StepFailed(f"ClientError: {exc}") from None
+        if runtime.kind != "script":
+            raise StepFailed(f"ClientError: image {runtime.name} is a built-in algorithm; a processing job "
+                             "needs an image that runs your script")
+        mismatches = contract.version_mismatches(runtime)
+        if mismatches and self._log is not None:
+            # an import cannot tell versions apart: the job's log says where this machine differs from the image
+            self._log.put("local mode: module versions differ from the image: " + "; ".join(mismatches))
+        return runtime
+
+    def _check_python(self, runtime: Runtime, argv: list[str], container: Path, job_path: list[Path]) -> None:
+        """Fail the job as its container would when its code needs a newer Python than the image's.
+
+        Locally the script runs on this interpreter, which may accept syntax and calls (``zip(strict=)``,
+        ``X | Y`` types) the image's older Python rejects; so the job's own code is checked first.
+        """
+        assert runtime.python is not None
+        if runtime.python >= sys.version_info[:2] or len(argv) < 2 or not argv[1].endswith(".py"):
+            return
+        roots = [p for p in job_path if p.resolve().is_relative_to(container.resolve())]
+        problems = contract.python_violations(contract.job_code(Path(argv[1]), roots), runtime.python)
+        if problems:
+            shown = "; ".join(p.replace(str(container), "/opt/ml") for p in problems[:3])
+            more = f" (+{len(problems) - 3} more)" if len(problems) > 3 else ""
+            raise StepFailed(f"AlgorithmError: the job's code needs a newer Python than image {runtime.name}'s "
+                             f"{runtime.python[0]}.{runtime.python[1]}: {shown}{more}")
 
     def _load_property_files(self, node: StepNode, outputs: list[dict[str, Any]]) -> None:
         files: dict[str, Any] = {}
@@ -596,7 +641,11 @@ class PipelineExecutor:
     def _run_training(self, node: StepNode) -> dict[str, Any]:
         args = resolve(node.spec["Arguments"], self)
         image = args.get("AlgorithmSpecification", {}).get("TrainingImage", "")
-        if "forecasting-deepar" not in image:
+        try:
+            algorithm = runtime_for_image(image).algorithm
+        except UnknownImage as exc:
+            raise StepFailed(f"ClientError: {exc}") from None
+        if algorithm != "deepar":
             raise StepFailed(f"local mode trains only the built-in DeepAR image, not {image!r}")
         from infra.local.sagemaker import deepar
 

@@ -412,13 +412,13 @@ def run_local_pipeline(settings: Settings, parameters: Mapping[str, Any] | None 
     """
     from aircast.clients import get_client
     from infra.local.sagemaker.client import LocalSageMakerClient
-    from pipelines.code import upload_code
+    from pipelines.code import definition_code_version, upload_code
     from pipelines.definition import build_definition
 
     local = settings.replace(backend="local")
     name = pipeline_name or local.pipeline_name
     definition_json, prefix = definition or build_definition(local, pipeline_name=name)
-    upload_code(get_client("s3", local), local.artifacts_bucket, prefix)
+    upload_code(get_client("s3", local), local.artifacts_bucket, prefix, version=definition_code_version(definition_json))
     client = get_client("sagemaker", local)
     upsert_pipeline(client, name, definition_json, local.role_arn)
     # None means "the parameter's default", as when a caller's option was not given
