@@ -109,6 +109,7 @@ def _evaluation(rng: np.random.Generator) -> dict[str, Any]:
 def seed(settings: Any, executions: int, packages: int) -> dict[str, Any]:
     """Fill the data dir through the stand-ins' APIs; returns ids the pages need."""
     from aircast.clients import get_client
+    from infra.local.sagemaker.client import LocalSageMakerClient
     from infra.local.sagemaker.cloudwatch import write_minutes
     from infra.local.sagemaker.endpoints import EndpointStore
     from infra.local.sagemaker.pipelines import run_execution, upsert_pipeline
@@ -120,7 +121,7 @@ def seed(settings: Any, executions: int, packages: int) -> dict[str, Any]:
     t0 = time.monotonic()
     ids = []
     for i in range(executions):
-        arn = sm.create_pipeline_execution_record(settings.pipeline_name, [
+        arn = LocalSageMakerClient(settings).create_pipeline_execution_record(settings.pipeline_name, [
             {"Name": "Score", "Value": str(round(float(rng.uniform(0.1, 0.8)), 3))}])
         run_execution(settings, arn)
         ids.append(arn.rsplit("/", 1)[-1])
