@@ -71,7 +71,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if func is None:
         group = getattr(args, "group_parser", parser)
         choices = ", ".join(_subcommands(group))
-        _say(f"{group.prog}: choose a command: {choices} (see {group.prog} --help)")
+        _say(f"{group.prog}: error: choose a command: {choices} (see {group.prog} --help)")
         return 2
     settings: Settings | None = None
     try:

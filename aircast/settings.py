@@ -137,8 +137,10 @@ def load_settings(config_file: str | os.PathLike[str] | None = None, **overrides
     if path is None and Path("aircast.toml").is_file():
         path = "aircast.toml"
     if path is not None:
+        if Path(path).is_dir():
+            raise ValueError(f"config file {path} is a folder; give a TOML file (--config or AIRCAST_CONFIG)")
         if not Path(path).is_file():
-            raise FileNotFoundError(f"config file {path} does not exist (AIRCAST_CONFIG)")
+            raise FileNotFoundError(f"config file {path} does not exist (--config or AIRCAST_CONFIG)")
         with open(path, "rb") as fh:
             values.update(tomllib.load(fh))
     for f in fields(Settings):
