@@ -26,7 +26,7 @@ from typing import NoReturn
 
 from aircast import __version__
 from aircast.output import CommandError, UsageError
-from aircast.settings import Settings, load_settings
+from aircast.settings import Settings, load_settings, number_in_range
 
 COMMAND_GROUPS = ("local", "device", "lake", "pipeline", "models", "endpoint", "events", "monitor", "console", "aws", "demo")
 DEBUG_ENV = "AIRCAST_DEBUG"
@@ -197,39 +197,12 @@ def add_group(sub: argparse._SubParsersAction, name: str, help: str) -> argparse
 # ---- argument types: a bad value is refused by argparse (exit 2) before any work starts ----------
 def bounded_int(low: int, high: int | None = None) -> Callable[[str], int]:
     """An argparse type: a whole number in [low, high]."""
-
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-        if value < low or (high is not None and value > high):
-            wanted = f"at least {low}" if high is None else f"between {low} and {high}"
-            raise argparse.ArgumentTypeError(f"{value} is out of range: give a whole number {wanted}")
-        return value
-
-    parse.__name__ = "whole number"
-    return parse
+    return number_in_range(int, low, high)
 
 
 def bounded_float(low: float, high: float | None = None, *, low_open: bool = False) -> Callable[[str], float]:
     """An argparse type: a finite number in [low, high] (or (low, high] with ``low_open``)."""
-
-    def parse(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-        if value != value or value in (float("inf"), float("-inf")):
-            raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
-        if value < low or (low_open and value == low) or (high is not None and value > high):
-            bound = f"above {low:g}" if low_open else f"at least {low:g}"
-            raise argparse.ArgumentTypeError(f"{value:g} is out of range: give a number {bound}"
-                                             + (f" and at most {high:g}" if high is not None else ""))
-        return value
-
-    parse.__name__ = "number"
-    return parse
+    return number_in_range(float, low, high, low_open=low_open)
 
 
 PORT = bounded_int(1, 65535)

@@ -27,6 +27,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from aircast.cli import exported_settings
 from aircast.clients import deployment_history
 from aircast.output import CommandError, print_table
 from aircast.settings import Settings
@@ -419,21 +420,6 @@ def demo_lock(settings: Settings) -> Iterator[None]:
     finally:
         fcntl.flock(fh, fcntl.LOCK_UN)
         fh.close()
-
-
-@contextlib.contextmanager
-def exported_settings(settings: Settings) -> Iterator[None]:
-    """Give in-process handlers (the deploy Lambda reads its settings from the environment) the demo's
-    settings for the duration of the run, then restore the environment."""
-    from infra.local.stack import settings_env
-
-    saved = dict(os.environ)
-    os.environ.update(settings_env(settings))
-    try:
-        yield
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
 
 
 def count_raw_records(settings: Settings) -> int:
