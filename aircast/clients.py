@@ -4,7 +4,10 @@
 the embedded stand-ins in ``infra/local`` (:func:`infra.local.core.local_client`), so every
 request is validated against botocore's service model and errors are the service's
 modeled exception classes on both backends; ``sagemaker-runtime`` is a real boto3 client
-pointed at the local endpoint host.
+pointed at the local endpoint host, and ``events`` one pointed at the local event bus process while
+it runs (EventBridge's JSON protocol, signed with the data dir's token), else answered in-process.
+Local clients that can invoke a Lambda function (``lambda``, ``events``, ``sagemaker``) first make
+sure aircast's functions exist on the local Lambda, as the CloudFormation stack creates them on AWS.
 """
 
 from __future__ import annotations
@@ -15,12 +18,18 @@ from aircast.settings import Settings
 
 
 def get_client(service: str, settings: Settings) -> Any:
-    """Return a boto3-shaped client for ``service`` ("s3", "sagemaker", "sagemaker-runtime", "cloudwatch", "logs", "events", "glue")."""
+    """Return a boto3-shaped client for ``service`` ("s3", "sagemaker", "sagemaker-runtime", "cloudwatch", "logs",
+    "events", "lambda", "glue")."""
     if settings.backend == "aws":
         import boto3
 
         return boto3.client(service, region_name=settings.region)
     from infra.local.core import local_client
+
+    if service in ("lambda", "events", "sagemaker"):
+        from aircast.functions import register_local_functions
+
+        register_local_functions(settings.data_dir)
 
     if service == "s3":
         from infra.local.s3 import LocalS3Backend
@@ -47,9 +56,19 @@ def get_client(service: str, settings: Settings) -> Any:
 
         return local_client("cloudwatch", LocalCloudWatchClient(settings), region=settings.region)
     if service == "events":
+        if event_bus_running(settings):
+            from infra.local.core.jsonserver import remote_client
+
+            return remote_client("events", f"http://127.0.0.1:{settings.eventbus_port}", settings.data_dir,
+                                 settings.region)
         from infra.local.eventbridge.client import LocalEventsClient
 
         return local_client("events", LocalEventsClient(settings), region=settings.region)
+    if service == "lambda":
+        from infra.local.awslambda import LocalLambdaBackend
+
+        return local_client("lambda", LocalLambdaBackend(settings.data_dir, settings.region, settings.account_id),
+                            region=settings.region)
     if service == "logs":
         from infra.local.logs import LocalLogsClient
 
@@ -59,6 +78,14 @@ def get_client(service: str, settings: Settings) -> Any:
 
         return local_client("glue", LocalGlueClient(settings), region=settings.region)
     raise ValueError(f"no local stand-in for AWS service {service!r}")
+
+
+def event_bus_running(settings: Settings) -> bool:
+    """Whether this data dir's event bus process runs (its PID file names a live process of ours) and listens."""
+    from infra.local.eventbridge.service import SERVICE
+    from infra.local.stack import port_in_use, read_pid
+
+    return read_pid(settings, SERVICE.name) is not None and port_in_use("127.0.0.1", settings.eventbus_port)
 
 
 def deployment_history(settings: Settings, endpoint_name: str) -> list[dict[str, Any]]:

@@ -27,6 +27,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from aircast.cli import exported_settings
 from aircast.clients import deployment_history
 from aircast.output import CommandError, print_table
 from aircast.settings import Settings
@@ -37,6 +38,8 @@ REPLAY_THING = "beijing-us-embassy"
 FIRST_START = dt.datetime(2014, 6, 1, tzinfo=dt.UTC)
 #: the last hour of the replayed CSV (2014-12-31 23:00 in Beijing, UTC+8)
 DATA_END = dt.datetime(2014, 12, 31, 15, tzinfo=dt.UTC)
+PREDICTION_HOURS = 24  # the pipeline's prediction_length
+MAX_SIM_SENSORS = 100
 DEMO_STATE_FILE = "demo-state.json"
 
 
@@ -61,6 +64,34 @@ class DemoOptions:
     #: further pipeline parameter overrides (e.g. the gate's thresholds)
     pipeline_parameters: dict[str, Any] = field(default_factory=dict)
     spark: Any = None  #: an existing Spark session (tests share one)
+
+    def __post_init__(self) -> None:
+        # refused here, before the stack starts, not in the pipeline minutes later
+        for problem in self.problems():
+            raise ValueError(problem)
+
+    def min_days(self) -> int:
+        """Days of history the first run needs: context + one horizon before the evaluation windows."""
+        hours = self.context_length + PREDICTION_HOURS * (self.eval_windows + 1)
+        return -(-hours // 24)
+
+    def problems(self) -> list[str]:
+        """What is wrong with these options, in the CLI's words."""
+        out = []
+        available = (DATA_END - FIRST_START).days
+        if self.context_length < 1 or self.eval_windows < 1:
+            out.append("context_length and eval_windows must be at least 1")
+        elif not self.min_days() <= self.days <= available:
+            out.append(f"--days {self.days}: the first run needs {self.min_days()} to {available} days of history "
+                       f"({self.context_length} h context + {self.eval_windows + 1} x {PREDICTION_HOURS} h forecasts; "
+                       f"the Beijing data covers {available} days)")
+        if not 1 <= self.fresh_days <= available:
+            out.append(f"--fresh-days {self.fresh_days}: give 1 to {available} days of new data per rerun")
+        if not 0 <= self.sim_sensors <= MAX_SIM_SENSORS:
+            out.append(f"--sim-sensors {self.sim_sensors}: give 0 to {MAX_SIM_SENSORS} simulated sensors")
+        if self.epochs is not None and self.epochs < 1:
+            out.append(f"--epochs {self.epochs}: give at least 1 epoch (or leave it out for the pipeline's default)")
+        return out
 
 
 @dataclass
@@ -169,8 +200,8 @@ class Demo:
 
     def start_stack(self, notes: list[str]) -> None:
         from aircast.console.service import LOCAL_STACK
+        from aircast.event_rules import ensure_default_rules
         from infra.local import stack
-        from infra.local.eventbridge.defaults import ensure_default_rules
 
         rows = stack.up(self.settings, LOCAL_STACK)
         print_table(rows, ["service", "state", "pid", "port"], out=sys.stderr)
@@ -391,21 +422,6 @@ def demo_lock(settings: Settings) -> Iterator[None]:
         fh.close()
 
 
-@contextlib.contextmanager
-def exported_settings(settings: Settings) -> Iterator[None]:
-    """Give in-process handlers (the deploy Lambda reads its settings from the environment) the demo's
-    settings for the duration of the run, then restore the environment."""
-    from infra.local.stack import settings_env
-
-    saved = dict(os.environ)
-    os.environ.update(settings_env(settings))
-    try:
-        yield
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
-
-
 def count_raw_records(settings: Settings) -> int:
     """Lines in the raw Firehose objects of the lake (records delivered)."""
     root = settings.s3_root / settings.lake_bucket / "raw" / "telemetry"
@@ -518,10 +534,12 @@ def latest_series(settings: Settings, thing: str, pollutant: str, hours: int) ->
     """The last ``hours`` hourly means of one series from the curated lake, gaps as "NaN"."""
     import duckdb
 
+    from aircast.commands.lake import sql_string
+
     glob = (settings.s3_root / settings.lake_bucket / "curated" / "hourly").as_posix() + "/*/*.parquet"
     con = duckdb.connect()
     rows = con.execute(
-        f"SELECT hour, mean FROM read_parquet('{glob}', hive_partitioning=true) "
+        f"SELECT hour, mean FROM read_parquet({sql_string(glob)}, hive_partitioning=true) "
         "WHERE thing_name = ? AND pollutant = ? ORDER BY hour", [thing, pollutant]).fetchall()
     if not rows:
         raise CommandError(f"no hourly {pollutant} data for {thing} in the lake")

@@ -4,17 +4,48 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import sys
 from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import Any, TextIO
 
 
 class CommandError(Exception):
-    """An error a user caused; the CLI prints its message and exits non-zero."""
+    """A command that could not do its work (a service refused, a job failed, a prerequisite is not
+    running); the CLI prints its message on one line and exits 1."""
 
     def __init__(self, message: str, exit_code: int = 1) -> None:
         super().__init__(message)
         self.exit_code = exit_code
+
+
+class UsageError(CommandError):
+    """The command cannot run as given (an argument, option, setting, path or credential is wrong);
+    the CLI prints what was wrong on one line and exits 2, as for argparse's own usage errors."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, exit_code=2)
+
+
+def check_output_file(path: str | os.PathLike[str], option: str, suffix: str | None = None) -> Path:
+    """``path`` as a file a command may write (its folders are created later); a UsageError naming
+    ``option`` when it is a folder, lies under a file, has the wrong suffix or cannot be written."""
+    out = Path(path)
+    if not str(path).strip():
+        raise UsageError(f"{option}: give a file path")
+    if out.is_dir():
+        raise UsageError(f"{option} {out} is a folder; give the path of a file to write")
+    if suffix and out.suffix.lower() != suffix:
+        raise UsageError(f"{option} {out}: give a {suffix} file")
+    for parent in out.absolute().parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise UsageError(f"{option} {out}: {parent} is a file, not a folder")
+            if not os.access(parent, os.W_OK):
+                raise UsageError(f"{option} {out}: cannot write in {parent} (permission denied)")
+            break
+    return out
 
 
 def parse_assignments(pairs: Iterable[str], option: str, example: str, form: str = "NAME=VALUE") -> dict[str, str]:
@@ -24,7 +55,7 @@ def parse_assignments(pairs: Iterable[str], option: str, example: str, form: str
     for pair in pairs:
         name, sep, value = pair.partition("=")
         if not sep or not name.strip():
-            raise CommandError(f"{option} {pair!r} is not {form} (e.g. {example})")
+            raise UsageError(f"{option} {pair!r} is not {form} (e.g. {example})")
         out[name.strip()] = value
     return out
 

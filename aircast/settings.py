@@ -9,9 +9,11 @@ project code is the same for both.
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import os
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -142,8 +144,10 @@ def load_settings(config_file: str | os.PathLike[str] | None = None, **overrides
     if path is None and Path("aircast.toml").is_file():
         path = "aircast.toml"
     if path is not None:
+        if Path(path).is_dir():
+            raise ValueError(f"config file {path} is a folder; give a TOML file (--config or AIRCAST_CONFIG)")
         if not Path(path).is_file():
-            raise FileNotFoundError(f"config file {path} does not exist (AIRCAST_CONFIG)")
+            raise FileNotFoundError(f"config file {path} does not exist (--config or AIRCAST_CONFIG)")
         with open(path, "rb") as fh:
             values.update(tomllib.load(fh))
     for f in fields(Settings):
@@ -162,6 +166,28 @@ def load_settings(config_file: str | os.PathLike[str] | None = None, **overrides
     if settings.backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {settings.backend!r} (AIRCAST_BACKEND)")
     return settings.replace(data_dir=settings.data_dir.expanduser().absolute())
+
+
+def number_in_range(kind: type, low: float, high: float | None = None, *,
+                    low_open: bool = False) -> Callable[[str], Any]:
+    """An argparse type: a whole number (``kind=int``) or finite number (``float``) in [low, high]
+    ((low, high] with ``low_open``); a bad value is refused by argparse, in one line, before any work."""
+
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a {'whole ' if kind is int else ''}number") from None
+        if value != value or value in (float("inf"), float("-inf")):
+            raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
+        if value < low or (low_open and value == low) or (high is not None and value > high):
+            wanted = f"above {low:g}" if low_open else f"at least {low:g}"
+            raise argparse.ArgumentTypeError(f"{text} is out of range: give a {'whole ' if kind is int else ''}"
+                                             f"number {wanted}" + (f" and at most {high:g}" if high is not None else ""))
+        return value
+
+    parse.__name__ = "whole number" if kind is int else "number"
+    return parse
 
 
 def prepare_sdk_environment(settings: Settings | None = None) -> None:

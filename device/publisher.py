@@ -28,7 +28,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from aircast.settings import Settings, load_settings
+from aircast.settings import Settings, load_settings, number_in_range
 from device.readings import (
     Reading,
     iso_timestamp,
@@ -351,32 +351,35 @@ class SeqStore:
 
 
 # ---- command line ------------------------------------------------------------------
+MAX_SIMULATED_THINGS = 1000
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options shared by ``iot-device`` and ``aircast device``."""
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--replay", metavar="FILE", type=Path,
                         help="replay the Beijing PM2.5 hourly CSV (data/beijing_pm25_hourly.csv)")
-    source.add_argument("--simulate", metavar="N", type=int, help="simulate N sensors (things sim-sensor-001...)")
+    source.add_argument("--simulate", metavar="N", type=number_in_range(int, 1, MAX_SIMULATED_THINGS), help="simulate N sensors (things sim-sensor-001...)")
     parser.add_argument("--thing", help=f"thing name for --replay (default {DEFAULT_REPLAY_THING}) or --simulate 1")
     parser.add_argument("--prefix", default="sim-sensor", help="thing name prefix for --simulate")
     parser.add_argument("--start", type=parse_time,
                         help="first reading's time, ISO (simulate: default --hours before now; replay: skip earlier rows)")
-    parser.add_argument("--hours", type=int,
+    parser.add_argument("--hours", type=number_in_range(int, 1),
                         help="hours of readings (simulate: default 168 = a week of backfill; replay: default all)")
     parser.add_argument("--shift-to", type=parse_time,
                         help="replay: move timestamps so the first replayed reading is at this time")
-    parser.add_argument("--speed", type=float, default=0.0,
+    parser.add_argument("--speed", type=number_in_range(float, 0), default=0.0,
                         help="data seconds per wall second, e.g. 3600 = an hour per second (default 0: as fast as possible)")
     parser.add_argument("--seed", type=int, default=0, help="random seed of --simulate")
     parser.add_argument("--endpoint", help="MQTT host: AWS IoT ATS endpoint, or the local broker (default from settings)")
-    parser.add_argument("--port", type=int, help="MQTT port (default from settings, 8883)")
+    parser.add_argument("--port", type=number_in_range(int, 1, 65535), help="MQTT port (default from settings, 8883)")
     parser.add_argument("--cert", type=Path, help="client certificate (single thing); default: <certs-dir>/<thing>/cert.pem")
     parser.add_argument("--key", type=Path, help="private key (single thing); default: <certs-dir>/<thing>/key.pem")
     parser.add_argument("--ca", type=Path, help="CA certificate (AWS: AmazonRootCA1.pem; default: the local CA)")
     parser.add_argument("--certs-dir", type=Path, help="folder with <thing>/cert.pem and key.pem (default: local PKI)")
-    parser.add_argument("--max-in-flight", type=int, default=DEFAULT_MAX_IN_FLIGHT,
+    parser.add_argument("--max-in-flight", type=number_in_range(int, 1), default=DEFAULT_MAX_IN_FLIGHT,
                         help=f"cap on unacknowledged publishes (default {DEFAULT_MAX_IN_FLIGHT})")
-    parser.add_argument("--ack-timeout", type=float, default=60.0,
+    parser.add_argument("--ack-timeout", type=number_in_range(float, 0, low_open=True), default=60.0,
                         help="seconds to wait for the last acknowledgements before counting them failed")
     parser.add_argument("--json", action="store_true", help="print the final report as JSON")
 

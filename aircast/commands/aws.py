@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from aircast.cli import add_group
-from aircast.output import CommandError, parse_assignments, print_json, print_kv
+from aircast.output import CommandError, UsageError, parse_assignments, print_json, print_kv
 from aircast.settings import Settings
 
 
@@ -81,9 +81,9 @@ def _aws_errors(exc: Exception) -> CommandError:
     from botocore.exceptions import ClientError, NoCredentialsError, NoRegionError
 
     if isinstance(exc, NoCredentialsError):
-        return CommandError("no AWS credentials found: run `aws configure` or set AWS_PROFILE / AWS_ACCESS_KEY_ID")
+        return UsageError("no AWS credentials found: run `aws configure` or set AWS_PROFILE / AWS_ACCESS_KEY_ID")
     if isinstance(exc, NoRegionError):
-        return CommandError("no AWS region: set AIRCAST_REGION or AWS_DEFAULT_REGION")
+        return UsageError("no AWS region: set AIRCAST_REGION or AWS_DEFAULT_REGION")
     if isinstance(exc, ClientError):
         return CommandError(f"AWS refused: {exc}")
     return CommandError(str(exc))
@@ -189,7 +189,7 @@ def destroy_stack_command(args: argparse.Namespace, settings: Settings) -> int:
     from infra.aws import provision
 
     if not args.yes:
-        raise CommandError(f"this deletes stack {args.stack_name}: devices lose their IoT policy, ingestion, ETL, "
+        raise UsageError(f"this deletes stack {args.stack_name}: devices lose their IoT policy, ingestion, ETL, "
                            "approvals and retraining stop; buckets and registered models are kept. Pass --yes")
     with _user_errors():
         session = _session(settings)

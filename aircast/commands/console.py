@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from aircast.cli import PORT
 from aircast.output import CommandError
 from aircast.settings import Settings
 
@@ -13,7 +14,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     text = ("serve the console (pipelines, model registry with Approve / Reject, endpoints, data and drift) "
             "on 127.0.0.1 and print the link that signs a browser in")
     p = sub.add_parser("console", help=text, description=text)
-    p.add_argument("--port", type=int, help="port on 127.0.0.1 (env AIRCAST_CONSOLE_PORT, default 8070)")
+    p.add_argument("--port", type=PORT, help="port on 127.0.0.1 (env AIRCAST_CONSOLE_PORT, default 8070)")
     p.add_argument("--url", action="store_true",
                    help="only print the sign-in link (for the console `aircast local up` started)")
     p.add_argument("--open", metavar="PATH", default="/", help="page the link opens, e.g. /models/3")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from aircast.output import CommandError
+from aircast.output import CommandError, UsageError
 from aircast.settings import Settings
 
 
@@ -33,7 +33,7 @@ def cmd_device(args: argparse.Namespace, settings: Settings) -> int:
                 except pki.PKIError as exc:
                     raise CommandError(str(exc)) from exc
     elif not (args.endpoint or settings.iot_endpoint):
-        raise CommandError("on the aws backend give --endpoint (your AWS IoT ATS endpoint) or AIRCAST_IOT_ENDPOINT")
+        raise UsageError("on the aws backend give --endpoint (your AWS IoT ATS endpoint) or AIRCAST_IOT_ENDPOINT")
     try:
         report = run(args, settings, prepare_things=prepare)
     except DeviceError as exc:

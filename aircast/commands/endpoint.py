@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from aircast.clients import deployment_history
-from aircast.output import CommandError, parse_assignments, print_json, print_kv, print_table
+from aircast.output import CommandError, UsageError, parse_assignments, print_json, print_kv, print_table
 from aircast.settings import Settings
 
 
@@ -78,7 +78,7 @@ def _invoke(args: argparse.Namespace, settings: Settings) -> int:
     if args.file == "-":
         body = sys.stdin.buffer.read()
     elif not path.is_file():
-        raise CommandError(f"request file {path} does not exist; write a DeepAR request "
+        raise UsageError(f"request file {path} does not exist; write a DeepAR request "
                            '({"instances": [{"start": ..., "target": [...]}], "configuration": {...}})')
     else:
         body = path.read_bytes()
@@ -122,7 +122,7 @@ def _deploy(args: argparse.Namespace, settings: Settings) -> int:
         instance_type=base.instance_type, instance_count=base.instance_count)
     environment = {"AIRCAST_FAULT_INJECTION": args.fault_injection} if args.fault_injection else None
     if environment and settings.backend == "aws":
-        raise CommandError("--fault-injection is a local chaos hook; it has no effect on AWS")
+        raise UsageError("--fault-injection is a local chaos hook; it has no effect on AWS")
     sm, cw = clients(settings)
     endpoint = args.endpoint or settings.endpoint_name
     try:
@@ -155,7 +155,7 @@ def _weights(args: argparse.Namespace, settings: Settings) -> int:
         try:
             weights[name] = float(value)
         except ValueError:
-            raise CommandError(f"weight of variant {name}: {value!r} is not a number (e.g. A=0.8 B=0.2)") from None
+            raise UsageError(f"weight of variant {name}: {value!r} is not a number (e.g. A=0.8 B=0.2)") from None
     try:
         set_variant_weights(_sm(settings), args.name, weights)
     except Exception as exc:
@@ -186,7 +186,7 @@ def _delete(args: argparse.Namespace, settings: Settings) -> int:
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the `endpoint` command group."""
-    from aircast.cli import add_group
+    from aircast.cli import add_group, bounded_float, bounded_int
 
     group = add_group(sub, "endpoint", "real-time endpoints: list, describe, invoke, deploy (blue/green), delete")
     p = group.add_parser("list", help="endpoints and their status")
@@ -210,16 +210,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model-package", required=True, help="model package ARN or version number of the group")
     p.add_argument("--endpoint", help="endpoint name (default: settings endpoint_name)")
     p.add_argument("--strategy", choices=("canary", "linear", "all-at-once"))
-    p.add_argument("--step-percent", type=int, help="canary size / linear step in %% of the fleet")
-    p.add_argument("--wait-seconds", type=int, help="baking period after each traffic shift (0-3600)")
-    p.add_argument("--termination-wait-seconds", type=int, help="blue kept after the last shift (0-3600)")
-    p.add_argument("--max-timeout-seconds", type=int, help="whole deployment limit (600-28800)")
-    p.add_argument("--error-rate-threshold", type=float, help="rollback when green's error rate exceeds this (0-1)")
-    p.add_argument("--latency-p99-ms", type=float, help="rollback when green's p99 model latency exceeds this")
+    p.add_argument("--step-percent", type=bounded_int(1, 100), help="canary size / linear step in %% of the fleet")
+    p.add_argument("--wait-seconds", type=bounded_int(0, 3600), help="baking period after each traffic shift (0-3600)")
+    p.add_argument("--termination-wait-seconds", type=bounded_int(0, 3600), help="blue kept after the last shift (0-3600)")
+    p.add_argument("--max-timeout-seconds", type=bounded_int(600, 28800), help="whole deployment limit (600-28800)")
+    p.add_argument("--error-rate-threshold", type=bounded_float(0.0, 1.0), help="rollback when green's error rate exceeds this (0-1)")
+    p.add_argument("--latency-p99-ms", type=bounded_float(0.0, low_open=True), help="rollback when green's p99 model latency exceeds this")
     p.add_argument("--fault-injection", help="local chaos hook: AIRCAST_FAULT_INJECTION for the new model "
                                              "(error, error_rate=0.3, latency_ms=800, load_failure)")
     p.add_argument("--wait", action="store_true", help="wait until the deployment completes or rolls back")
-    p.add_argument("--timeout", type=float, default=3600.0, help="seconds to wait with --wait")
+    p.add_argument("--timeout", type=bounded_float(0.0, low_open=True), default=3600.0, help="seconds to wait with --wait")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_deploy)
 

@@ -9,9 +9,9 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from aircast.cli import add_group
+from aircast.cli import add_group, bounded_int
 from aircast.clients import get_client
-from aircast.output import CommandError, parse_assignments, print_json, print_kv, print_table
+from aircast.output import CommandError, UsageError, parse_assignments, print_json, print_kv, print_table
 from aircast.settings import Settings
 
 
@@ -51,7 +51,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = group.add_parser("history", help="recent events, the rules they matched and each target's outcome (local)")
     p.add_argument("--rule", help="only events that matched this rule")
     p.add_argument("--source", help="only events from this source")
-    p.add_argument("--limit", type=int, default=20)
+    p.add_argument("--limit", type=bounded_int(1, 10_000), default=20, help="most recent events to show (default 20)")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_history)
 
@@ -69,7 +69,7 @@ def _text_or_file(value: str, what: str) -> str:
     if value.startswith("@"):
         path = Path(value[1:])
         if not path.is_file():
-            raise CommandError(f"{what} file {path} does not exist")
+            raise UsageError(f"{what} file {path} does not exist")
         return path.read_text()
     return value
 
@@ -129,7 +129,7 @@ def _short_pattern(text: str) -> str:
 
 def cmd_put_rule(args: argparse.Namespace, settings: Settings) -> int:
     if not args.schedule and not args.pattern:
-        raise CommandError("give --schedule 'rate(1 hour)' / 'cron(...)' or --pattern '{\"source\": [...]}'")
+        raise UsageError("give --schedule 'rate(1 hour)' / 'cron(...)' or --pattern '{\"source\": [...]}'")
     params = [{"Name": name, "Value": value} for name, value in
               parse_assignments(args.pipeline_param, "--pipeline-param", "Epochs=5").items()]
     events = get_client("events", settings)
@@ -179,7 +179,7 @@ def cmd_put_event(args: argparse.Namespace, settings: Settings) -> int:
     try:
         json.loads(detail)
     except json.JSONDecodeError as exc:
-        raise CommandError(f"--detail is not valid JSON: {exc}") from exc
+        raise UsageError(f"--detail is not valid JSON: {exc}") from exc
     try:
         resp = get_client("events", settings).put_events(
             Entries=[{"Source": args.source, "DetailType": args.detail_type, "Detail": detail}])
@@ -194,7 +194,7 @@ def cmd_put_event(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_history(args: argparse.Namespace, settings: Settings) -> int:
     if settings.backend != "local":
-        raise CommandError("the delivery history is kept by the local bus; on AWS see the rule's CloudWatch metrics "
+        raise UsageError("the delivery history is kept by the local bus; on AWS see the rule's CloudWatch metrics "
                            "(Invocations, FailedInvocations) or run with --backend local")
     from infra.local.eventbridge.client import LocalEventsClient
 
@@ -216,7 +216,7 @@ def cmd_history(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_defaults(args: argparse.Namespace, settings: Settings) -> int:
-    from infra.local.eventbridge.defaults import ensure_default_rules
+    from aircast.event_rules import ensure_default_rules
 
     try:
         names = ensure_default_rules(settings, get_client("events", settings))

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from aircast.cli import add_group
-from aircast.output import CommandError, print_csv, print_json, print_kv, print_table
+from aircast.output import CommandError, UsageError, print_csv, print_json, print_kv, print_table
 from aircast.settings import Settings
 
 CURATED_TABLES = ("readings", "hourly", "quarantine")
@@ -40,7 +40,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _local_only(settings: Settings, what: str) -> None:
     if settings.backend != "local":
-        raise CommandError(f"`aircast lake {what}` runs on the local backend; on AWS use the Glue crawler/job "
+        raise UsageError(f"`aircast lake {what}` runs on the local backend; on AWS use the Glue crawler/job "
                            "and Athena that infra/aws provisions")
 
 
@@ -116,6 +116,11 @@ def cmd_runs(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def sql_string(text: str) -> str:
+    """``text`` as an SQL string literal (a data dir may hold a quote: ``/home/o'brien/.aircast``)."""
+    return "'" + text.replace("'", "''") + "'"
+
+
 def curated_views(settings: Settings) -> dict[str, str]:
     """``{table: parquet glob}`` for every curated table that has files."""
     root = settings.s3_root / settings.lake_bucket / "curated"
@@ -145,7 +150,7 @@ def connect(settings: Settings) -> Any:
     for table, glob in views.items():
         # dt stays a string, as the catalog declares the partition key.
         con.execute(
-            f"CREATE VIEW {table} AS SELECT * FROM read_parquet('{glob}', hive_partitioning = true, "
+            f"CREATE VIEW {table} AS SELECT * FROM read_parquet({sql_string(glob)}, hive_partitioning = true, "
             "hive_types_autocast = false, union_by_name = true)"
         )
     return con

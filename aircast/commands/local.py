@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from aircast.cli import add_group
-from aircast.output import CommandError, print_json, print_kv, print_table
+from aircast.output import CommandError, UsageError, print_json, print_kv, print_table
 from aircast.settings import Settings
 
 
@@ -35,7 +35,7 @@ def _print_rows(rows: list[dict], as_json: bool, columns: list[str]) -> None:
 
 def _require_local(settings: Settings) -> None:
     if settings.backend != "local":
-        raise CommandError(f"aircast local works on the local backend (this one is {settings.backend!r}); "
+        raise UsageError(f"aircast local works on the local backend (this one is {settings.backend!r}); "
                            "use --backend local or AIRCAST_BACKEND=local")
 
 
@@ -49,7 +49,7 @@ def _modules(names: list[str]) -> tuple[str, ...]:
     by_name = {spec.name: module for module, spec in zip(LOCAL_STACK, stack.load_services(LOCAL_STACK), strict=True)}
     unknown = [n for n in names if n not in by_name]
     if unknown:
-        raise CommandError(f"unknown service(s) {', '.join(unknown)}; the stack has {', '.join(by_name)}")
+        raise UsageError(f"unknown service(s) {', '.join(unknown)}; the stack has {', '.join(by_name)}")
     return tuple(m for n, m in by_name.items() if n in names)
 
 
@@ -57,10 +57,17 @@ def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
     from infra.local import stack
 
     _require_local(settings)
+    modules = _modules(args.services)
     try:
-        rows = stack.up(settings, _modules(args.services))
+        rows = stack.up(settings, modules)
     except stack.StackError as exc:
         raise CommandError(str(exc)) from exc
+    if any(row["service"] == "eventbridge" for row in rows):
+        # what the CloudFormation stack creates on AWS: the approval, drift and schedule rules
+        # (through the bus just started; aircast's functions are registered on the way)
+        from aircast.event_rules import ensure_default_rules
+
+        ensure_default_rules(settings)
     _print_rows(rows, args.json, ["service", "state", "pid", "port"])
     if not args.json and any(r["service"] == "console" for r in rows):
         from aircast.console.service import login_url
@@ -93,8 +100,8 @@ def cmd_register_thing(args: argparse.Namespace, settings: Settings) -> int:
     _require_local(settings)
     try:
         creds = pki.register_thing(settings.pki_dir, args.name)
-    except pki.PKIError as exc:
-        raise CommandError(str(exc)) from exc
+    except pki.PKIError as exc:  # an invalid or reserved thing name
+        raise UsageError(str(exc)) from exc
     # the broker refuses any client id but the thing name (as AWS IoT's thing policy does)
     info = {**creds.as_dict(), "host": settings.mqtt_host, "port": settings.mqtt_port,
             "client_id": creds.thing_name, "topic": f"sensors/{creds.thing_name}/telemetry"}

@@ -11,7 +11,7 @@ import argparse
 from typing import Any
 
 from aircast.cli import add_group
-from aircast.output import CommandError, print_json, print_kv, print_table
+from aircast.output import CommandError, UsageError, print_json, print_kv, print_table
 from aircast.settings import Settings
 
 
@@ -49,7 +49,7 @@ def package_arn(settings: Settings, version_or_arn: str) -> str:
     try:
         return arn_of(settings, version_or_arn)
     except ValueError as exc:
-        raise CommandError(str(exc)) from None
+        raise UsageError(str(exc)) from None
 
 
 def _call(func: Any, **kwargs: Any) -> Any:

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from aircast.cli import add_group
-from aircast.output import CommandError, print_json, print_kv, print_table
+from aircast.output import CommandError, check_output_file, print_json, print_kv, print_table
 from aircast.settings import Settings
 
 
@@ -116,6 +116,8 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_plot(args: argparse.Namespace, settings: Settings) -> int:
     from aircast.monitoring import report_dir
 
+    if args.output is not None:
+        check_output_file(args.output, "--output", ".png")
     _run(settings, emit=False)
     png = report_dir(settings) / "error_timeline.png"
     if args.output:

@@ -11,10 +11,19 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 from typing import Any
 
 from aircast.cli import add_group
-from aircast.output import CommandError, parse_assignments, print_json, print_kv, print_table
+from aircast.output import (
+    CommandError,
+    UsageError,
+    check_output_file,
+    parse_assignments,
+    print_json,
+    print_kv,
+    print_table,
+)
 from aircast.settings import Settings
 
 
@@ -64,7 +73,7 @@ def _check_param_names(definition: str, params: dict[str, str]) -> None:
     names = [p["Name"] for p in json.loads(definition).get("Parameters", [])]
     unknown = sorted(set(params) - set(names))
     if unknown:
-        raise CommandError(f"unknown pipeline parameter(s): {', '.join(unknown)}; accepted: {', '.join(names)}")
+        raise UsageError(f"unknown pipeline parameter(s): {', '.join(unknown)}; accepted: {', '.join(names)}")
 
 
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
@@ -120,9 +129,12 @@ def _print_summary(summary: dict[str, Any]) -> None:
 
 
 def cmd_definition(args: argparse.Namespace, settings: Settings) -> int:
+    if args.output is not None:
+        check_output_file(args.output, "--output")
     definition, _ = _definition(settings)
     text = json.dumps(json.loads(definition), indent=2)
     if args.output:
+        Path(args.output).parent.mkdir(parents=True, exist_ok=True)
         with open(args.output, "w") as fh:
             fh.write(text + "\n")
         print(f"wrote {args.output}", file=sys.stderr)
@@ -173,7 +185,7 @@ def cmd_steps(args: argparse.Namespace, settings: Settings) -> int:
         match = [r["PipelineExecutionArn"] for r in rows
                  if r["PipelineExecutionArn"] == args.execution or r["PipelineExecutionArn"].endswith("/" + args.execution)]
         if not match:
-            raise CommandError(f"no execution {args.execution!r} of {settings.pipeline_name}; "
+            raise UsageError(f"no execution {args.execution!r} of {settings.pipeline_name}; "
                                "see `aircast pipeline executions`")
         arn = match[0]
     elif rows:

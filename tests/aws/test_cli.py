@@ -52,11 +52,11 @@ def test_deploy_stack_then_register_thing(settings: Settings, checkout: Path, tm
 
 def test_user_errors_are_one_line(settings: Settings, checkout: Path, capsys: pytest.CaptureFixture[str]) -> None:
     with moto_account():
-        assert main(["aws", "deploy-stack", "--parameter", "NoEquals"]) == 1
+        assert main(["aws", "deploy-stack", "--parameter", "NoEquals"]) == 2  # usage
         assert "KEY=VALUE" in capsys.readouterr().err
         assert main(["aws", "deploy-stack", "--parameter", "Typo=1"]) == 1
         assert "unknown stack parameter(s) Typo" in capsys.readouterr().err
-        assert main(["aws", "destroy-stack"]) == 1
+        assert main(["aws", "destroy-stack"]) == 2
         assert "Pass --yes" in capsys.readouterr().err
         assert main(["aws", "destroy-stack", "--yes", "--stack-name", "nope"]) == 1
         assert "stack nope does not exist" in capsys.readouterr().err

@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 
+from aircast import event_rules as local_rules
 from aircast.settings import Settings
 from infra.aws import provision
-from infra.local.eventbridge import defaults as local_rules
 from tests.aws.mocked import ACCOUNT, REGION, deploy, moto_account
 from tests.conftest import REPO_ROOT
 

@@ -8,10 +8,10 @@ import time
 
 import pytest
 
+from aircast.event_rules import ensure_default_rules
 from deployment.deploy import DeploymentError, deploy_model_package, wait_for_endpoint
 from deployment.handler import handle, lambda_handler
 from deployment.policy import DeploymentPolicy
-from infra.local.eventbridge.defaults import ensure_default_rules
 from tests.deploy.conftest import request_body
 
 pytestmark = pytest.mark.slow

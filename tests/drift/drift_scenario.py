@@ -20,10 +20,10 @@ from typing import Any
 import pandas as pd
 
 from aircast.clients import get_client
+from aircast.event_rules import DRIFT_RULE, ensure_default_rules
 from aircast.monitoring import report_dir, run_monitor_for
 from aircast.settings import load_settings
 from infra.local.eventbridge.client import LocalEventsClient
-from infra.local.eventbridge.defaults import DRIFT_RULE, ensure_default_rules
 from infra.local.sagemaker.client import LocalSageMakerClient
 from tests.drift.replay import T0, ProfileModel, Scenario, evaluation_json, hourly_frame, write_capture, write_lake
 from tests.drift.test_drift_flow import _model_wql
@@ -53,7 +53,7 @@ def run(data_dir: Path) -> dict[str, Any]:
     # the pipeline start is recorded here; test_retrain_e2e runs the real one
     LocalSageMakerClient.start_pipeline_execution = (  # type: ignore[method-assign]
         lambda self, **kw: starts.append(kw) or {"PipelineExecutionArn": "scenario"})
-    ensure_default_rules(settings, LocalEventsClient(settings))
+    ensure_default_rules(settings)
     get_client("sagemaker", settings).create_model_package_group(ModelPackageGroupName=settings.model_package_group)
 
     sc = Scenario(days=28, shift_thing="sensor-b", issue_every_h=3)

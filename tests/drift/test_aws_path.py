@@ -11,9 +11,7 @@ import pandas as pd
 import pytest
 from moto import mock_aws
 
-from aircast.settings import Settings
-from evaluation import drift_monitor
-from infra.local.eventbridge.defaults import (
+from aircast.event_rules import (
     APPROVAL_RULE,
     DRIFT_CHECK_RULE,
     DRIFT_RULE,
@@ -21,6 +19,8 @@ from infra.local.eventbridge.defaults import (
     approval_pattern,
     ensure_default_rules,
 )
+from aircast.settings import Settings
+from evaluation import drift_monitor
 from tests.drift.replay import T0, ProfileModel, Scenario, evaluation_json, hourly_frame, write_capture, write_lake
 
 

@@ -5,18 +5,17 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import pytest
-
-from aircast.settings import Settings
-from infra.local import awslambda
-from infra.local.eventbridge.client import LocalEventsClient
-from infra.local.eventbridge.defaults import (
+from aircast.clients import get_client
+from aircast.event_rules import (
     APPROVAL_RULE,
     DRIFT_CHECK_RULE,
     DRIFT_RULE,
     SCHEDULED_RETRAIN_RULE,
     ensure_default_rules,
 )
+from aircast.settings import Settings
+from infra.local.awslambda import register_function
+from infra.local.eventbridge.client import LocalEventsClient
 from tests.drift import test_events_client as recorder
 
 
@@ -29,7 +28,7 @@ def _state_change(settings: Settings, status: str, group: str | None = None, ver
 
 
 def test_default_rules_are_installed_idempotently(settings: Settings) -> None:
-    events = LocalEventsClient(settings)
+    events = get_client("events", settings)
     names = ensure_default_rules(settings, events)
     assert set(names) == {APPROVAL_RULE, DRIFT_RULE, SCHEDULED_RETRAIN_RULE, DRIFT_CHECK_RULE}
     events.disable_rule(Name=SCHEDULED_RETRAIN_RULE)
@@ -51,29 +50,39 @@ def test_default_rules_are_installed_idempotently(settings: Settings) -> None:
     assert target["SageMakerPipelineParameters"]["PipelineParameterList"][0]["Value"] == "Approved"
 
 
-def test_approval_event_reaches_the_deploy_function_and_rejection_does_not(
-        settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_approval_event_reaches_the_deploy_function_and_rejection_does_not(settings: Settings) -> None:
     # bus mechanics with a recording function standing in as aircast-deploy (the real handler is tested below)
     recorder.RECEIVED.clear()
-    monkeypatch.setitem(awslambda.LOCAL_FUNCTIONS, "aircast-deploy", f"{recorder.__name__}:recording_handler")
-    events = LocalEventsClient(settings)
-    ensure_default_rules(settings, events)
-    events.put_events(Entries=[_state_change(settings, "Rejected", version=1),
-                               _state_change(settings, "PendingManualApproval", version=2),
-                               _state_change(settings, "Approved", group="someone-else", version=3),
-                               _state_change(settings, "Approved", version=4)])
+    ensure_default_rules(settings)
+    register_function(settings.data_dir, "aircast-deploy", recorder.recording_handler)
+    bus = LocalEventsClient(settings)
+    # SageMaker's own events (aws.sagemaker) reach the bus through the service path, as the registry emits them
+    bus.put_service_events([_state_change(settings, "Rejected", version=1),
+                            _state_change(settings, "PendingManualApproval", version=2),
+                            _state_change(settings, "Approved", group="someone-else", version=3),
+                            _state_change(settings, "Approved", version=4)])
     assert [e["detail"]["ModelPackageVersion"] for e in recorder.RECEIVED] == [4]
     assert recorder.RECEIVED[0]["detail"]["ModelPackageArn"].endswith(f"/{settings.model_package_group}/4")
-    matched = [h for h in events.history() if h["matched_rules"]]
+    matched = [h for h in bus.history() if h["matched_rules"]]
     assert len(matched) == 1 and matched[0]["invocations"][0]["status"] == "succeeded"
+
+
+def test_a_forged_approval_event_is_refused(settings: Settings) -> None:
+    """A PutEvents caller (anyone holding the token) cannot impersonate SageMaker to redeploy a package."""
+    recorder.RECEIVED.clear()
+    ensure_default_rules(settings)
+    events = get_client("events", settings)
+    register_function(settings.data_dir, "aircast-deploy", recorder.recording_handler)
+    resp = events.put_events(Entries=[_state_change(settings, "Approved", version=4)])
+    assert resp["FailedEntryCount"] == 1
+    assert resp["Entries"][0]["ErrorCode"] == "NotAuthorizedForSourceException"
+    assert recorder.RECEIVED == [] and LocalEventsClient(settings).history() == []
 
 
 def test_registry_approval_goes_through_the_bus_to_the_real_deploy_handler(settings: Settings) -> None:
     """Registry status change → event on the bus → approval rule → deployment/handler.py deploys that package."""
-    from aircast.clients import get_client
-
     events = LocalEventsClient(settings)
-    ensure_default_rules(settings, events)
+    ensure_default_rules(settings)
     sm = get_client("sagemaker", settings)
     sm.create_model_package_group(ModelPackageGroupName=settings.model_package_group)
     spec = {"Containers": [{"Image": "deepar", "ModelDataUrl": f"s3://{settings.artifacts_bucket}/m/model.tar.gz"}],
@@ -94,11 +103,12 @@ def test_registry_approval_goes_through_the_bus_to_the_real_deploy_handler(setti
 
 def test_approval_event_for_an_unknown_package_deploys_nothing(settings: Settings) -> None:
     """The real handler refuses a package the registry does not hold; the bus records it and carries on."""
-    events = LocalEventsClient(settings)
-    ensure_default_rules(settings, events)
-    resp = events.put_events(Entries=[_state_change(settings, "Approved", version=99)])
+    ensure_default_rules(settings)
+    bus = LocalEventsClient(settings)
+    resp = bus.put_service_events([_state_change(settings, "Approved", version=99)])
     assert resp["FailedEntryCount"] == 0
-    (entry,) = events.history(rule=APPROVAL_RULE)
+    (entry,) = bus.history(rule=APPROVAL_RULE)
     (inv,) = entry["invocations"]
-    assert inv["target_id"] == "deploy"
-    assert inv["status"] == "failed" or inv["result"].get("status") != "deployed"
+    assert inv["target_id"] == "deploy" and inv["status"] == "succeeded", inv["error"]
+    assert inv["result"]["status"] == "refused" and "not found" in inv["result"]["reason"]
+    assert get_client("sagemaker", settings).list_endpoints()["Endpoints"] == []

@@ -12,13 +12,12 @@ import pytest
 
 from aircast.cli import main as cli
 from aircast.clients import get_client
+from aircast.event_rules import DRIFT_CHECK_RULE, DRIFT_RULE, ensure_default_rules
 from aircast.monitoring import report_dir, run_monitor_for, state_path
 from aircast.settings import Settings
 from evaluation.drift import hourly_errors, hourly_matrix, identify_series, parse_capture_records, score_forecasts
 from evaluation.drift_monitor import read_capture
-from infra.local import awslambda
 from infra.local.eventbridge.client import LocalEventsClient
-from infra.local.eventbridge.defaults import DRIFT_CHECK_RULE, DRIFT_RULE, ensure_default_rules
 from infra.local.sagemaker.client import LocalSageMakerClient
 from tests.drift.replay import T0, ProfileModel, Scenario, evaluation_json, hourly_frame, write_capture, write_lake
 
@@ -80,7 +79,7 @@ def bus(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> LocalEventsClien
     monkeypatch.setattr(LocalSageMakerClient, "start_pipeline_execution", start_pipeline_execution)
     # the approval rule must not deploy anything here: registering a pending package fires no deploy anyway
     events = LocalEventsClient(settings)
-    ensure_default_rules(settings, events)
+    ensure_default_rules(settings)
     return events
 
 
@@ -143,9 +142,8 @@ def test_quiet_replay_triggers_nothing(settings: Settings, bus: LocalEventsClien
     assert bus.history(rule=DRIFT_RULE) == []
 
 
-def test_scheduled_drift_check_emits_through_the_bus(settings: Settings, bus: LocalEventsClient,
-                                                     monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(awslambda.LOCAL_FUNCTIONS, "aircast-drift-monitor", "aircast.monitoring:lambda_handler")
+def test_scheduled_drift_check_emits_through_the_bus(settings: Settings, bus: LocalEventsClient) -> None:
+    # the drift check rule invokes the real aircast-drift-monitor function on the local Lambda
     _replay(settings, Scenario(shift_thing="sensor-a", shift_factor=0.3))  # a sensor that reads too low
     due = bus.next_fire_times()[DRIFT_CHECK_RULE]
     (fired,) = [f for f in bus.fire_due_schedules(now=due) if f["rule"] == DRIFT_CHECK_RULE]

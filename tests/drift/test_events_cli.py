@@ -7,8 +7,8 @@ import json
 import pytest
 
 from aircast.cli import main as cli
+from aircast.event_rules import APPROVAL_RULE, DRIFT_RULE
 from aircast.settings import Settings
-from infra.local.eventbridge.defaults import APPROVAL_RULE, DRIFT_RULE
 
 
 def test_events_cli_round_trip(settings: Settings, capsys: pytest.CaptureFixture[str]) -> None:
@@ -34,7 +34,7 @@ def test_events_cli_round_trip(settings: Settings, capsys: pytest.CaptureFixture
     assert "ValidationException" in err and "must be '?'" in err and "Traceback" not in err
     assert cli(["events", "put-rule", "bad", "--pattern", '{"source": "x"}']) == 1
     assert "must be in an array" in capsys.readouterr().err
-    assert cli(["events", "put-rule", "bad"]) == 1
+    assert cli(["events", "put-rule", "bad"]) == 2  # the command cannot run as given
     assert "--schedule" in capsys.readouterr().err
     assert cli(["events", "put-rule", "bad", "--pattern", '{"source": ["x"]}', "--target", "arn:aws:sqs:q"]) == 1
     assert "targets were rejected" in capsys.readouterr().err
@@ -42,8 +42,14 @@ def test_events_cli_round_trip(settings: Settings, capsys: pytest.CaptureFixture
     assert cli(["events", "put-event", "--source", "aircast.test", "--detail-type", "Ping",
                 "--detail", '{"n": 1}']) == 0
     assert "put" in capsys.readouterr().out
-    assert cli(["events", "put-event", "--source", "a", "--detail-type", "b", "--detail", "{no"]) == 1
+    assert cli(["events", "put-event", "--source", "a", "--detail-type", "b", "--detail", "{no"]) == 2
     assert "not valid JSON" in capsys.readouterr().err
+    # SageMaker's approval events cannot be forged from the command line either
+    assert cli(["events", "put-event", "--source", "aws.sagemaker", "--detail-type",
+                "SageMaker Model Package State Change", "--detail", '{"ModelApprovalStatus": "Approved"}']) == 1
+    assert "NotAuthorizedForSourceException: Not authorized for the source." in capsys.readouterr().err
+    assert cli(["events", "history", "--limit", "0"]) == 2
+    assert "--limit" in capsys.readouterr().err
     assert cli(["events", "history", "--json"]) == 0
     history = json.loads(capsys.readouterr().out)
     assert history[0]["source"] == "aircast.test" and history[0]["event"]["detail"] == {"n": 1}

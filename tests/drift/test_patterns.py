@@ -38,6 +38,8 @@ APPROVED = {
     ('{"detail": {"x": [{"anything-but": {"exists": true}}]}}', '"anything-but" object supports only'),
     ('{"detail": {"x": [{"cidr": "10.0.0.0/99"}]}}', "not a valid network"),
     ('{"detail": {"x": [{"wildcard": "a**b"}]}}', "consecutive"),
+    ('{"$or": [{"source": ["a"]}]}', '"$or" takes an array of at least two pattern objects'),
+    ('{"detail": {"$or": [{"x": ["a"]}, {"y": "b"}]}}', "must be in an array"),
 ])
 def test_invalid_patterns_say_what_is_wrong(pattern: str, fragment: str) -> None:
     with pytest.raises(InvalidEventPattern) as err:
@@ -88,6 +90,12 @@ def test_error_names_the_field_path() -> None:
     ({"detail": {"ModelPackageVersion": [True]}}, False),
     ({"resources": ["arn:x"]}, True),
     ({"detail": {"nothere": {"deeper": [{"exists": False}]}}}, True),
+    # "$or" at any level: the other keys AND one of the alternatives
+    ({"source": ["aws.sagemaker"], "$or": [{"detail-type": ["Other"]}, {"detail": {"ModelPackageVersion": [3]}}]}, True),
+    ({"source": ["aws.events"], "$or": [{"detail-type": ["Other"]}, {"detail": {"ModelPackageVersion": [3]}}]}, False),
+    ({"detail": {"$or": [{"ModelApprovalStatus": ["Rejected"]}, {"tags": ["red"]}]}}, False),
+    ({"detail": {"$or": [{"ModelApprovalStatus": ["Rejected"]}, {"metrics": {"wql": [{"numeric": ["<", 1]}]}}]}},
+     True),
 ])
 def test_matching_semantics(pattern: dict, expected: bool) -> None:
     assert matches(parse_event_pattern(pattern), APPROVED) is expected

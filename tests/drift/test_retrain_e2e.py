@@ -9,10 +9,10 @@ import json
 import pytest
 
 from aircast.clients import get_client
+from aircast.event_rules import DRIFT_RULE, ensure_default_rules
 from aircast.monitoring import run_monitor_for
 from aircast.settings import Settings
 from infra.local.eventbridge.client import LocalEventsClient
-from infra.local.eventbridge.defaults import DRIFT_RULE, ensure_default_rules
 from tests.drift.replay import Scenario
 from tests.drift.test_drift_flow import _replay
 
@@ -23,13 +23,13 @@ TINY = {"Epochs": 1, "NumCells": 8, "NumLayers": 1, "ContextLength": 24, "NumEva
 
 @pytest.mark.slow
 def test_drift_event_starts_the_real_pipeline_and_a_new_version_registers(settings: Settings) -> None:
-    definition_module = pytest.importorskip("pipelines.definition")
     from infra.local.sagemaker.pipelines import upsert_pipeline, wait_for_execution
+    from pipelines import definition as definition_module
     from pipelines.code import upload_code
 
     settings = settings.replace(retrain_pipeline_parameters=json.dumps(TINY))
     events = LocalEventsClient(settings)
-    ensure_default_rules(settings, events)
+    ensure_default_rules(settings)
     definition, prefix = definition_module.build_definition(settings, pipeline_name=settings.pipeline_name)
     upload_code(get_client("s3", settings), settings.artifacts_bucket, prefix)
     sm = get_client("sagemaker", settings)

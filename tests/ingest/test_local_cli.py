@@ -81,7 +81,7 @@ def test_register_thing_prints_what_a_client_needs(settings: Settings, capsys) -
     assert (info["host"], info["port"]) == ("127.0.0.1", settings.mqtt_port)
     assert info["topic"] == "sensors/kitchen-sensor/telemetry" and info["client_id"] == "kitchen-sensor"
     rc, _, err = _run(capsys, "local", "register-thing", "no spaces please")
-    assert rc == 1 and "invalid thing name" in err
+    assert rc == 2 and "invalid thing name" in err
 
 
 def test_up_device_status_down(settings: Settings, capsys) -> None:
@@ -127,7 +127,7 @@ def test_up_device_status_down(settings: Settings, capsys) -> None:
         lines = [json.loads(x) for p in root.rglob("*") if p.is_file() for x in p.read_bytes().splitlines()]
         assert sum(r["thing_name"] == "explicit-thing" for r in lines) == report["published"]
         rc, _, err = _run(capsys, "local", "up", "nonsense")
-        assert rc == 1 and "unknown service" in err
+        assert rc == 2 and "unknown service" in err
     finally:
         rc, out, _ = _run(capsys, "local", "down", *SERVICES, "--json")
     assert rc == 0 and {r["state"] for r in json.loads(out)} == {"stopped"}

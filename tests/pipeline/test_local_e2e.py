@@ -83,8 +83,8 @@ def test_bad_hyperparameter_value_fails_training_with_its_name(settings, capsys)
 def test_unknown_param_is_a_clear_cli_error(settings, capsys) -> None:
     from aircast.cli import main
 
-    assert main(["pipeline", "run", "--param", "Epochz=3"]) == 1
+    assert main(["pipeline", "run", "--param", "Epochz=3"]) == 2  # usage
     err = capsys.readouterr().err
     assert "unknown pipeline parameter(s): Epochz; accepted:" in err and "Epochs" in err
-    assert main(["pipeline", "run", "--param", "Epochs"]) == 1
+    assert main(["pipeline", "run", "--param", "Epochs"]) == 2
     assert "NAME=VALUE" in capsys.readouterr().err

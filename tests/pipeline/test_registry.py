@@ -86,5 +86,5 @@ def test_models_cli(settings, capsys: pytest.CaptureFixture[str]) -> None:
     assert "PendingManualApproval → Approved" in capsys.readouterr().out
     assert main(["models", "reject", "7"]) == 1
     assert "does not exist" in capsys.readouterr().err
-    assert main(["models", "approve", "latest"]) == 1
+    assert main(["models", "approve", "latest"]) == 2  # usage
     assert "version number" in capsys.readouterr().err

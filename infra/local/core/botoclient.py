@@ -101,8 +101,8 @@ def _answer(backend: object, service: str, model: Any, context: dict[str, Any], 
     return _http(200), parsed
 
 
-#: protocols whose services answer constraint violations with Coral's ValidationException
-SERVER_VALIDATED_PROTOCOLS = ("json",)
+#: protocols whose services answer constraint violations with Coral's ValidationException (Lambda is rest-json)
+SERVER_VALIDATED_PROTOCOLS = ("json", "rest-json")
 
 
 def constraint_violations(value: Any, shape: Shape, path: str = "") -> list[str]:

@@ -1,23 +1,41 @@
-"""The local EventBridge: a boto3-shaped ``events`` client over SQLite.
+"""The local EventBridge (default event bus): rules, targets, ``PutEvents``, the scheduler's firing,
+and a delivery history, in SQLite (``<data_dir>/eventbridge/events.sqlite``), so the CLI, the bus
+process and the code that emits events share one bus.
 
-Rules (event patterns and/or schedule expressions), their targets and a history of
-every event and every target invocation live in ``<data_dir>/eventbridge/events.sqlite``,
-so the CLI, the scheduler process and the code that emits events share one bus.
+:class:`LocalEventsClient` is the service backend: ``aircast.clients.get_client("events", ...)``
+wraps it in a real boto3 client (in-process, or through the bus process's JSON protocol when the
+stack runs), so every request is validated against botocore's model first. It enforces what
+EventBridge documents and answers in EventBridge's words:
 
-``put_events`` matches each event against the enabled rules and invokes their targets
-in-process, as EventBridge would deliver them:
+- ``PutEvents``: 1-10 entries whose total size (EventBridge's entry-size calculation) stays under
+  256 KB (else ``ValidationException`` "Total size of the entries in the request is over the
+  limit."); per entry, ``Source``, ``DetailType`` and ``Detail`` are required (``InvalidArgument``
+  "Parameter Source is not valid. Reason: Source is a required argument."), ``Detail`` is a JSON
+  object (``MalformedDetail`` "Detail is malformed."), and sources starting with ``aws.`` belong to
+  AWS services: a caller of ``PutEvents`` gets ``NotAuthorizedForSourceException`` "Not authorized
+  for the source." The local stand-ins that play AWS services (the model registry's
+  ``aws.sagemaker`` state changes, the scheduler's ``aws.events`` ticks) emit through
+  :meth:`LocalEventsClient.put_service_events`, an in-process call no ``PutEvents`` caller reaches.
+- ``PutRule``: event patterns validated as EventBridge validates them (``InvalidEventPatternException``,
+  :mod:`~infra.local.eventbridge.patterns`), schedule expressions as ``rate()`` / ``cron()``
+  (``ValidationException`` "Parameter ScheduleExpression is not valid.",
+  :mod:`~infra.local.eventbridge.schedule`); "Parameter(s) EventPattern or ScheduleExpression must be
+  specified."; only the ``default`` bus exists.
+- ``PutTargets``: up to 5 targets per rule (``LimitExceededException``); a SageMaker pipeline target
+  needs a ``RoleArn`` ("RoleArn is required for target ARN."); ``Input`` must be JSON. The local bus
+  delivers to Lambda functions and SageMaker pipelines; other target types come back in
+  ``FailedEntries`` (locally undeliverable), as does ``InputTransformer`` (aircast uses none).
+  ``DeleteRule`` refuses while targets remain ("Rule can't be deleted since it has targets.").
 
-- a Lambda ARN (``arn:aws:lambda:<region>:<account>:function:<name>``) →
-  :func:`infra.local.awslambda.invoke` with the event (or the target's ``Input`` /
-  ``InputPath``);
-- a SageMaker pipeline ARN (``arn:aws:sagemaker:<region>:<account>:pipeline/<name>``) →
-  the local SageMaker client's ``start_pipeline_execution`` with the target's
-  ``SageMakerPipelineParameters``.
-
-A target that fails is recorded in the history with its error; it never raises into the
-caller of ``put_events`` (EventBridge delivers asynchronously, the producer never sees it).
-Validation errors in requests raise :class:`botocore.exceptions.ClientError` with AWS's
-error codes, so code written against boto3 handles them the same way.
+Delivery is EventBridge's: each matching enabled rule's targets get the event as EventBridge
+delivers it (the envelope ``version, id, detail-type, source, account, time, region, resources,
+detail``, or the target's ``Input`` / ``InputPath``). A Lambda target is invoked asynchronously
+(``InvocationType=Event``) through the local Lambda (:mod:`infra.local.awslambda`); a pipeline target
+calls ``StartPipelineExecution`` on the local SageMaker with the target's
+``SageMakerPipelineParameters``. A failing target never reaches the producer; the history records
+every delivery and (locally only) the function's outcome, for ``aircast events history``. In-process
+deliveries run before ``put_events`` returns (a CLI may exit right after); the bus process passes
+``submit`` and delivers on its worker threads, as EventBridge delivers asynchronously.
 """
 
 from __future__ import annotations
@@ -34,11 +52,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
-from botocore.exceptions import ClientError
-
-from aircast.settings import Settings
 from infra.local.core.errors import ServiceError
 from infra.local.eventbridge.patterns import InvalidEventPattern, matches, parse_event_pattern
 from infra.local.eventbridge.schedule import (
@@ -53,12 +68,17 @@ log = logging.getLogger("aircast.eventbridge")
 
 DEFAULT_BUS = "default"
 MAX_ENTRIES_PER_PUT = 10
+MAX_PUT_EVENTS_BYTES = 256 * 1024  # the total entry size of one PutEvents request must be less than this
+MAX_TARGETS_PER_PUT = 10
 MAX_TARGETS_PER_RULE = 5
 HISTORY_LIMIT = 10_000  # events kept in the history (with their invocations)
 MAX_CHAIN_DEPTH = 8  # a target that emits events matching its own rule must not recurse forever
+AWS_SOURCE_PREFIX = "aws."
+ENABLED_STATES = ("ENABLED", "ENABLED_WITH_ALL_CLOUDTRAIL_MANAGEMENT_EVENTS")
 _NAME = re.compile(r"^[.\-_A-Za-z0-9]{1,64}$")
 _LAMBDA_ARN = re.compile(r"^arn:aws[a-z-]*:lambda:[a-z0-9-]*:\d*:function:[A-Za-z0-9_-]{1,64}(:[A-Za-z0-9$_-]+)?$")
 _PIPELINE_ARN = re.compile(r"^arn:aws[a-z-]*:sagemaker:[a-z0-9-]*:\d*:pipeline/([A-Za-z0-9-]{1,256})$")
+_INPUT_PATH = re.compile(r"^\$(\.[A-Za-z0-9_-]+)*$")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS rules (
@@ -107,18 +127,21 @@ CREATE TABLE IF NOT EXISTS invocations (
 _depth = threading.local()
 
 
-def _client_error(code: str, message: str, operation: str) -> ServiceError:
+class BusConfig(Protocol):
+    """What the bus needs to know of its deployment (aircast's ``Settings`` has these)."""
+
+    data_dir: Path
+    region: str
+    account_id: str
+    clock_scale: float
+
+
+#: ``start(pipeline_name, parameters, event_id)`` → ``StartPipelineExecution``'s response
+PipelineStarter = Callable[[str, list[dict[str, str]], str], dict[str, Any]]
+
+
+def _error(code: str, message: str, operation: str) -> ServiceError:
     return ServiceError(code, message, 400, operation)
-
-
-class _Exceptions:
-    """``client.exceptions.X`` as boto3 offers it (all are ClientError)."""
-
-    ClientError = ClientError
-    ResourceNotFoundException = ClientError
-    ValidationException = ClientError
-    InvalidEventPatternException = ClientError
-    LimitExceededException = ClientError
 
 
 def _iso(ts: float) -> str:
@@ -137,19 +160,22 @@ def _to_epoch(value: Any) -> float:
     return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
 
 
-def rule_arn(settings: Settings, name: str) -> str:
+def rule_arn(config: BusConfig, name: str) -> str:
     """``arn:aws:events:<region>:<account>:rule/<name>`` (default bus)."""
-    return f"arn:aws:events:{settings.region}:{settings.account_id}:rule/{name}"
+    return f"arn:aws:events:{config.region}:{config.account_id}:rule/{name}"
 
 
-def lambda_arn(settings: Settings, function_name: str) -> str:
-    """The ARN a Lambda function of the project has in this region/account."""
-    return f"arn:aws:lambda:{settings.region}:{settings.account_id}:function:{function_name}"
-
-
-def pipeline_arn(settings: Settings, pipeline_name: str) -> str:
-    """The ARN of a SageMaker pipeline (SageMaker lower-cases pipeline names in ARNs)."""
-    return f"arn:aws:sagemaker:{settings.region}:{settings.account_id}:pipeline/{pipeline_name.lower()}"
+def entry_size(entry: dict[str, Any]) -> int:
+    """A ``PutEventsRequestEntry``'s size as EventBridge calculates it: ``Time`` counts 14 bytes,
+    ``Source``, ``DetailType``, ``Detail`` and each of ``Resources`` their UTF-8 bytes."""
+    size = 14 if entry.get("Time") is not None else 0
+    for key in ("Source", "DetailType", "Detail"):
+        if isinstance(entry.get(key), str):
+            size += len(entry[key].encode())
+    for resource in entry.get("Resources") or []:
+        if isinstance(resource, str):
+            size += len(resource.encode())
+    return size
 
 
 def _json_path(event: dict[str, Any], path: str) -> Any:
@@ -164,22 +190,38 @@ def _json_path(event: dict[str, Any], path: str) -> Any:
     return value
 
 
+def _start_on_local_sagemaker(config: BusConfig) -> PipelineStarter:
+    """Pipeline targets start executions through the local SageMaker's validated client."""
+
+    def start(pipeline: str, parameters: list[dict[str, str]], event_id: str) -> dict[str, Any]:
+        from infra.local.core import local_client
+        from infra.local.sagemaker.client import LocalSageMakerClient
+
+        client = local_client("sagemaker", LocalSageMakerClient(config), region=config.region)  # type: ignore[arg-type]
+        response = client.start_pipeline_execution(PipelineName=pipeline, PipelineParameters=parameters,
+                                                   ClientRequestToken=event_id[:128])
+        return {"PipelineExecutionArn": response["PipelineExecutionArn"]}
+
+    return start
+
+
 class LocalEventsClient:
-    """``boto3.client("events")`` for the local backend (default event bus only)."""
+    """The local EventBridge backend (default event bus only); see the module docstring."""
 
-    exceptions = _Exceptions
-
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        self.db_path: Path = settings.data_dir / "eventbridge" / "events.sqlite"
+    def __init__(self, config: BusConfig, *, submit: Callable[..., Any] | None = None,
+                 start_pipeline: PipelineStarter | None = None) -> None:
+        self.config = config
+        self.db_path: Path = Path(config.data_dir) / "eventbridge" / "events.sqlite"
         self.db_path.parent.mkdir(parents=True, exist_ok=True)
+        self._submit = submit
+        self._start_pipeline = start_pipeline or _start_on_local_sagemaker(config)
         with self._db() as db:
             db.executescript(_SCHEMA)
 
     # ---- storage -------------------------------------------------------------
     @contextmanager
     def _db(self) -> Iterator[sqlite3.Connection]:
-        # one short-lived connection per call: the scheduler thread, the HTTP thread and
+        # one short-lived connection per call: the scheduler thread, the HTTP threads and
         # CLI processes all write to the same file
         conn = sqlite3.connect(self.db_path, timeout=30.0)
         conn.row_factory = sqlite3.Row
@@ -194,18 +236,17 @@ class LocalEventsClient:
     def _rule_row(self, db: sqlite3.Connection, name: str, operation: str) -> sqlite3.Row:
         row = db.execute("SELECT * FROM rules WHERE name = ?", (name,)).fetchone()
         if row is None:
-            raise _client_error("ResourceNotFoundException",
-                                f"Rule {name} does not exist on EventBus {DEFAULT_BUS}.", operation)
+            raise _error("ResourceNotFoundException", f"Rule {name} does not exist on EventBus {DEFAULT_BUS}.",
+                         operation)
         return row
 
     @staticmethod
     def _check_bus(bus: str | None, operation: str) -> None:
         if bus not in (None, DEFAULT_BUS, "") and not str(bus).endswith(f":event-bus/{DEFAULT_BUS}"):
-            raise _client_error("ResourceNotFoundException",
-                                f"Event bus {bus} does not exist (the local bus has only '{DEFAULT_BUS}').", operation)
+            raise _error("ResourceNotFoundException", f"Event bus {bus} does not exist.", operation)
 
     def _rule_dict(self, row: sqlite3.Row) -> dict[str, Any]:
-        out: dict[str, Any] = {"Name": row["name"], "Arn": rule_arn(self.settings, row["name"])}
+        out: dict[str, Any] = {"Name": row["name"], "Arn": rule_arn(self.config, row["name"])}
         if row["event_pattern"]:
             out["EventPattern"] = row["event_pattern"]
         if row["schedule_expression"]:
@@ -226,26 +267,28 @@ class LocalEventsClient:
         op = "PutRule"
         self._check_bus(EventBusName, op)
         if not isinstance(Name, str) or not _NAME.match(Name):
-            raise _client_error("ValidationException",
-                                f"Rule name {Name!r} is not valid: use 1-64 characters from A-Z a-z 0-9 . - _", op)
+            raise _error("ValidationException", f"1 validation error detected: Value '{Name}' at 'name' failed to "
+                         r"satisfy constraint: Member must satisfy regular expression pattern: [\.\-_A-Za-z0-9]+", op)
         if not ScheduleExpression and not EventPattern:
-            raise _client_error("ValidationException",
-                                "Parameter(s) EventPattern or ScheduleExpression must be specified.", op)
-        if State not in ("ENABLED", "DISABLED"):
-            raise _client_error("ValidationException", f"State must be ENABLED or DISABLED, got {State!r}", op)
+            raise _error("ValidationException", "Parameter(s) EventPattern or ScheduleExpression must be specified.",
+                         op)
+        if State not in (*ENABLED_STATES, "DISABLED"):
+            raise _error("ValidationException", f"1 validation error detected: Value '{State}' at 'state' failed to "
+                         f"satisfy constraint: Member must satisfy enum value set: [{', '.join(ENABLED_STATES)}, "
+                         "DISABLED]", op)
         pattern_text = None
         if EventPattern:
             try:
                 pattern_text = json.dumps(parse_event_pattern(EventPattern), separators=(",", ":"))
             except InvalidEventPattern as exc:
-                raise _client_error("InvalidEventPatternException", f"Event pattern is not valid. Reason: {exc}",
-                                    op) from exc
+                raise _error("InvalidEventPatternException", f"Event pattern is not valid. Reason: {exc}",
+                             op) from exc
         if ScheduleExpression:
             try:
                 parse_schedule_expression(ScheduleExpression)
             except InvalidScheduleExpression as exc:
-                raise _client_error("ValidationException",
-                                    f"Parameter ScheduleExpression is not valid. Reason: {exc}", op) from exc
+                raise _error("ValidationException",
+                             f"Parameter ScheduleExpression is not valid. Reason: {exc}", op) from exc
         now = time.time()
         with self._db() as db:
             old = db.execute("SELECT * FROM rules WHERE name = ?", (Name,)).fetchone()
@@ -259,14 +302,14 @@ class LocalEventsClient:
                 " description, role_arn, created_at, schedule_anchor, last_fired_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
                 (Name, DEFAULT_BUS, pattern_text, ScheduleExpression or None, State, Description, RoleArn,
                  created, anchor, last))
-        return {"RuleArn": rule_arn(self.settings, Name)}
+        return {"RuleArn": rule_arn(self.config, Name)}
 
     def describe_rule(self, *, Name: str, EventBusName: str | None = None) -> dict[str, Any]:
         """The rule's definition, as ``DescribeRule`` returns it."""
         self._check_bus(EventBusName, "DescribeRule")
         with self._db() as db:
             row = self._rule_row(db, Name, "DescribeRule")
-        return {**self._rule_dict(row), "CreatedBy": self.settings.account_id}
+        return {**self._rule_dict(row), "CreatedBy": self.config.account_id}
 
     def list_rules(self, *, NamePrefix: str | None = None, EventBusName: str | None = None,
                    NextToken: str | None = None, Limit: int | None = None) -> dict[str, Any]:
@@ -275,7 +318,7 @@ class LocalEventsClient:
         with self._db() as db:
             rows = db.execute("SELECT * FROM rules WHERE name LIKE ? ESCAPE '\\' ORDER BY name",
                               ((NamePrefix or "").replace("_", "\\_").replace("%", "\\%") + "%",)).fetchall()
-        start = int(NextToken) if NextToken else 0
+        start = _token(NextToken, "ListRules")
         limit = Limit or 100
         page = rows[start:start + limit]
         out: dict[str, Any] = {"Rules": [self._rule_dict(r) for r in page]}
@@ -306,9 +349,7 @@ class LocalEventsClient:
             if db.execute("SELECT 1 FROM rules WHERE name = ?", (Name,)).fetchone() is None:
                 return {}  # AWS: deleting a missing rule is not an error
             if db.execute("SELECT 1 FROM targets WHERE rule = ?", (Name,)).fetchone() is not None:
-                raise _client_error("ValidationException",
-                                    "Rule can't be deleted since it has targets. Remove them with remove_targets first.",
-                                    op)
+                raise _error("ValidationException", "Rule can't be deleted since it has targets.", op)
             db.execute("DELETE FROM rules WHERE name = ?", (Name,))
         return {}
 
@@ -318,8 +359,13 @@ class LocalEventsClient:
         """Add or replace targets of a rule; unusable targets come back in ``FailedEntries``."""
         op = "PutTargets"
         self._check_bus(EventBusName, op)
-        if not Targets or len(Targets) > 10:
-            raise _client_error("ValidationException", "Targets must hold 1 to 10 targets per request.", op)
+        if not Targets or len(Targets) > MAX_TARGETS_PER_PUT:
+            raise _error("ValidationException", f"1 validation error detected: Value at 'targets' failed to satisfy "
+                         f"constraint: Member must have length between 1 and {MAX_TARGETS_PER_PUT}", op)
+        for target in Targets:
+            # targets other than Lambda, SNS, SQS, CloudWatch Logs and event buses act with a role
+            if _PIPELINE_ARN.match(str(target.get("Arn", ""))) and not target.get("RoleArn"):
+                raise _error("ValidationException", f"RoleArn is required for target {target['Arn']}.", op)
         failed: list[dict[str, Any]] = []
         with self._db() as db:
             self._rule_row(db, Rule, op)
@@ -331,9 +377,8 @@ class LocalEventsClient:
                     failed.append({"TargetId": tid, "ErrorCode": "ValidationException", "ErrorMessage": problem})
                     continue
                 if tid not in existing and len(existing) >= MAX_TARGETS_PER_RULE:
-                    raise _client_error("LimitExceededException",
-                                        f"The requested resource exceeds the maximum number allowed: "
-                                        f"a rule has at most {MAX_TARGETS_PER_RULE} targets.", op)
+                    raise _error("LimitExceededException", "The requested resource exceeds the maximum number "
+                                 f"allowed: a rule has at most {MAX_TARGETS_PER_RULE} targets.", op)
                 existing.add(tid)
                 db.execute("INSERT OR REPLACE INTO targets (rule, id, arn, spec) VALUES (?,?,?,?)",
                            (Rule, tid, target["Arn"], json.dumps(target)))
@@ -347,7 +392,7 @@ class LocalEventsClient:
         if not isinstance(arn, str) or not arn:
             return f"target {tid}: Arn is required"
         if "InputTransformer" in target:
-            return f"target {tid}: InputTransformer is not supported by the local bus; use Input or InputPath"
+            return f"target {tid}: the local bus does not deliver with InputTransformer; use Input or InputPath"
         if "Input" in target and "InputPath" in target:
             return f"target {tid}: give only one of Input and InputPath"
         if "Input" in target:
@@ -355,15 +400,9 @@ class LocalEventsClient:
                 json.loads(target["Input"])
             except (TypeError, json.JSONDecodeError):
                 return f"target {tid}: Input must be valid JSON text"
-        if "InputPath" in target and not re.match(r"^\$(\.[A-Za-z0-9_-]+)*$", str(target["InputPath"])):
+        if "InputPath" in target and not _INPUT_PATH.match(str(target["InputPath"])):
             return f"target {tid}: InputPath {target['InputPath']!r} must look like $ or $.detail.field"
-        if _LAMBDA_ARN.match(arn):
-            return None
-        if _PIPELINE_ARN.match(arn):
-            params = target.get("SageMakerPipelineParameters", {}).get("PipelineParameterList", [])
-            for p in params:
-                if not isinstance(p, dict) or not isinstance(p.get("Name"), str) or not isinstance(p.get("Value"), str):
-                    return f"target {tid}: each PipelineParameterList item needs string Name and Value, got {p!r}"
+        if _LAMBDA_ARN.match(arn) or _PIPELINE_ARN.match(arn):
             return None
         return (f"target {tid}: the local bus delivers to Lambda function ARNs "
                 f"(arn:aws:lambda:REGION:ACCOUNT:function:NAME) and SageMaker pipeline ARNs "
@@ -376,7 +415,12 @@ class LocalEventsClient:
         with self._db() as db:
             self._rule_row(db, Rule, "ListTargetsByRule")
             rows = db.execute("SELECT spec FROM targets WHERE rule = ? ORDER BY id", (Rule,)).fetchall()
-        return {"Targets": [json.loads(r["spec"]) for r in rows]}
+        start = _token(NextToken, "ListTargetsByRule")
+        limit = Limit or 100
+        out: dict[str, Any] = {"Targets": [json.loads(r["spec"]) for r in rows[start:start + limit]]}
+        if start + limit < len(rows):
+            out["NextToken"] = str(start + limit)
+        return out
 
     def remove_targets(self, *, Rule: str, Ids: list[str], EventBusName: str | None = None,
                        Force: bool = False) -> dict[str, Any]:
@@ -390,70 +434,87 @@ class LocalEventsClient:
                 cur = db.execute("DELETE FROM targets WHERE rule = ? AND id = ?", (Rule, tid))
                 if cur.rowcount == 0:
                     failed.append({"TargetId": tid, "ErrorCode": "ResourceNotFoundException",
-                                   "ErrorMessage": f"Target {tid} does not exist on rule {Rule}."})
+                                   "ErrorMessage": f"Target {tid} does not exist on Rule {Rule}."})
         return {"FailedEntryCount": len(failed), "FailedEntries": failed}
 
     # ---- events --------------------------------------------------------------
     def put_events(self, *, Entries: list[dict[str, Any]], EndpointId: str | None = None) -> dict[str, Any]:
-        """Record events and deliver each to the targets of every enabled rule it matches."""
+        """``PutEvents``: record each valid entry and deliver it to the targets of every enabled rule it matches."""
+        return self._put(Entries, service=False)
+
+    def put_service_events(self, entries: list[dict[str, Any]]) -> dict[str, Any]:
+        """Events an AWS service itself emits (``aws.*`` sources), in ``PutEvents``' shapes.
+
+        Local-only and in-process: the stand-ins that play AWS services call it; no HTTP caller can.
+        """
+        return self._put(entries, service=True)
+
+    def _put(self, entries: list[dict[str, Any]], service: bool) -> dict[str, Any]:
         op = "PutEvents"
-        if not Entries or len(Entries) > MAX_ENTRIES_PER_PUT:
-            raise _client_error("ValidationException",
-                                f"Entries must hold 1 to {MAX_ENTRIES_PER_PUT} events per request, got {len(Entries or [])}.",
-                                op)
+        if not entries or len(entries) > MAX_ENTRIES_PER_PUT:
+            raise _error("ValidationException", f"1 validation error detected: Value at 'entries' failed to satisfy "
+                         f"constraint: Member must have length between 1 and {MAX_ENTRIES_PER_PUT}", op)
+        if sum(entry_size(e) for e in entries) >= MAX_PUT_EVENTS_BYTES:
+            raise _error("ValidationException", "Total size of the entries in the request is over the limit.", op)
         results: list[dict[str, Any]] = []
         failed = 0
-        for entry in Entries:
-            try:
-                self._check_bus(entry.get("EventBusName"), op)
-                event = self._envelope(entry)
-            except ValueError as exc:
+        for entry in entries:
+            problem = self._entry_problem(entry, service)
+            if problem is not None:
                 failed += 1
-                results.append({"ErrorCode": "InvalidArgument", "ErrorMessage": str(exc)})
+                results.append({"ErrorCode": problem[0], "ErrorMessage": problem[1]})
                 continue
-            except ClientError as exc:
-                failed += 1
-                results.append({"ErrorCode": exc.response["Error"]["Code"],
-                                "ErrorMessage": exc.response["Error"]["Message"]})
-                continue
+            event = self._envelope(entry)
             self._dispatch(event)
             results.append({"EventId": event["id"]})
         return {"FailedEntryCount": failed, "Entries": results}
 
-    def _envelope(self, entry: dict[str, Any]) -> dict[str, Any]:
-        source, detail_type, detail_text = entry.get("Source"), entry.get("DetailType"), entry.get("Detail")
-        if not source or not detail_type or detail_text is None:
-            raise ValueError("Parameter(s) Source, DetailType, or Detail must be specified.")
+    @staticmethod
+    def _entry_problem(entry: dict[str, Any], service: bool) -> tuple[str, str] | None:
+        """(ErrorCode, ErrorMessage) of an entry EventBridge would refuse, else None."""
+        bus = entry.get("EventBusName")
+        if bus not in (None, DEFAULT_BUS, "") and not str(bus).endswith(f":event-bus/{DEFAULT_BUS}"):
+            return "ResourceNotFoundException", f"Event bus {bus} does not exist."
+        for key in ("Source", "DetailType", "Detail"):
+            if not entry.get(key):
+                return "InvalidArgument", f"Parameter {key} is not valid. Reason: {key} is a required argument."
+        if str(entry["Source"]).startswith(AWS_SOURCE_PREFIX) and not service:
+            return "NotAuthorizedForSourceException", "Not authorized for the source."
         try:
-            detail = json.loads(detail_text)
-        except (TypeError, json.JSONDecodeError) as exc:
-            raise ValueError(f"Parameter Detail is not valid JSON: {exc}") from exc
+            detail = json.loads(entry["Detail"])
+        except (TypeError, ValueError):
+            detail = None
         if not isinstance(detail, dict):
-            raise ValueError("Parameter Detail must be a JSON object.")
+            return "MalformedDetail", "Detail is malformed."
         try:
-            when = _to_epoch(entry.get("Time"))
-        except ValueError as exc:
-            raise ValueError(f"Parameter Time is not a valid timestamp: {entry.get('Time')!r}") from exc
+            _to_epoch(entry.get("Time"))
+        except (TypeError, ValueError):
+            return "InvalidArgument", "Parameter Time is not valid."
+        return None
+
+    def _envelope(self, entry: dict[str, Any]) -> dict[str, Any]:
         return {
             "version": "0",
             "id": str(uuid.uuid4()),
-            "detail-type": detail_type,
-            "source": source,
-            "account": self.settings.account_id,
-            "time": _iso(when),
-            "region": self.settings.region,
+            "detail-type": entry["DetailType"],
+            "source": entry["Source"],
+            "account": self.config.account_id,
+            "time": _iso(_to_epoch(entry.get("Time"))),
+            "region": self.config.region,
             "resources": list(entry.get("Resources") or []),
-            "detail": detail,
+            "detail": json.loads(entry["Detail"]),
         }
 
     def _dispatch(self, event: dict[str, Any], only_rule: str | None = None) -> list[dict[str, Any]]:
-        """Record ``event``, find matching rules (or the one scheduled rule) and invoke their targets."""
+        """Record ``event``, find matching rules (or the one scheduled rule) and deliver to their targets.
+
+        Returns the deliveries' outcomes when they ran here (no ``submit``), else an empty list."""
         with self._db() as db:
             if only_rule is not None:
                 rules = db.execute("SELECT * FROM rules WHERE name = ?", (only_rule,)).fetchall()
             else:
-                rules = [r for r in db.execute("SELECT * FROM rules WHERE state = 'ENABLED' AND event_pattern IS NOT"
-                                               " NULL ORDER BY name")
+                rules = [r for r in db.execute("SELECT * FROM rules WHERE state != 'DISABLED' AND event_pattern "
+                                               "IS NOT NULL ORDER BY name")
                          if matches(json.loads(r["event_pattern"]), event)]
             names = [r["name"] for r in rules]
             db.execute("INSERT INTO events (event_id, time, source, detail_type, event, matched_rules, received_at)"
@@ -470,7 +531,10 @@ class LocalEventsClient:
         outcomes = []
         for name in names:
             for target in targets[name]:
-                outcomes.append(self._invoke(name, target, event))
+                if self._submit is not None:
+                    self._submit(self._invoke, name, target, event)
+                else:
+                    outcomes.append(self._invoke(name, target, event))
         return outcomes
 
     def _invoke(self, rule: str, target: dict[str, Any], event: dict[str, Any]) -> dict[str, Any]:
@@ -483,9 +547,10 @@ class LocalEventsClient:
                                    "that trigger rules); not delivered")
             _depth.value = depth + 1
             try:
-                result = self._deliver(target, event)
+                result, error = self._deliver(rule, target, event)
             finally:
                 _depth.value = depth
+            status = "failed" if error else "succeeded"
         except Exception as exc:  # noqa: BLE001 - a failing target must never crash the producer
             status = "failed"
             error = f"{type(exc).__name__}: {exc}"
@@ -500,7 +565,8 @@ class LocalEventsClient:
                         duration_ms))
         return {"rule": rule, "target_id": target["Id"], "status": status, "result": result, "error": error}
 
-    def _deliver(self, target: dict[str, Any], event: dict[str, Any]) -> Any:
+    def _deliver(self, rule: str, target: dict[str, Any], event: dict[str, Any]) -> tuple[Any, str | None]:
+        """Deliver ``event`` to one target; (the target's result, its error or None)."""
         arn = target["Arn"]
         if "Input" in target:
             payload: Any = json.loads(target["Input"])
@@ -509,31 +575,30 @@ class LocalEventsClient:
         else:
             payload = event
         if _LAMBDA_ARN.match(arn):
-            from infra.local import awslambda
+            from infra.local.awslambda import LocalLambdaBackend
 
-            return awslambda.invoke(arn, payload)
+            functions = LocalLambdaBackend(self.config.data_dir, self.config.region, self.config.account_id)
+            record = functions.run(arn, json.dumps(payload).encode(), invocation_type="Event")
+            return record.result(), record.error()
         m = _PIPELINE_ARN.match(arn)
         if m:
-            from aircast.clients import get_client
-
             params = target.get("SageMakerPipelineParameters", {}).get("PipelineParameterList", [])
-            sagemaker = get_client("sagemaker", self.settings.replace(backend="local"))
-            return sagemaker.start_pipeline_execution(PipelineName=m.group(1), PipelineParameters=list(params))
+            return self._start_pipeline(m.group(1), list(params), event["id"]), None
         raise ValueError(f"no local delivery for target ARN {arn!r}")
 
     # ---- schedules (driven by the scheduler process) --------------------------
     def _schedule_of(self, row: sqlite3.Row) -> Schedule:
         schedule = parse_schedule_expression(row["schedule_expression"])
-        if isinstance(schedule, RateSchedule) and self.settings.clock_scale != 1.0:
+        if isinstance(schedule, RateSchedule) and self.config.clock_scale != 1.0:
             # the local clock scale shrinks rate periods so demos/tests need not wait hours
-            schedule = RateSchedule(schedule.expression, max(1, round(schedule.seconds * self.settings.clock_scale)))
+            schedule = RateSchedule(schedule.expression, max(1, round(schedule.seconds * self.config.clock_scale)))
         return schedule
 
     def next_fire_times(self) -> dict[str, datetime | None]:
         """When each enabled scheduled rule fires next (UTC)."""
         out: dict[str, datetime | None] = {}
         with self._db() as db:
-            rows = db.execute("SELECT * FROM rules WHERE state = 'ENABLED' AND schedule_expression IS NOT NULL"
+            rows = db.execute("SELECT * FROM rules WHERE state != 'DISABLED' AND schedule_expression IS NOT NULL"
                               " ORDER BY name").fetchall()
         for row in rows:
             out[row["name"]] = self._next_fire(row)
@@ -557,7 +622,7 @@ class LocalEventsClient:
         moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
         fired = []
         with self._db() as db:
-            rows = db.execute("SELECT * FROM rules WHERE state = 'ENABLED' AND schedule_expression IS NOT NULL"
+            rows = db.execute("SELECT * FROM rules WHERE state != 'DISABLED' AND schedule_expression IS NOT NULL"
                               " ORDER BY name").fetchall()
         for row in rows:
             due = self._next_fire(row)
@@ -571,8 +636,8 @@ class LocalEventsClient:
                     continue
             event = {
                 "version": "0", "id": str(uuid.uuid4()), "detail-type": "Scheduled Event", "source": "aws.events",
-                "account": self.settings.account_id, "time": due.strftime("%Y-%m-%dT%H:%M:%SZ"),
-                "region": self.settings.region, "resources": [rule_arn(self.settings, row["name"])], "detail": {},
+                "account": self.config.account_id, "time": due.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "region": self.config.region, "resources": [rule_arn(self.config, row["name"])], "detail": {},
             }
             if submit is not None:
                 submit(self._dispatch, event, row["name"])
@@ -615,3 +680,11 @@ class LocalEventsClient:
                     } for i in invs],
                 })
         return out
+
+
+def _token(next_token: str | None, operation: str) -> int:
+    if not next_token:
+        return 0
+    if not next_token.isdigit():
+        raise _error("ValidationException", "The NextToken is not valid.", operation)
+    return int(next_token)

@@ -11,6 +11,8 @@ Semantics follow Amazon EventBridge's content filtering:
   ``{"numeric": [op, n (, op, n)]}``, ``{"exists": true|false}``, ``{"cidr": "10.0.0.0/24"}``;
 - all keys of a pattern must match (AND); when the event's value is an array,
   the field matches if any element matches;
+- ``"$or": [pattern, pattern, ...]`` at any level: the other keys of that level and at least one
+  of the alternatives (each an object of the same kind) must match;
 - a field absent from the event matches only ``{"exists": false}``.
 """
 
@@ -23,6 +25,7 @@ import math
 from typing import Any
 
 NUMERIC_OPS = ("<", "<=", "=", ">", ">=")
+OR = "$or"
 FILTERS = ("prefix", "suffix", "equals-ignore-case", "wildcard", "anything-but", "numeric", "exists", "cidr")
 _NUMERIC_LIMIT = 5.0e9  # EventBridge accepts numeric filter values within ±5.0e9
 
@@ -60,6 +63,13 @@ def _where(path: str) -> str:
 def _validate_object(obj: dict[str, Any], path: str) -> None:
     for key, value in obj.items():
         here = f"{path}.{key}" if path else key
+        if key == OR:
+            if not isinstance(value, list) or len(value) < 2 or not all(isinstance(v, dict) and v for v in value):
+                raise InvalidEventPattern(f'{here}: "$or" takes an array of at least two pattern objects, '
+                                          f"got {json.dumps(value)}")
+            for i, alternative in enumerate(value):
+                _validate_object(alternative, f"{here}[{i}]")
+            continue
         if isinstance(value, dict):
             if not value:
                 raise InvalidEventPattern(f"{here}: an empty object matches nothing; give fields to match or remove it")
@@ -178,6 +188,10 @@ def matches(pattern: dict[str, Any], event: dict[str, Any]) -> bool:
 
 def _match_object(pattern: dict[str, Any], obj: Any) -> bool:
     for key, rule in pattern.items():
+        if key == OR:
+            if not any(_match_object(alternative, obj) for alternative in rule):
+                return False
+            continue
         value = obj.get(key, _MISSING) if isinstance(obj, dict) else _MISSING
         if isinstance(rule, dict):
             if isinstance(value, list):
@@ -193,7 +207,11 @@ def _match_object(pattern: dict[str, Any], obj: Any) -> bool:
 
 
 def _all_absent_ok(rule: dict[str, Any]) -> bool:
-    for sub in rule.values():
+    for key, sub in rule.items():
+        if key == OR:
+            if not any(_all_absent_ok(alternative) for alternative in sub):
+                return False
+            continue
         if isinstance(sub, dict):
             if not _all_absent_ok(sub):
                 return False

@@ -2,7 +2,9 @@
 and the next time a schedule fires.
 
 - ``rate(N unit)``: N a positive integer; unit ``minute``/``hour``/``day`` when N is 1,
-  ``minutes``/``hours``/``days`` otherwise (AWS rejects ``rate(1 minutes)`` and ``rate(5 minute)``).
+  ``minutes``/``hours``/``days`` otherwise (AWS rejects ``rate(1 minutes)`` and ``rate(5 minute)``),
+  lower case, one space between value and unit and none elsewhere (AWS rejects ``rate(10 MINUTES)``,
+  ``rate( 10 minutes )`` and `` rate(10 minutes)``).
   A rate schedule fires every N units counted from when the rule was created.
 - ``cron(minutes hours day-of-month month day-of-week year)``: six fields, UTC.
   minutes 0-59, hours 0-23, day-of-month 1-31 (``L``, ``W``, ``?``), month 1-12 or JAN-DEC,
@@ -20,8 +22,8 @@ from datetime import UTC, date, datetime, timedelta
 MONTHS = {m: i for i, m in enumerate(("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"), 1)}
 # EventBridge numbers days of week 1 (Sunday) .. 7 (Saturday)
 WEEKDAYS = {d: i for i, d in enumerate(("SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"), 1)}
-_RATE = re.compile(r"^rate\(\s*(\S+)\s+(\S+)\s*\)$")
-_CRON = re.compile(r"^cron\((.*)\)$")
+_RATE = re.compile(r"^rate\(([^\s()]+) ([^\s()]+)\)$")
+_CRON = re.compile(r"^cron\((\S.*\S)\)$")
 _UNITS = {"minute": 60, "minutes": 60, "hour": 3600, "hours": 3600, "day": 86400, "days": 86400}
 _FIELDS = ("minutes", "hours", "day-of-month", "month", "day-of-week", "year")
 _RANGES = {"minutes": (0, 59), "hours": (0, 23), "day-of-month": (1, 31), "month": (1, 12),
@@ -93,7 +95,9 @@ def parse_schedule_expression(expression: str) -> Schedule:
     """Validate a ``rate(...)``/``cron(...)`` expression; raise :class:`InvalidScheduleExpression` if bad."""
     if not isinstance(expression, str) or not expression.strip():
         raise InvalidScheduleExpression("schedule expression is empty; use rate(5 minutes) or cron(0 12 * * ? *)")
-    expr = expression.strip()
+    expr = expression
+    if expr != expr.strip():
+        raise InvalidScheduleExpression(f"{expression!r}: no spaces before or after the expression")
     if expr.startswith("rate("):
         return _parse_rate(expr)
     if expr.startswith("cron("):

@@ -16,7 +16,7 @@ local stand-in:
 - ``Model``: records the model (container, model data).
 - ``Transform``: DeepAR batch transform, one output line per input line (``<file>.out``).
 - ``Condition`` / ``Fail``: evaluated here. ``RegisterModel``: the local Model Registry.
-- ``Lambda``: :func:`infra.local.awslambda.invoke`.
+- ``Lambda``: the local Lambda (:class:`infra.local.awslambda.LocalLambdaBackend`), synchronously.
 
 Step statuses, times, metadata and failure reasons go to a ``StepRecorder`` (the
 SQLite store in :mod:`infra.local.sagemaker.pipelines`).
@@ -778,13 +778,20 @@ class PipelineExecutor:
     # -- Deploy --
     def _run_lambda(self, node: StepNode) -> dict[str, Any]:
         from infra.local import awslambda
+        from infra.local.core.errors import ServiceError
 
         payload = resolve(node.spec.get("Arguments", {}), self)
         arn = node.spec["FunctionArn"]
+        name = awslambda.function_name_of(arn)
+        functions = awslambda.LocalLambdaBackend(self.settings.data_dir, self.settings.region, self.settings.account_id)
         try:
-            result = awslambda.invoke(arn, payload)
-        except Exception as exc:  # noqa: BLE001 - a function error fails the step with its message
-            raise StepFailed(f"Lambda {awslambda.function_name_of(arn)} failed: {type(exc).__name__}: {exc}") from exc
+            # SageMaker invokes the step's function synchronously and waits for its result
+            record = functions.run(arn, json.dumps(payload).encode(), invocation_type="RequestResponse")
+        except ServiceError as exc:
+            raise StepFailed(f"Lambda {name} could not be invoked: {exc.code}: {exc.message}") from exc
+        if record.function_error:
+            raise StepFailed(f"Lambda {name} failed: {record.error()}")
+        result = record.result()
         result = result if isinstance(result, dict) else {"result": result}
         outputs = []
         for spec in node.spec.get("OutputParameters", []):

@@ -279,14 +279,11 @@ class ModelRegistryAPI:
                 "Detail": json.dumps(detail)}
 
     def _emit_state_change(self, arn: str) -> None:
-        try:
-            from aircast.clients import get_client
+        # SageMaker itself emits this event: through the bus's in-process service path, which a
+        # PutEvents caller cannot reach (they may not use aws.* sources)
+        from infra.local.eventbridge.client import LocalEventsClient
 
-            events = get_client("events", self.settings)
-        except ModuleNotFoundError as exc:  # the local event bus is optional for the registry itself
-            log.warning("no local event bus (%s); state change of %s not published", exc, arn)
-            return
-        events.put_events(Entries=[self.model_package_event(arn)])
+        LocalEventsClient(self.settings).put_service_events([self.model_package_event(arn)])
 
 
 def _check_status(status: str, op: str) -> None:

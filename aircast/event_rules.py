@@ -1,8 +1,9 @@
-"""The EventBridge rules aircast relies on, installed idempotently on the local bus.
+"""The EventBridge rules aircast relies on, installed idempotently through an ``events`` client.
 
-The same rules exist on AWS in the CloudFormation template; here they are created with
-the boto3-shaped client, so ``ensure_default_rules`` also works against a real
-``boto3.client("events")`` (pass ``client``).
+The same rules exist on AWS in the CloudFormation template (``tests/aws/test_stack_moto.py``
+checks they are identical); locally ``aircast local up``, the demo and ``aircast events defaults``
+install them on the local bus through ``aircast.clients.get_client("events", ...)``, the same
+boto3 calls that would install them on AWS.
 
 - ``aircast-approval-deploy``: a model package of the group turns ``Approved`` →
   the deploy Lambda (``aircast-deploy``) deploys exactly that package.
@@ -19,20 +20,28 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from aircast.functions import DEPLOY_FUNCTION, DRIFT_MONITOR_FUNCTION, function_arn
 from aircast.settings import Settings
-from infra.local.eventbridge.client import lambda_arn, pipeline_arn
 
 APPROVAL_RULE = "aircast-approval-deploy"
 DRIFT_RULE = "aircast-drift-retrain"
 SCHEDULED_RETRAIN_RULE = "aircast-scheduled-retrain"
 DRIFT_CHECK_RULE = "aircast-drift-check"
-DEPLOY_FUNCTION = "aircast-deploy"
-DRIFT_MONITOR_FUNCTION = "aircast-drift-monitor"
 
 MODEL_PACKAGE_SOURCE = "aws.sagemaker"
 MODEL_PACKAGE_DETAIL_TYPE = "SageMaker Model Package State Change"
 DRIFT_SOURCE = "aircast.monitoring"
 DRIFT_DETAIL_TYPE = "Forecast Drift Detected"
+
+
+def lambda_arn(settings: Settings, function_name: str) -> str:
+    """The ARN a Lambda function of the project has in this region/account."""
+    return function_arn(settings.region, settings.account_id, function_name)
+
+
+def pipeline_arn(settings: Settings, pipeline_name: str) -> str:
+    """The ARN of a SageMaker pipeline (SageMaker lower-cases pipeline names in ARNs)."""
+    return f"arn:aws:sagemaker:{settings.region}:{settings.account_id}:pipeline/{pipeline_name.lower()}"
 
 
 def approval_pattern(settings: Settings) -> dict[str, Any]:
