@@ -46,7 +46,7 @@ class DemoOptions:
     fresh_days: int = 7  #: days of new data on each rerun
     sim_sensors: int = 3
     epochs: int | None = None  #: None: the pipeline's default (the benchmarked demo setting)
-    context_length: int = 72
+    context_length: int = 0  #: 0: read from the data by Preprocess
     eval_windows: int = 7
     pollutants: str = "pm2_5"
     #: local clock scale for the deployment's wait intervals (0.05: a 2-minute bake takes 6 s)
@@ -298,7 +298,8 @@ class Demo:
 
     def forecast_request(self, num_samples: int = 100) -> dict[str, Any]:
         """The seed article's DeepAR request for the replayed sensor's latest hours in the lake."""
-        history_start, history = latest_series(self.settings, REPLAY_THING, "pm2_5", self.options.context_length * 3)
+        history_start, history = latest_series(self.settings, REPLAY_THING, "pm2_5",
+                                               max(self.options.context_length, 168) * 3)
         instance: dict[str, Any] = {"start": history_start, "target": history}
         cat = deepar_cat(self.settings, REPLAY_THING, "pm2_5")
         if cat is not None:

@@ -4,8 +4,9 @@ Preprocess calls :func:`profile_series` on the **training period only** (never o
 validation or evaluation hours), so no choice made here can see an hour it is judged on:
 
 * **seasons**: the candidate seasonalities of hourly data (24 h, and 168 h once three weeks
-  of history exist), each with its strength (the NaN-aware autocorrelation at that lag);
-  the dominant one sets the context.
+  of history exist), each with its strength (the NaN-aware autocorrelation at that lag); the
+  dominant one is the season whose naive repeat errs least in training (mean ``|x_t - x_{t-m}|``
+  relative to the series' level, median over series), and sets the context.
 * **context_length**: covers the dominant season (a day, or a week when the weekly
   autocorrelation beats the daily one), capped at DeepAR's recommended 200.
 * **likelihood**: non-negative counts or skewed non-negative readings → negative-binomial;
@@ -75,6 +76,19 @@ def autocorrelation(values: np.ndarray, lag: int) -> float:
     return float(np.corrcoef(a, b)[0, 1])
 
 
+def relative_seasonal_error(values: np.ndarray, lag: int) -> float:
+    """Mean ``|x_t - x_{t-lag}|`` over observed pairs, divided by the mean ``|x|`` (NaN if no pair)."""
+    x = np.asarray(values, dtype=float)
+    if len(x) <= lag:
+        return math.nan
+    diff = np.abs(x[lag:] - x[:-lag])
+    diff = diff[~np.isnan(diff)]
+    level = float(np.nanmean(np.abs(x))) if np.isfinite(x).any() else math.nan
+    if diff.size == 0 or not level:
+        return math.nan
+    return float(diff.mean()) / level
+
+
 def regular_gap_hours(values: np.ndarray, start_hour_of_week: int) -> list[int]:
     """Hours of the week (0 = Monday 00:00) observed in < 10% of the weeks the series covers."""
     x = np.asarray(values, dtype=float)
@@ -114,14 +128,15 @@ def profile_series(series: Sequence[np.ndarray], start_hours_of_week: Sequence[i
     pooled = np.concatenate([np.asarray(s, dtype=float) for s in series])
     longest = max(len(s) for s in series)
     seasons = [24] + ([HOURS_PER_WEEK] if longest >= 3 * HOURS_PER_WEEK else [])
-    strength = {}
+    strength, naive_error = {}, {}
     for m in seasons:
         values = [autocorrelation(s, m) for s in series]
         values = [v for v in values if math.isfinite(v)]
         strength[m] = float(np.median(values)) if values else math.nan
-    weekly = HOURS_PER_WEEK in strength and math.isfinite(strength[HOURS_PER_WEEK]) and (
-        not math.isfinite(strength[24]) or strength[HOURS_PER_WEEK] > strength[24])
-    dominant = HOURS_PER_WEEK if weekly else 24
+        errors = [relative_seasonal_error(s, m) for s in series]
+        errors = [e for e in errors if math.isfinite(e)]
+        naive_error[m] = float(np.median(errors)) if errors else math.inf
+    dominant = min(seasons, key=lambda m: (naive_error[m], m))
     # the context covers the dominant season (a week is capped at the recommended maximum, and the
     # model's lag inputs reach 721 hours back anyway) and at least three days for a daily one
     context = min(MAX_CONTEXT, max(dominant, 3 * prediction_length, 72))
@@ -135,6 +150,8 @@ def profile_series(series: Sequence[np.ndarray], start_hours_of_week: Sequence[i
         "hyperparameters": hyperparameters,
         "seasons": seasons,
         "season_strength": {str(k): (None if not math.isfinite(v) else round(v, 3)) for k, v in strength.items()},
+        "seasonal_naive_error": {str(k): (None if not math.isfinite(v) else round(v, 4))
+                                 for k, v in naive_error.items()},
         "dominant_season": dominant,
         "regular_gaps": {
             "series_with_regular_gaps": sum(1 for g in gaps if g),

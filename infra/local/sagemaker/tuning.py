@@ -26,11 +26,13 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import sqlite3
 import tarfile
 import threading
 import time
 import uuid
+import warnings
 from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from contextlib import contextmanager
@@ -177,6 +179,11 @@ class TuningAPI:
         except ParamValidationError as exc:
             raise client_error("ValidationException", str(exc).replace("\n", " "), op) from None
         name = kwargs["HyperParameterTuningJobName"]
+        pattern = model.shape_for("HyperParameterTuningJobName").metadata["pattern"]
+        if not re.fullmatch(pattern, name):  # botocore checks lengths, not patterns
+            raise client_error("ValidationException", f"1 validation error detected: Value '{name}' at "
+                               f"'hyperParameterTuningJobName' failed to satisfy constraint: Member must satisfy "
+                               f"regular expression pattern: {pattern}", op)
         config = kwargs["HyperParameterTuningJobConfig"]
         definition = _the_definition(kwargs, op)
         _check_tuning_request(config, definition, op)
@@ -362,6 +369,7 @@ class TuningAPI:
         import optuna
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)
+        warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
         with self._tuning_db() as db:
             request = json.loads(self._tuning_row(db, name, "RunTuningJob")["request"])
         config = request["HyperParameterTuningJobConfig"]
@@ -567,21 +575,21 @@ def _check_tuning_request(config: dict[str, Any], definition: dict[str, Any], op
         if name in static:
             raise client_error("ValidationException", f"Hyperparameter {name} is both static and tunable; "
                                "remove it from StaticHyperParameters", op)
-    centres = {p["name"]: _format(centre(p)) for p in space}
     for p in space:
         if p["kind"] == "Categorical":
-            bounds = p["choices"]
-        else:
-            if p["low"] > p["high"]:
-                raise client_error("ValidationException", f"Hyperparameter {p['name']}: MinValue {p['low']} is "
-                                   f"greater than MaxValue {p['high']}", op)
-            if p["scaling"] == "Logarithmic" and p["low"] <= 0:
-                raise client_error("ValidationException", f"Hyperparameter {p['name']}: Logarithmic scaling needs "
-                                   f"a range of values greater than 0 (MinValue {p['low']})", op)
-            if p["scaling"] == "ReverseLogarithmic" and (p["kind"] == "Integer" or p["low"] < 0 or p["high"] >= 1):
-                raise client_error("ValidationException", f"Hyperparameter {p['name']}: ReverseLogarithmic scaling "
-                                   "works only for continuous ranges within [0, 1)", op)
-            bounds = [p["low"], p["high"]]
+            continue
+        if p["low"] > p["high"]:
+            raise client_error("ValidationException", f"Hyperparameter {p['name']}: MinValue {p['low']} is "
+                               f"greater than MaxValue {p['high']}", op)
+        if p["scaling"] == "Logarithmic" and p["low"] <= 0:
+            raise client_error("ValidationException", f"Hyperparameter {p['name']}: Logarithmic scaling needs "
+                               f"a range of values greater than 0 (MinValue {p['low']})", op)
+        if p["scaling"] == "ReverseLogarithmic" and (p["kind"] == "Integer" or p["low"] < 0 or p["high"] >= 1):
+            raise client_error("ValidationException", f"Hyperparameter {p['name']}: ReverseLogarithmic scaling "
+                               "works only for continuous ranges within [0, 1)", op)
+    centres = {p["name"]: _format(centre(p)) for p in space}
+    for p in space:
+        bounds = p["choices"] if p["kind"] == "Categorical" else [p["low"], p["high"]]
         for value in bounds:
             try:
                 validate_hyperparameters({**static, **centres, p["name"]: _format(value)})
