@@ -191,7 +191,7 @@ BAD = [
      "MaxParallelTrainingJobs=4096"),
     ("HyperParameterTuningJobConfig.Strategy", "Grid", "ValidationException", "not supported by the local tuner"),
     ("HyperParameterTuningJobConfig.Strategy", "Smart", "ValidationException", "Strategy"),
-    ("HyperParameterTuningJobName", "no_underscores_allowed", "ValidationException", "HyperParameterTuningJobName"),
+    ("HyperParameterTuningJobName", "no_underscores_allowed", "ValidationException", "regular expression pattern"),
     ("TrainingJobDefinition.AlgorithmSpecification.TrainingImage", "123.dkr.ecr.us-east-1.amazonaws.com/xgboost:1",
      "ValidationException", "only the built-in DeepAR"),
 ]

@@ -588,6 +588,10 @@ def _check_tuning_request(config: dict[str, Any], definition: dict[str, Any], op
             raise client_error("ValidationException", f"Hyperparameter {p['name']}: ReverseLogarithmic scaling "
                                "works only for continuous ranges within [0, 1)", op)
     centres = {p["name"]: _format(centre(p)) for p in space}
+    try:
+        validate_hyperparameters({**static, **centres})
+    except AlgorithmError as exc:
+        raise client_error("ValidationException", f"StaticHyperParameters: {exc}", op) from None
     for p in space:
         bounds = p["choices"] if p["kind"] == "Categorical" else [p["low"], p["high"]]
         for value in bounds:
@@ -595,7 +599,3 @@ def _check_tuning_request(config: dict[str, Any], definition: dict[str, Any], op
                 validate_hyperparameters({**static, **centres, p["name"]: _format(value)})
             except AlgorithmError as exc:
                 raise client_error("ValidationException", f"Hyperparameter range {p['name']}: {exc}", op) from None
-    try:
-        validate_hyperparameters({**static, **centres})
-    except AlgorithmError as exc:
-        raise client_error("ValidationException", f"StaticHyperParameters: {exc}", op) from None
