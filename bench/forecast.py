@@ -15,7 +15,8 @@ Two modes:
   peak_rss_mib, validation_windows, test_windows, ...``. AutoETS (season 24, fit on 4 weeks) is
   scored here on the same test windows as an extra baseline.
 * ``--suite`` — the generalization suite (``bench/data/``, sources and licences in its README):
-  four months of hourly data per dataset (less where the source has less), defaults throughout.
+  the latest year of hourly data per dataset (``--months``; less where the source has less),
+  defaults throughout.
   Per dataset: the candidate's mean wQL, each baseline's, the ratio to the best baseline, tuning
   and training seconds and peak memory (the pipeline's process tree, sampled). The datasets in
   ``HELD_OUT`` were kept out of every choice of defaults and are reported apart. The last line is
@@ -65,16 +66,16 @@ def beijing_hourly(csv: Path) -> pd.DataFrame:
     return normalise_hourly(frame.dropna(subset=["mean"]))
 
 
-def load_dataset(name: str) -> pd.DataFrame:
-    """One suite dataset as curated hourly rows (``thing_name, pollutant, hour, mean``)."""
+def load_dataset(name: str, months: int = 12) -> pd.DataFrame:
+    """One suite dataset as curated hourly rows (``thing_name, pollutant, hour, mean``), its last ``months``."""
     if name == "beijing_pm25":
         frame = beijing_hourly(BEIJING_CSV)
-        return frame[frame["hour"] > frame["hour"].max() - pd.DateOffset(months=4)]
-    path = SUITE_DIR / f"{name}.csv.gz"
-    if not path.is_file():
-        raise SystemExit(f"bench.forecast: unknown dataset {name!r}; known: {', '.join(SUITE)}")
-    frame = pd.read_csv(path, parse_dates=["hour"])
-    return frame
+    else:
+        path = SUITE_DIR / f"{name}.csv.gz"
+        if not path.is_file():
+            raise SystemExit(f"bench.forecast: unknown dataset {name!r}; known: {', '.join(SUITE)}")
+        frame = pd.read_csv(path, parse_dates=["hour"])
+    return frame[frame["hour"] > frame["hour"].max() - pd.DateOffset(months=months)]
 
 
 class PeakMemory:
@@ -204,7 +205,7 @@ def suite(args: argparse.Namespace) -> int:
     params = parse_params(args.param)
     rows = []
     for name in args.datasets or SUITE:
-        frame = load_dataset(name)
+        frame = load_dataset(name, args.months)
         stage(f"{name}: {frame['thing_name'].nunique()} series, {len(frame)} hourly rows, "
               f"{frame['hour'].min()} .. {frame['hour'].max()}")
         run = run_pipeline(frame, params)
@@ -241,6 +242,7 @@ def suite(args: argparse.Namespace) -> int:
         "held_out_geomean_ratio": geomean([r["ratio"] for r in held_rows]),
         "max_pipeline_s": round(max(r["pipeline_s"] for r in rows), 1),
         "max_peak_mib": round(max(r["peak_mib"] for r in rows), 1),
+        "months": args.months,
         "parameters": params,
     }
     print(json.dumps(summary))
@@ -332,6 +334,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="the local pipeline's DeepAR vs its baselines on held-out windows")
     parser.add_argument("--suite", action="store_true", help="run the generalization suite (bench/data)")
     parser.add_argument("--datasets", nargs="+", choices=SUITE, help="suite datasets to run (default: all)")
+    parser.add_argument("--months", type=int, default=12, help="suite: the last N months of each dataset")
     parser.add_argument("--csv", type=Path, default=BEIJING_CSV)
     parser.add_argument("--windows", type=int, default=30, help="Beijing: validation windows = test windows = this")
     parser.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
