@@ -135,6 +135,24 @@ def _format(value: Any) -> str:
 
 
 # ---- one trial (in a worker process) -----------------------------------------------------------
+def die_with_parent() -> None:
+    """Worker initializer: the kernel kills this worker when the process that runs the tuning job dies.
+
+    Lightning catches SIGTERM during training, so without this a stopped or killed pipeline
+    execution would leave its trials running (seen: orphaned workers training on for an hour).
+    """
+    try:
+        import ctypes
+        import signal
+
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, int(signal.SIGKILL))  # PR_SET_PDEATHSIG
+        if os.getppid() == 1:  # the parent died before prctl: do not train for nobody
+            os._exit(1)
+    except OSError:  # not Linux: trials end with their training instead
+        pass
+
+
 def run_training_trial(hyperparameters: dict[str, str], channels: dict[str, str], model_dir: str,
                        tar_path: str, threads: int) -> dict[str, float]:
     """Train DeepAR with the trial's hyperparameters, pack ``model.tar.gz``; return its metrics."""
@@ -396,7 +414,7 @@ class TuningAPI:
         threads = max(1, (os.cpu_count() or 1) // parallel)
         started = 0
         running: dict[Future, tuple[Any, str]] = {}
-        pool = ProcessPoolExecutor(max_workers=parallel, mp_context=get_context("spawn"))
+        pool = ProcessPoolExecutor(max_workers=parallel, mp_context=get_context("spawn"), initializer=die_with_parent)
         try:
             while True:
                 stopping = self._tuning_status(name) == "Stopping"
