@@ -51,8 +51,12 @@ class DemoOptions:
     fresh_days: int = 7  #: days of new data on each rerun
     sim_sensors: int = 3
     epochs: int | None = None  #: None: the pipeline's default (the benchmarked demo setting)
-    context_length: int = 72
+    context_length: int = 0  #: 0: read from the data by Preprocess
     eval_windows: int = 7
+    validation_windows: int = 7
+    #: the demo's tuning budget: one round of two parallel training jobs (the pipeline's default is 4, 2 at a time)
+    tuning_jobs: int = 2
+    parallel_tuning_jobs: int = 2
     pollutants: str = "pm2_5"
     #: local clock scale for the deployment's wait intervals (0.05: a 2-minute bake takes 6 s)
     clock_scale: float = 0.05
@@ -276,7 +280,9 @@ class Demo:
 
         opts = self.options
         params = {"ContextLength": opts.context_length, "NumEvalWindows": opts.eval_windows,
-                  "Pollutants": opts.pollutants, **opts.pipeline_parameters}
+                  "NumValidationWindows": opts.validation_windows, "MaxTuningJobs": opts.tuning_jobs,
+                  "MaxParallelTuningJobs": opts.parallel_tuning_jobs, "Pollutants": opts.pollutants,
+                  **opts.pipeline_parameters}
         if opts.epochs is not None:
             params["Epochs"] = opts.epochs
         summary = run_local_pipeline(self.settings, params, progress=True)
@@ -297,8 +303,9 @@ class Demo:
             notes.append("the model did not pass the quality gate: nothing registered, nothing deployed")
             return
         rel = (evaluation or {}).get("relative_mean_wQuantileLoss", {}).get("value")
+        best = (evaluation or {}).get("best_baseline", {}).get("name", "seasonal_naive")
         notes.append(f"registered {arn.rsplit('/', 2)[-2]} v{arn.rsplit('/', 1)[-1]}"
-                     + (f"; mean wQL {rel:.2f}× the seasonal-naive baseline's" if rel is not None else ""))
+                     + (f"; mean wQL {rel:.2f}× the best baseline's ({best})" if rel is not None else ""))
 
     def deploy(self, notes: list[str]) -> None:
         from aircast.clients import get_client
@@ -334,7 +341,8 @@ class Demo:
 
     def forecast_request(self, num_samples: int = 100) -> dict[str, Any]:
         """The seed article's DeepAR request for the replayed sensor's latest hours in the lake."""
-        history_start, history = latest_series(self.settings, REPLAY_THING, "pm2_5", self.options.context_length * 3)
+        history_start, history = latest_series(self.settings, REPLAY_THING, "pm2_5",
+                                               max(self.options.context_length, 168) * 3)
         instance: dict[str, Any] = {"start": history_start, "target": history}
         cat = deepar_cat(self.settings, REPLAY_THING, "pm2_5")
         if cat is not None:
@@ -447,14 +455,16 @@ def read_evaluation(settings: Settings, model_package_arn: str) -> dict[str, Any
 
 def print_metrics(evaluation: dict[str, Any]) -> None:
     model = evaluation.get("forecast_metrics", {})
-    base = evaluation.get("baseline_metrics", {}).get("seasonal_naive", {})
+    baselines = evaluation.get("baseline_metrics", {})
     rows = []
     for name in ("mean_wQuantileLoss", "RMSE", "MASE", "coverage[0.1,0.9]"):
-        rows.append({"metric": name, "DeepAR": model.get(name, {}).get("value"),
-                     "seasonal naive (24 h)": base.get(name, {}).get("value")})
+        row = {"metric": name, "DeepAR": model.get(name, {}).get("value")}
+        row.update({baseline: metrics.get(name, {}).get("value") for baseline, metrics in baselines.items()})
+        rows.append(row)
     info = evaluation.get("evaluation", {})
+    period = evaluation.get("periods", {}).get("evaluation", {})
     say(f"\n    evaluation on {info.get('windows')} rolling windows × {info.get('series')} series "
-        f"(never trained on):")
+        f"({period.get('start', '?')} .. {period.get('end', '?')}: never trained, tuned or chosen on):")
     print_table(rows, out=sys.stderr)
 
 

@@ -7,19 +7,26 @@ Inputs (SageMaker container paths are the defaults):
   ``mean`` and ``quantiles`` 0.1/0.5/0.9 (``DEEPAR_INFERENCE_CONFIG`` =
   ``{"num_samples": 100, "output_types": ["mean", "quantiles"], "quantiles": ["0.1", "0.5", "0.9"]}``);
 * ``--evaluation-dir``: preprocess's ``evaluation/`` (``windows.jsonl``, ``actuals.jsonl``);
-* ``--metadata-dir``: preprocess's ``metadata/`` (``metadata.json``).
+* ``--validation-dir``: preprocess's ``validation/`` (the validation windows, before the evaluation
+  windows): the baselines' own settings (AutoTheta's season and fit length) are chosen there;
+* ``--metadata-dir``: preprocess's ``metadata/`` (``metadata.json``: periods, detected seasons).
 
 Outputs in ``--output-dir``: ``evaluation.json`` (the shape in DESIGN.md; the pipeline's
 property file), ``evaluation_details.json`` (per-series metrics) and ``forecast.png``.
 
-The baseline is a probabilistic seasonal naive (24 h) computed here from each window's own
-history, so both are scored on exactly the same windows and actuals.
+The baselines (:mod:`evaluation.baselines`: seasonal naive at each detected season, AutoTheta)
+are computed here from each window's own history, so every model is scored on exactly the same
+windows and actuals; the gate compares the candidate with the best of them.
+
+Needs: Python >= 3.9, numpy, pandas, statsforecast (AutoTheta; ``--no-fitted-baseline`` skips it)
+and matplotlib (the plot; skipped when it is missing).
 
 Usage::
 
     python evaluate.py --forecast-dir /opt/ml/processing/input/forecast \\
         --evaluation-dir /opt/ml/processing/input/evaluation --metadata-dir /opt/ml/processing/input/metadata \\
-        --output-dir /opt/ml/processing/evaluation [--seasonality 24]
+        --validation-dir /opt/ml/processing/input/validation --output-dir /opt/ml/processing/evaluation \\
+        [--candidate NAME] [--seasonality 24]
 
 This script imports ``metrics.py`` and ``plots.py`` from its own folder: ship the whole
 ``evaluation/`` folder as the job's code.
@@ -31,6 +38,7 @@ import argparse
 import json
 import logging
 import math
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -38,12 +46,12 @@ from typing import Any
 import numpy as np
 
 try:
-    from evaluation.metrics import QUANTILES, SEASONALITY, QuantileForecast, forecast_metrics, seasonal_naive_forecast
-    from evaluation.plots import save_forecast_grid
+    from evaluation.baselines import choose_autotheta, score_baselines
+    from evaluation.metrics import QUANTILES, SEASONALITY, QuantileForecast, forecast_metrics
 except ImportError:  # in the processing container this folder is the code dir, not a package
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from metrics import QUANTILES, SEASONALITY, QuantileForecast, forecast_metrics, seasonal_naive_forecast  # type: ignore[no-redef]
-    from plots import save_forecast_grid  # type: ignore[no-redef]
+    from baselines import choose_autotheta, score_baselines  # type: ignore[no-redef]
+    from metrics import QUANTILES, SEASONALITY, QuantileForecast, forecast_metrics  # type: ignore[no-redef]
 
 log = logging.getLogger("evaluate")
 
@@ -110,6 +118,12 @@ def parse_prediction(obj: Any, line: int, quantiles: tuple[float, ...]) -> Quant
     return QuantileForecast(mean=mean, quantiles=levels)
 
 
+def _windows(windows: list[dict], actuals: list[dict], where: str) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    histories = [_floats(w["target"], f"{where} windows line {i + 1}") for i, w in enumerate(windows)]
+    truth = [_floats(a["target"], f"{where} actuals line {i + 1}") for i, a in enumerate(actuals)]
+    return histories, truth
+
+
 def evaluate(
     windows: list[dict],
     actuals: list[dict],
@@ -117,11 +131,17 @@ def evaluate(
     metadata: dict,
     seasonality: int = SEASONALITY,
     quantiles: tuple[float, ...] = QUANTILES,
+    validation: tuple[list[dict], list[dict]] | None = None,
+    candidate: str = "DeepAR",
+    fitted_baseline: bool = True,
+    n_jobs: int = 1,
 ) -> tuple[dict, dict]:
-    """Score model and seasonal-naive forecasts on the same windows.
+    """Score the candidate's forecasts and every baseline on the same evaluation windows.
 
-    Returns ``(evaluation, details)``: ``evaluation`` in DESIGN.md's shape, ``details`` with
-    per-series metrics and the plotted panels' data.
+    ``validation`` = (windows, actuals) of the validation period, where the fitted baseline's
+    settings are chosen (without it, AutoTheta keeps season 24 and 336 hours). Returns
+    ``(evaluation, details)``: ``evaluation`` in DESIGN.md's shape, ``details`` with per-series
+    metrics and the plotted panels' data.
     """
     if not (len(windows) == len(actuals) == len(predictions)):
         raise EvaluationError(
@@ -131,28 +151,43 @@ def evaluate(
     if not windows:
         raise EvaluationError("no evaluation windows to score")
     h = int(metadata["prediction_length"])
-    histories, truth, model_fc, naive_fc = [], [], [], []
-    for i, (window, actual, prediction) in enumerate(zip(windows, actuals, predictions, strict=True)):
-        history = _floats(window["target"], f"windows line {i + 1}")
-        y = _floats(actual["target"], f"actuals line {i + 1}")
+    histories, truth = _windows(windows, actuals, "evaluation")
+    model_fc = []
+    for i, (y, prediction) in enumerate(zip(truth, predictions)):  # noqa: B905 - lengths checked above; 3.9
         fc = parse_prediction(prediction, i + 1, quantiles)
         if len(y) != h or len(fc.mean) != h:
             raise EvaluationError(f"window {i}: {len(y)} actuals and {len(fc.mean)} forecast steps; expected {h}")
-        histories.append(history)
-        truth.append(y)
         model_fc.append(fc)
-        naive_fc.append(seasonal_naive_forecast(history, h, seasonality, quantiles))
+    seasons = [int(m) for m in (metadata.get("profile") or {}).get("seasons", [seasonality])]
+    if seasonality not in seasons:
+        seasons.insert(0, seasonality)
+    settings: dict[str, Any] = {}
+    autotheta = None
+    if fitted_baseline:
+        if validation is not None and validation[0]:
+            v_hist, v_truth = _windows(validation[0], validation[1], "validation")
+            autotheta, tried = choose_autotheta(v_hist, v_truth, [int(a["series"]) for a in validation[1]], h,
+                                                seasons, n_jobs)
+            settings["autotheta"] = {**autotheta, "chosen_on": "validation", "tried": tried}
+        else:
+            autotheta = {"season_length": seasonality, "fit_hours": 336}
+            settings["autotheta"] = {**autotheta, "chosen_on": "default (no validation windows)"}
     model = forecast_metrics(truth, model_fc, histories, quantiles, seasonality)
-    naive = forecast_metrics(truth, naive_fc, histories, quantiles, seasonality)
+    baselines, baseline_fc = score_baselines(histories, truth, h, seasons, autotheta, n_jobs, quantiles, seasonality)
 
     def leaf(value: float) -> dict:
         return {"value": None if value is None or not math.isfinite(value) else float(value)}
 
-    relative = model["mean_wQuantileLoss"] / naive["mean_wQuantileLoss"] if naive["mean_wQuantileLoss"] else math.nan
+    ranked = sorted((m["mean_wQuantileLoss"], name) for name, m in baselines.items()
+                    if math.isfinite(m["mean_wQuantileLoss"]))
+    best_wql, best_name = ranked[0] if ranked else (math.nan, "seasonal_naive")
+    relative = model["mean_wQuantileLoss"] / best_wql if best_wql else math.nan
     series_ids = sorted({int(a["series"]) for a in actuals})
     evaluation = {
         "forecast_metrics": {k: leaf(model[k]) for k in MODEL_KEYS},
-        "baseline_metrics": {"seasonal_naive": {k: leaf(naive[k]) for k in BASELINE_KEYS}},
+        "baseline_metrics": {name: {k: leaf(m[k]) for k in BASELINE_KEYS} for name, m in baselines.items()},
+        "best_baseline": {"name": best_name, "mean_wQuantileLoss": leaf(best_wql)},
+        "candidate": {"name": candidate},
         "relative_mean_wQuantileLoss": leaf(relative),
         "evaluation": {
             "series": len(series_ids),
@@ -160,6 +195,8 @@ def evaluate(
             "prediction_length": h,
             "quantiles": list(quantiles),
         },
+        "periods": metadata.get("periods", {}),
+        "baseline_settings": settings,
     }
     per_series = []
     by_series: dict[int, list[int]] = {}
@@ -171,14 +208,15 @@ def evaluate(
         try:
             m = forecast_metrics([truth[i] for i in idx], [model_fc[i] for i in idx], [histories[i] for i in idx],
                                  quantiles, seasonality)
-            b = forecast_metrics([truth[i] for i in idx], [naive_fc[i] for i in idx], [histories[i] for i in idx],
-                                 quantiles, seasonality)
             row["model"] = {k: leaf(m[k])["value"] for k in MODEL_KEYS}
-            row["seasonal_naive"] = {k: leaf(b[k])["value"] for k in BASELINE_KEYS}
+            for name, fcs in baseline_fc.items():
+                b = forecast_metrics([truth[i] for i in idx], [fcs[i] for i in idx], [histories[i] for i in idx],
+                                     quantiles, seasonality)
+                row[name] = {k: leaf(b[k])["value"] for k in BASELINE_KEYS}
         except ValueError as exc:  # every actual of this series missing
             row["note"] = str(exc)
         per_series.append(row)
-    details = {"per_series": per_series, "model": model, "seasonal_naive": naive}
+    details = {"per_series": per_series, "model": model, **baselines}
     panels = []
     for sid, idx in sorted(by_series.items())[:6]:
         i = idx[-1]
@@ -203,7 +241,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--forecast-dir", default="/opt/ml/processing/input/forecast")
     parser.add_argument("--evaluation-dir", default="/opt/ml/processing/input/evaluation")
+    parser.add_argument("--validation-dir", default="/opt/ml/processing/input/validation",
+                        help="validation windows (baselines' settings are chosen there); a missing folder = none")
     parser.add_argument("--metadata-dir", default="/opt/ml/processing/input/metadata")
+    parser.add_argument("--candidate", default="DeepAR", help="what the forecasts came from (named by the gate)")
+    parser.add_argument("--no-fitted-baseline", action="store_true", help="skip AutoTheta (no statsforecast)")
+    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="processes for AutoTheta fits")
     parser.add_argument("--output-dir", default="/opt/ml/processing/evaluation")
     parser.add_argument("--seasonality", type=int, default=SEASONALITY)
     return parser.parse_args(argv)
@@ -214,7 +257,7 @@ def _json_safe(obj: Any) -> Any:
         return obj if math.isfinite(obj) else None
     if isinstance(obj, dict):
         return {k: _json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
+    if isinstance(obj, (list, tuple)):
         return [_json_safe(v) for v in obj]
     return obj
 
@@ -231,12 +274,20 @@ def main(argv: list[str] | None = None) -> int:
         metadata = json.loads(metadata_path.read_text())
         forecast_file = find_forecast_file(Path(args.forecast_dir))
         log.info("scoring %s against %s", forecast_file, eval_dir)
+        val_dir = Path(args.validation_dir)
+        validation = None
+        if (val_dir / "windows.jsonl").is_file():
+            validation = (read_jsonl(val_dir / "windows.jsonl"), read_jsonl(val_dir / "actuals.jsonl"))
         evaluation, details = evaluate(
             read_jsonl(eval_dir / "windows.jsonl"),
             read_jsonl(eval_dir / "actuals.jsonl"),
             read_jsonl(forecast_file),
             metadata,
             args.seasonality,
+            validation=validation,
+            candidate=args.candidate,
+            fitted_baseline=not args.no_fitted_baseline,
+            n_jobs=max(1, args.jobs),
         )
     except EvaluationError as exc:
         print(f"evaluate: error: {exc}", file=sys.stderr)
@@ -246,11 +297,20 @@ def main(argv: list[str] | None = None) -> int:
     panels = details.pop("panels")
     (out_dir / "evaluation_details.json").write_text(json.dumps(_json_safe(details), indent=2))
     if panels:
-        save_forecast_grid(panels, out_dir / "forecast.png")
-    fm, bm = evaluation["forecast_metrics"], evaluation["baseline_metrics"]["seasonal_naive"]
+        try:
+            from evaluation.plots import save_forecast_grid
+        except ImportError:
+            try:
+                from plots import save_forecast_grid  # type: ignore[no-redef]
+            except ImportError:  # no matplotlib in this image: the report is complete without the plot
+                save_forecast_grid = None
+        if save_forecast_grid is not None:
+            save_forecast_grid(panels, out_dir / "forecast.png")
+    fm, best = evaluation["forecast_metrics"], evaluation["best_baseline"]
     log.info(
-        "model mean wQL %s vs seasonal naive %s (relative %s) over %d series x %d windows; wrote %s",
-        fm["mean_wQuantileLoss"]["value"], bm["mean_wQuantileLoss"]["value"],
+        "%s mean wQL %s vs best baseline %s %s (relative %s) over %d series x %d windows; wrote %s",
+        evaluation["candidate"]["name"], fm["mean_wQuantileLoss"]["value"], best["name"],
+        best["mean_wQuantileLoss"]["value"],
         evaluation["relative_mean_wQuantileLoss"]["value"], evaluation["evaluation"]["series"],
         evaluation["evaluation"]["windows"], out_dir / "evaluation.json",
     )

@@ -116,7 +116,7 @@ def forecast_metrics(
     mses: list[float] = []
     mases: list[float] = []
     inside = observed = 0
-    for y, fc, hist in zip(actuals, forecasts, histories, strict=True):
+    for y, fc, hist in zip(actuals, forecasts, histories):  # noqa: B905 - lengths checked above; 3.9 has no strict=
         y = np.asarray(y, dtype=float)
         mask = ~np.isnan(y)
         if not mask.any():

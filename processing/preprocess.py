@@ -1,29 +1,41 @@
-"""SageMaker processing job: curated hourly parquet → DeepAR JSON lines, with rolling evaluation windows.
+"""SageMaker processing job: curated hourly parquet → DeepAR JSON lines in three disjoint periods.
 
 Input: ``curated/hourly/dt=YYYY-MM-DD/*.parquet`` (``thing_name, pollutant, hour, mean, count, ...``).
 Output, under ``--output-dir``::
 
-    train/train.json            DeepAR JSON lines, each series cut before the evaluation windows
-    test/test.json              the full series (DeepAR scores its last prediction_length points)
-    evaluation/windows.jsonl    one DeepAR instance per (series, window): the history before the window
-    evaluation/actuals.jsonl    same order: {"series", "window", "start", "target": [prediction_length actuals]}
-    metadata/metadata.json      cat maps, cardinality, frequency, lengths, windows, skipped series + reasons
+    train/train.json                DeepAR JSON lines: each series up to the validation period
+    test/test.json                  DeepAR's test channel = the validation windows: each series cut at the
+                                    end of each validation window (DeepAR scores its last prediction_length
+                                    points, so tuning's objective is measured on the validation period)
+    validation/windows.jsonl        one DeepAR instance per (series, validation window): the history before it
+    validation/actuals.jsonl        same order: {"series", "window", "start", "target"}
+    evaluation/windows.jsonl        the same for the evaluation windows the quality gate scores
+    evaluation/actuals.jsonl
+    metadata/metadata.json          cat maps, cardinality, periods, windows, the data profile, skipped series
+    metadata/hyperparameters.json   starting hyperparameters and tuning ranges (the pipeline's property file)
 
 One series per (thing_name, pollutant), hourly, from its first observed hour to the last hour in
 the input (a common end, so every series shares the same windows); hours without a reading are
 ``"NaN"`` — never dropped or zero-filled. ``cat = [pollutant_index, thing_index]``.
 
-Leakage rule (the choice this script makes): the K evaluation windows are the last
-``K * prediction_length`` hours. The train channel ends where the first window starts, so the
-model never trains on any hour it is evaluated on. With K = 1 this is exactly "train = series
-cut prediction_length points before its end"; with K > 1 the cut moves back to
-``K * prediction_length``. Windows condition on all history before their start (including
-earlier windows' actuals, as a rolling forecast would), but never on their own hours.
+Three disjoint periods, oldest first (the choice this script makes):
+
+* **train**: everything before the validation period; the model trains on it, and the data
+  profile (:mod:`processing.data_profile`: seasons, context, likelihood, regular gaps) reads only it;
+* **validation**: ``V * prediction_length`` hours; tuning's objective (DeepAR's test channel) and the
+  baselines' own settings are measured here;
+* **evaluation**: the last ``K * prediction_length`` hours; the quality gate scores them and
+  nothing is chosen on them.
+
+Windows condition on all history before their start (including earlier periods' actuals, as a
+rolling forecast would), but never on their own hours.
 
 Usage (SageMaker container paths are the defaults)::
 
     python preprocess.py --input-dir /opt/ml/processing/input/hourly --output-dir /opt/ml/processing/output \\
-        --prediction-length 24 --context-length 72 --num-windows 7 [--freq H] [--pollutants pm2_5,pm10]
+        --prediction-length 24 --num-windows 7 --validation-windows 7 [--context-length 0] [--likelihood auto]
+
+Needs: Python >= 3.9, numpy, pandas, pyarrow (the scikit-learn 1.2-1 processing image).
 """
 
 from __future__ import annotations
@@ -39,6 +51,12 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+
+try:
+    from processing.data_profile import BASE_DEFAULTS, profile_series, tuning_ranges
+except ImportError:  # run from its own folder
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from data_profile import BASE_DEFAULTS, profile_series, tuning_ranges  # type: ignore[no-redef]
 
 log = logging.getLogger("preprocess")
 
@@ -56,9 +74,13 @@ class DeepARDataset:
 
     train: list[dict] = field(default_factory=list)
     test: list[dict] = field(default_factory=list)
+    validation_windows: list[dict] = field(default_factory=list)
+    validation_actuals: list[dict] = field(default_factory=list)
     windows: list[dict] = field(default_factory=list)
     actuals: list[dict] = field(default_factory=list)
     metadata: dict[str, Any] = field(default_factory=dict)
+    #: {"start": starting hyperparameters, "ranges": tuning ranges}: the pipeline's property file
+    hyperparameters: dict[str, Any] = field(default_factory=dict)
 
 
 def read_hourly(input_dir: Path) -> pd.DataFrame:
@@ -116,41 +138,55 @@ def _target(values: np.ndarray) -> list[float | str]:
     return ["NaN" if math.isnan(v) else float(v) for v in values]
 
 
+def _period(first: pd.Timestamp, hours: int) -> dict[str, Any]:
+    return {"start": _fmt(first), "end": _fmt(first + pd.Timedelta(hours=hours - 1)), "hours": hours}
+
+
 def build_dataset(
     df: pd.DataFrame,
     prediction_length: int,
     context_length: int,
     num_windows: int,
     freq: str = "H",
+    num_validation_windows: int = 7,
+    start: dict[str, Any] | None = None,
+    likelihood: str = "auto",
 ) -> DeepARDataset:
-    """Turn normalised hourly rows into the DeepAR channels, evaluation windows and metadata.
+    """Turn normalised hourly rows into the DeepAR channels, the validation and evaluation windows,
+    the starting hyperparameters and metadata.
 
+    ``context_length`` 0 and ``likelihood`` "auto" are read from the training period (see
+    :mod:`processing.data_profile`); ``start`` overrides other starting values (``epochs``, ...).
     Raises :class:`PreprocessError` when no series is long enough.
     """
     if freq not in SUPPORTED_FREQ:
         raise PreprocessError(f"--freq {freq!r}: only hourly data is supported (use H)")
-    if prediction_length < 1 or context_length < 1 or num_windows < 1:
-        raise PreprocessError("prediction length, context length and number of windows must all be >= 1")
+    if prediction_length < 1 or context_length < 0 or num_windows < 1 or num_validation_windows < 1:
+        raise PreprocessError("prediction length, number of evaluation windows and number of validation windows "
+                              "must all be >= 1 (context length >= 0, 0 = from the data)")
     if df.empty:
         raise PreprocessError("the input has no pollutant readings (after filtering); nothing to train on")
     end = pd.Timestamp(df["hour"].max())
     horizon = num_windows * prediction_length
+    validation = num_validation_windows * prediction_length
     first_window = end - pd.Timedelta(hours=horizon - 1)
-    needed = context_length + prediction_length
+    first_validation = first_window - pd.Timedelta(hours=validation)
+    # the context is not known yet when it comes from the data: require the longest it can be
+    needed = (context_length or 2 * prediction_length) + prediction_length
 
     usable: list[tuple[str, str, pd.Series]] = []
     skipped: list[dict[str, Any]] = []
     for (thing, pollutant), series in hourly_series(df, end).items():
-        train_len = len(series) - horizon
+        train_len = len(series) - horizon - validation
         reason = None
         if train_len < needed:
             reason = (
-                f"too short: {len(series)} hours from first reading to the end; needs context_length + "
-                f"prediction_length = {needed} hours before the {num_windows} evaluation window(s) "
-                f"of {prediction_length} hours ({needed + horizon} in all)"
+                f"too short: {len(series)} hours from first reading to the end; needs {needed} hours of training "
+                f"before the {num_validation_windows} validation and {num_windows} evaluation window(s) of "
+                f"{prediction_length} hours ({needed + validation + horizon} in all)"
             )
         elif not np.isfinite(series.to_numpy()[:train_len]).any():
-            reason = "no readings before the evaluation windows"
+            reason = "no readings before the validation period"
         if reason:
             log.warning("skipping series thing=%s pollutant=%s: %s", thing, pollutant, reason)
             skipped.append({"thing_name": thing, "pollutant": pollutant, "reason": reason})
@@ -160,55 +196,81 @@ def build_dataset(
         detail = "; ".join(f"{s['thing_name']}/{s['pollutant']}: {s['reason']}" for s in skipped[:5])
         raise PreprocessError(
             f"no usable series ({len(skipped)} skipped: {detail}). Collect more hours of data or lower "
-            "--context-length/--prediction-length/--num-windows."
+            "--context-length/--prediction-length/--num-windows/--validation-windows."
         )
 
     pollutant_index = {p: i for i, p in enumerate(sorted({p for _, p, _ in usable}))}
     thing_index = {t: i for i, t in enumerate(sorted({t for t, _, _ in usable}))}
     data = DeepARDataset()
     series_meta = []
+    train_parts, start_hours = [], []
     for i, (thing, pollutant, series) in enumerate(usable):
         cat = [pollutant_index[pollutant], thing_index[thing]]
         values = series.to_numpy(dtype=float)
-        start = _fmt(series.index[0])
-        train_len = len(values) - horizon
-        data.train.append({"start": start, "target": _target(values[:train_len]), "cat": cat})
-        data.test.append({"start": start, "target": _target(values), "cat": cat})
-        for k in range(num_windows):
+        first = _fmt(series.index[0])
+        train_len = len(values) - horizon - validation
+        eval_start = train_len + validation
+        train_parts.append(values[:train_len])
+        start_hours.append(int(series.index[0].dayofweek) * 24 + int(series.index[0].hour))
+        data.train.append({"start": first, "target": _target(values[:train_len]), "cat": cat})
+        for k in range(num_validation_windows):
             cut = train_len + k * prediction_length
-            data.windows.append({"start": start, "target": _target(values[:cut]), "cat": cat})
-            data.actuals.append(
-                {
-                    "series": i,
-                    "window": k,
-                    "start": _fmt(series.index[cut]),
-                    "target": _target(values[cut : cut + prediction_length]),
-                }
-            )
+            # DeepAR scores the last prediction_length points of each test series: window k of the validation
+            data.test.append({"start": first, "target": _target(values[: cut + prediction_length]), "cat": cat})
+            data.validation_windows.append({"start": first, "target": _target(values[:cut]), "cat": cat})
+            data.validation_actuals.append({"series": i, "window": k, "start": _fmt(series.index[cut]),
+                                            "target": _target(values[cut: cut + prediction_length])})
+        for k in range(num_windows):
+            cut = eval_start + k * prediction_length
+            data.windows.append({"start": first, "target": _target(values[:cut]), "cat": cat})
+            data.actuals.append({"series": i, "window": k, "start": _fmt(series.index[cut]),
+                                 "target": _target(values[cut: cut + prediction_length])})
         series_meta.append(
             {
                 "series": i,
                 "thing_name": thing,
                 "pollutant": pollutant,
                 "cat": cat,
-                "start": start,
+                "start": first,
                 "length": len(values),
                 "train_length": train_len,
                 "observed": int(np.isfinite(values).sum()),
             }
         )
+    profile = profile_series(train_parts, start_hours, [len(pollutant_index), len(thing_index)], prediction_length)
+    hyperparameters = dict(profile["hyperparameters"])
+    hyperparameters.update({k: v for k, v in (start or {}).items() if v is not None})
+    if context_length:
+        hyperparameters["context_length"] = context_length
+    if likelihood and likelihood != "auto":
+        hyperparameters["likelihood"] = likelihood
+    profile["hyperparameters"] = hyperparameters
+    train_start = min(s.index[0] for _, _, s in usable)
+    data.hyperparameters = {"start": {k: str(v) for k, v in hyperparameters.items()},
+                            "ranges": tuning_ranges(hyperparameters)}
     data.metadata = {
         "freq": "H",
         "prediction_length": prediction_length,
-        "context_length": context_length,
+        "context_length": int(hyperparameters["context_length"]),
         "num_windows": num_windows,
+        "num_validation_windows": num_validation_windows,
         "end": _fmt(end),
         "first_window_start": _fmt(first_window),
-        "train_end_exclusive": _fmt(first_window),
+        "train_end_exclusive": _fmt(first_validation),
+        "periods": {
+            "train": _period(train_start, int((first_validation - train_start) / pd.Timedelta(hours=1))),
+            "validation": _period(first_validation, validation),
+            "evaluation": _period(first_window, horizon),
+        },
+        "validation_windows": [
+            {"window": k, "start": _fmt(first_validation + pd.Timedelta(hours=k * prediction_length))}
+            for k in range(num_validation_windows)
+        ],
         "windows": [
             {"window": k, "start": _fmt(first_window + pd.Timedelta(hours=k * prediction_length))}
             for k in range(num_windows)
         ],
+        "profile": profile,
         "cat": ["pollutant", "thing_name"],
         "cat_maps": {"pollutant": pollutant_index, "thing_name": thing_index},
         "cardinality": [len(pollutant_index), len(thing_index)],
@@ -231,10 +293,13 @@ def write_dataset(data: DeepARDataset, output_dir: Path) -> None:
     out = Path(output_dir)
     _write_lines(out / "train" / "train.json", data.train)
     _write_lines(out / "test" / "test.json", data.test)
+    _write_lines(out / "validation" / "windows.jsonl", data.validation_windows)
+    _write_lines(out / "validation" / "actuals.jsonl", data.validation_actuals)
     _write_lines(out / "evaluation" / "windows.jsonl", data.windows)
     _write_lines(out / "evaluation" / "actuals.jsonl", data.actuals)
     (out / "metadata").mkdir(parents=True, exist_ok=True)
     (out / "metadata" / "metadata.json").write_text(json.dumps(data.metadata, indent=2))
+    (out / "metadata" / "hyperparameters.json").write_text(json.dumps(data.hyperparameters, indent=2))
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -242,8 +307,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--input-dir", default="/opt/ml/processing/input/hourly", help="curated hourly parquet root")
     parser.add_argument("--output-dir", default="/opt/ml/processing/output", help="root of train/ test/ evaluation/ metadata/")
     parser.add_argument("--prediction-length", type=int, default=24)
-    parser.add_argument("--context-length", type=int, default=72)
+    parser.add_argument("--context-length", type=int, default=0, help="starting context length; 0 = from the data")
     parser.add_argument("--num-windows", type=int, default=7, help="rolling evaluation windows at the end of the data")
+    parser.add_argument("--validation-windows", type=int, default=7,
+                        help="rolling validation windows before the evaluation windows (tuning is measured there)")
+    parser.add_argument("--likelihood", default="auto", help="DeepAR likelihood; auto = from the data")
+    for name, kind in (("epochs", int), ("learning-rate", float), ("num-cells", int), ("num-layers", int),
+                       ("mini-batch-size", int), ("dropout-rate", float)):
+        parser.add_argument(f"--{name}", type=kind, default=BASE_DEFAULTS[name.replace("-", "_")],
+                            help="starting value of the DeepAR hyperparameter (tuning searches around it)")
     parser.add_argument("--freq", default="H", help="DeepAR time_freq; only H (hourly) is supported")
     parser.add_argument("--pollutants", default="", help="comma-separated pollutants to keep (default: all)")
     return parser.parse_args(argv)
@@ -258,15 +330,20 @@ def main(argv: list[str] | None = None) -> int:
         log.info("reading curated hourly parquet from %s", args.input_dir)
         df = normalise_hourly(read_hourly(Path(args.input_dir)), pollutants)
         log.info("%d hourly rows, %d things, %d pollutants", len(df), df["thing_name"].nunique(), df["pollutant"].nunique())
-        data = build_dataset(df, args.prediction_length, args.context_length, args.num_windows, args.freq)
+        start = {k: getattr(args, k) for k in ("epochs", "learning_rate", "num_cells", "num_layers",
+                                                "mini_batch_size", "dropout_rate")}
+        data = build_dataset(df, args.prediction_length, args.context_length, args.num_windows, args.freq,
+                             args.validation_windows, start, args.likelihood)
         write_dataset(data, Path(args.output_dir))
     except PreprocessError as exc:
         print(f"preprocess: error: {exc}", file=sys.stderr)
         return 2
     meta = data.metadata
     log.info(
-        "wrote %d series (%d skipped), %d evaluation windows from %s, cardinality %s to %s",
-        len(data.train), len(meta["skipped"]), len(data.windows), meta["first_window_start"], meta["cardinality"],
+        "wrote %d series (%d skipped), %d validation windows from %s, %d evaluation windows from %s, cardinality %s, "
+        "starting hyperparameters %s to %s",
+        len(data.train), len(meta["skipped"]), len(data.validation_windows), meta["periods"]["validation"]["start"],
+        len(data.windows), meta["first_window_start"], meta["cardinality"], data.hyperparameters["start"],
         args.output_dir,
     )
     return 0

@@ -16,6 +16,7 @@ pytestmark = pytest.mark.slow
 
 def small_options(spark, **overrides) -> DemoOptions:
     base = dict(days=12, fresh_days=3, sim_sensors=1, epochs=1, context_length=24, eval_windows=2,
+                validation_windows=2, tuning_jobs=1, parallel_tuning_jobs=1,
                 clock_scale=0.02, deploy_wait_seconds=60, spark=spark,
                 # one tiny epoch cannot be expected to beat the baseline; the gate itself is tested elsewhere
                 pipeline_parameters={"MaxRelativeWQL": 100.0, "MaxMeanWQL": 100.0})

@@ -81,14 +81,16 @@ def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
             "CustomerMetadataProperties", {})
         rows.append({"version": pkg["ModelPackageVersion"], "status": pkg["ModelApprovalStatus"],
                      "created": pkg["CreationTime"], "mean_wQL": as_float(meta.get("mean_wQuantileLoss")),
-                     "vs_naive": as_float(meta.get("relative_mean_wQuantileLoss")),
+                     # the ratio to the best baseline the gate compared with (named beside it)
+                     "vs_baseline": as_float(meta.get("relative_mean_wQuantileLoss")),
+                     "baseline": meta.get("best_baseline"),
                      "execution": meta.get("pipeline_execution_id"), "arn": pkg["ModelPackageArn"]})
     if args.json:
         print_json(rows)
         return 0
     for row in rows:
         row["created"] = row["created"].strftime("%Y-%m-%d %H:%M:%S")
-    print_table(rows, ["version", "status", "created", "mean_wQL", "vs_naive", "execution"],
+    print_table(rows, ["version", "status", "created", "mean_wQL", "vs_baseline", "baseline", "execution"],
                 empty=f"(no model packages in {settings.model_package_group})")
     return 0
 

@@ -2,9 +2,17 @@
 
 ::
 
-    Preprocess ─▶ TrainDeepAR ─▶ CreateModel ─▶ BatchForecast ─▶ Evaluate ─▶ QualityGate
-                                                                              ├─ pass ─▶ RegisterModel ─▶ Deploy
-                                                                              └─ fail ─▶ QualityGateFailed
+    Preprocess ─▶ TuneDeepAR ─▶ CreateModel ─▶ BatchForecast ─▶ Evaluate ─▶ QualityGate
+                                                                             ├─ pass ─▶ RegisterModel ─▶ Deploy
+                                                                             └─ fail ─▶ QualityGateFailed
+
+Preprocess cuts three disjoint periods (train, validation, evaluation) and reads starting
+hyperparameters and tuning ranges from the training period (its ``hyperparameters.json``
+property file). TuneDeepAR runs Automatic Model Tuning over the built-in DeepAR's tunable
+hyperparameters, objective ``test:mean_wQuantileLoss`` on the validation period (DeepAR's test
+channel); the best training job's model goes on to CreateModel. Evaluate scores it and every
+baseline on the evaluation windows, which no choice has seen; the gate compares it with the best
+baseline.
 
 ``get_pipeline`` only wires steps. Every value an operator may want to change at
 start time is a pipeline parameter (so ``start_pipeline_execution`` can override it);
@@ -19,6 +27,7 @@ import logging
 import re
 import warnings
 from dataclasses import dataclass
+from typing import Any
 
 from aircast.settings import prepare_sdk_environment
 
@@ -28,6 +37,7 @@ import boto3  # noqa: E402
 from sagemaker.core import image_uris  # noqa: E402
 from sagemaker.core.lambda_helper import Lambda  # noqa: E402
 from sagemaker.core.model_metrics import MetricsSource, ModelMetrics  # noqa: E402
+from sagemaker.core.parameter import ContinuousParameter, IntegerParameter  # noqa: E402
 from sagemaker.core.processing import ScriptProcessor  # noqa: E402
 from sagemaker.core.shapes import (  # noqa: E402
     ProcessingInput,
@@ -49,9 +59,10 @@ from sagemaker.mlops.workflow.fail_step import FailStep  # noqa: E402
 from sagemaker.mlops.workflow.lambda_step import LambdaOutput, LambdaOutputTypeEnum, LambdaStep  # noqa: E402
 from sagemaker.mlops.workflow.model_step import ModelStep  # noqa: E402
 from sagemaker.mlops.workflow.pipeline import Pipeline  # noqa: E402
-from sagemaker.mlops.workflow.steps import ProcessingStep, TrainingStep, TransformStep  # noqa: E402
+from sagemaker.mlops.workflow.steps import ProcessingStep, TransformStep, TuningStep  # noqa: E402
 from sagemaker.serve.model_builder import ModelBuilder  # noqa: E402
 from sagemaker.train import ModelTrainer  # noqa: E402
+from sagemaker.train.tuner import HyperparameterTuner  # noqa: E402
 
 from pipelines.code import code_prefix_uri, script_uri  # noqa: E402
 
@@ -68,6 +79,14 @@ EVALUATION_FILE = "evaluation.json"
 #: DeepAR inference configuration for batch transform (SageMaker reads it from this env variable)
 BATCH_INFERENCE_CONFIG = {"num_samples": 100, "output_types": ["mean", "quantiles"], "quantiles": ["0.1", "0.5", "0.9"]}
 DEPLOY_FUNCTION_NAME = "aircast-deploy"
+#: Preprocess's property file: starting hyperparameters and tuning ranges read from the training period
+HYPERPARAMETERS_FILE = "hyperparameters.json"
+#: the tuning objective: DeepAR's mean weighted quantile loss on its test channel (the validation period)
+TUNING_OBJECTIVE = "test:mean_wQuantileLoss"
+#: the built-in DeepAR's tunable hyperparameters (deepar-tuning) and whether each is an integer
+TUNED_HYPERPARAMETERS = {"context_length": True, "epochs": True, "learning_rate": False, "num_cells": True,
+                         "num_layers": True, "mini_batch_size": True, "dropout_rate": False,
+                         "embedding_dimension": True}
 
 
 @dataclass(frozen=True)
@@ -79,6 +98,7 @@ class PipelineParameters:
     prediction_length: ParameterInteger
     context_length: ParameterInteger
     num_eval_windows: ParameterInteger
+    num_validation_windows: ParameterInteger
     pollutants: ParameterString
     epochs: ParameterInteger
     num_cells: ParameterInteger
@@ -88,6 +108,9 @@ class PipelineParameters:
     learning_rate: ParameterFloat
     dropout_rate: ParameterFloat
     early_stopping_patience: ParameterInteger
+    tuning_strategy: ParameterString
+    max_tuning_jobs: ParameterInteger
+    max_parallel_tuning_jobs: ParameterInteger
     relative_wql_threshold: ParameterFloat
     absolute_wql_threshold: ParameterFloat
     model_approval_status: ParameterString
@@ -104,26 +127,32 @@ class PipelineParameters:
 def make_parameters(input_data_uri: str, endpoint_name: str) -> PipelineParameters:
     """The pipeline's parameters with their defaults.
 
-    The DeepAR defaults are the demo's hyperparameters chosen with ``bench/forecast.py``
-    (``infra.local.sagemaker.deepar.DEMO_HYPERPARAMETERS``; a test keeps them equal). Early
-    stopping patience 10 of 15 epochs only ends a run that has stopped improving.
+    ``ContextLength`` 0 and ``Likelihood`` "auto" are read from the training period by Preprocess;
+    ``Epochs`` ... ``DropoutRate`` are the starting values tuning searches around (chosen on the
+    suite's validation periods, ``bench/forecast.py --suite``). ``MaxTuningJobs`` 1 trains the
+    starting values once (no tuning); the default budget keeps 30 sensors x 4 months under
+    5 minutes on 2 cores. ``MaxRelativeWQL`` compares with the best baseline.
     """
     return PipelineParameters(
         input_data_uri=ParameterString("InputDataUri", default_value=input_data_uri),
         frequency=ParameterString("Frequency", default_value="H"),
         prediction_length=ParameterInteger("PredictionLength", default_value=24),
-        context_length=ParameterInteger("ContextLength", default_value=72),
+        context_length=ParameterInteger("ContextLength", default_value=0),
         num_eval_windows=ParameterInteger("NumEvalWindows", default_value=7),
+        num_validation_windows=ParameterInteger("NumValidationWindows", default_value=7),
         # comma-separated pollutants to model; empty = every pollutant in the curated table
         pollutants=ParameterString("Pollutants", default_value=""),
         epochs=ParameterInteger("Epochs", default_value=15),
         num_cells=ParameterInteger("NumCells", default_value=40),
         num_layers=ParameterInteger("NumLayers", default_value=2),
-        likelihood=ParameterString("Likelihood", default_value="negative-binomial"),
+        likelihood=ParameterString("Likelihood", default_value="auto"),
         mini_batch_size=ParameterInteger("MiniBatchSize", default_value=32),
-        learning_rate=ParameterFloat("LearningRate", default_value=0.001),
+        learning_rate=ParameterFloat("LearningRate", default_value=0.003),
         dropout_rate=ParameterFloat("DropoutRate", default_value=0.1),
         early_stopping_patience=ParameterInteger("EarlyStoppingPatience", default_value=10),
+        tuning_strategy=ParameterString("TuningStrategy", default_value="Bayesian", enum_values=["Bayesian", "Random"]),
+        max_tuning_jobs=ParameterInteger("MaxTuningJobs", default_value=4),
+        max_parallel_tuning_jobs=ParameterInteger("MaxParallelTuningJobs", default_value=2),
         relative_wql_threshold=ParameterFloat("MaxRelativeWQL", default_value=0.9),
         absolute_wql_threshold=ParameterFloat("MaxMeanWQL", default_value=1.0),
         model_approval_status=ParameterString("ModelApprovalStatus", default_value="PendingManualApproval",
@@ -136,19 +165,13 @@ def make_parameters(input_data_uri: str, endpoint_name: str) -> PipelineParamete
     )
 
 
-def deepar_hyperparameters(p: PipelineParameters) -> dict:
-    """Built-in DeepAR hyperparameters (its own names), all strings as CreateTrainingJob wants."""
+def static_hyperparameters(p: PipelineParameters, likelihood: JsonGet) -> dict:
+    """Built-in DeepAR hyperparameters every trial shares (its own names), strings as the API wants;
+    the tuned ones come from the ranges."""
     return {
         "time_freq": p.frequency,
         "prediction_length": p.prediction_length.to_string(),
-        "context_length": p.context_length.to_string(),
-        "epochs": p.epochs.to_string(),
-        "num_cells": p.num_cells.to_string(),
-        "num_layers": p.num_layers.to_string(),
-        "likelihood": p.likelihood,
-        "mini_batch_size": p.mini_batch_size.to_string(),
-        "learning_rate": p.learning_rate.to_string(),
-        "dropout_rate": p.dropout_rate.to_string(),
+        "likelihood": likelihood,
         "early_stopping_patience": p.early_stopping_patience.to_string(),
         # the cat = [pollutant, thing] indices; "auto" lets DeepAR infer the cardinalities
         "cardinality": "auto",
@@ -192,6 +215,26 @@ def deploy_lambda_arn(region: str, role: str, function_name: str = DEPLOY_FUNCTI
                          f"({partition}, {region}, {account}): the stack lets the pipeline invoke only its own "
                          "deploy function")
     return function_arn
+
+
+class PipelineTuningStep(TuningStep):
+    """A TuningStep whose ``HyperParameterTuningJobConfig`` fields ``config`` replaces.
+
+    SDK v3 builds the request from pydantic shapes that accept only literals for the ranges,
+    resource limits and strategy; SageMaker Pipelines itself takes parameters and ``JsonGet``
+    there, so the built request's fields are replaced by those expressions.
+    """
+
+    def __init__(self, name: str, step_args: Any, config: dict[str, Any]) -> None:
+        super().__init__(name=name, step_args=step_args)
+        self._config_overrides = config
+
+    @property
+    def arguments(self) -> dict[str, Any]:
+        request = super().arguments
+        request["HyperParameterTuningJobConfig"].update(self._config_overrides)
+        return request
+
 
 
 def _disable_sdk_telemetry() -> None:
@@ -311,8 +354,9 @@ def _build(region: str, role: str, default_bucket: str, default_bucket_prefix: s
         return ProcessingOutput(output_name=name, s3_output=ProcessingS3Output(
             s3_uri=run_uri(*uri_parts), local_path=local, s3_upload_mode="EndOfJob"))
 
-    # ---- Preprocess: curated hourly parquet → DeepAR JSON lines + evaluation windows
+    # ---- Preprocess: curated hourly parquet → DeepAR JSON lines in three periods + starting hyperparameters
     out = "/opt/ml/processing/output"
+    profile_report = PropertyFile(name="Hyperparameters", output_name="metadata", path=HYPERPARAMETERS_FILE)
     step_preprocess = ProcessingStep(
         name="Preprocess",
         step_args=processor("preprocess").run(
@@ -321,6 +365,7 @@ def _build(region: str, role: str, default_bucket: str, default_bucket_prefix: s
             outputs=[
                 s3_out("train", f"{out}/train", "preprocess", "train"),
                 s3_out("test", f"{out}/test", "preprocess", "test"),
+                s3_out("validation", f"{out}/validation", "preprocess", "validation"),
                 s3_out("evaluation", f"{out}/evaluation", "preprocess", "evaluation"),
                 s3_out("metadata", f"{out}/metadata", "preprocess", "metadata"),
             ],
@@ -331,35 +376,72 @@ def _build(region: str, role: str, default_bucket: str, default_bucket_prefix: s
                 "--prediction-length", p.prediction_length.to_string(),
                 "--context-length", p.context_length.to_string(),
                 "--num-windows", p.num_eval_windows.to_string(),
+                "--validation-windows", p.num_validation_windows.to_string(),
+                "--likelihood", p.likelihood,
+                "--epochs", p.epochs.to_string(),
+                "--learning-rate", p.learning_rate.to_string(),
+                "--num-cells", p.num_cells.to_string(),
+                "--num-layers", p.num_layers.to_string(),
+                "--mini-batch-size", p.mini_batch_size.to_string(),
+                "--dropout-rate", p.dropout_rate.to_string(),
                 # one "--pollutants=..." token: an empty value stays a valid, non-empty container argument
                 Join(on="=", values=["--pollutants", p.pollutants]),
             ],
         ),
+        property_files=[profile_report],
     )
     preprocess_outputs = step_preprocess.properties.ProcessingOutputConfig.Outputs
 
-    # ---- TrainDeepAR: the built-in algorithm, train + test channels
+    def profile(path: str) -> JsonGet:
+        return JsonGet(step_name=step_preprocess.name, property_file=profile_report, json_path=path)
+
+    # ---- TuneDeepAR: Automatic Model Tuning of the built-in algorithm; the test channel is the validation period
+    models_prefix = f"{default_bucket_prefix.strip('/')}/models".lstrip("/")
     trainer = ModelTrainer(
         training_image=deepar_image, role=role, sagemaker_session=session,
         base_job_name=f"{base_job_prefix}-deepar",
         compute=Compute(instance_type=p.training_instance_type, instance_count=1),
-        hyperparameters=deepar_hyperparameters(p),
-        output_data_config=OutputDataConfig(s3_output_path=f"{base}/models"),
+        hyperparameters=static_hyperparameters(p, profile("start.likelihood")),
+        output_data_config=OutputDataConfig(s3_output_path=f"s3://{default_bucket}/{models_prefix}"),
         stopping_condition=StoppingCondition(max_runtime_in_seconds=3600),
         tags=[Tag(key=t["Key"], value=t["Value"]) for t in tags] or None,
     )
-    step_train = TrainingStep(
-        name="TrainDeepAR",
-        step_args=trainer.train(input_data_config=[
+
+    # SDK v3's request shapes take only literal ranges, limits and strategy; the step then puts the
+    # pipeline's own values (parameters, Preprocess's property file) in their place
+    tuner = HyperparameterTuner(
+        model_trainer=trainer, objective_metric_name=TUNING_OBJECTIVE, objective_type="Minimize",
+        hyperparameter_ranges={name: IntegerParameter(1, 2) if integer else ContinuousParameter(0.0, 1.0)
+                               for name, integer in TUNED_HYPERPARAMETERS.items()},
+        strategy="Bayesian", max_jobs=1, max_parallel_jobs=1,
+        base_tuning_job_name=f"{base_job_prefix}-deepar", tags=tags or None,
+    )
+    ranges: dict[str, list] = {"IntegerParameterRanges": [], "ContinuousParameterRanges": []}
+    for name, integer in TUNED_HYPERPARAMETERS.items():
+        ranges["IntegerParameterRanges" if integer else "ContinuousParameterRanges"].append({
+            "Name": name,
+            "MinValue": Join(on="", values=[profile(f"ranges.{name}.MinValue")]),
+            "MaxValue": Join(on="", values=[profile(f"ranges.{name}.MaxValue")]),
+            "ScalingType": profile(f"ranges.{name}.ScalingType"),
+        })
+    step_tune = PipelineTuningStep(
+        name="TuneDeepAR",
+        step_args=tuner.tune(inputs=[
             InputData(channel_name="train", data_source=preprocess_outputs["train"].S3Output.S3Uri, content_type="json"),
             InputData(channel_name="test", data_source=preprocess_outputs["test"].S3Output.S3Uri, content_type="json"),
         ]),
+        config={"Strategy": p.tuning_strategy, "ParameterRanges": ranges,
+                "ResourceLimits": {"MaxNumberOfTrainingJobs": p.max_tuning_jobs,
+                                   "MaxParallelTrainingJobs": p.max_parallel_tuning_jobs}},
     )
+    # the best training job (index 0) of the tuning job: <models>/<training job>/output/model.tar.gz
+    best_model_uri = step_tune.get_top_model_s3_uri(top_k=0, s3_bucket=default_bucket, prefix=f"{models_prefix}")
+    best_job = step_tune.properties.BestTrainingJob
 
-    # ---- CreateModel: the trained artifact in the DeepAR serving image
+    # ---- CreateModel: the best trained artifact in the DeepAR serving image
     model_env = {"DEEPAR_INFERENCE_CONFIG": json.dumps(BATCH_INFERENCE_CONFIG)}
     model = ModelBuilder(
-        image_uri=deepar_image, s3_model_data_url=step_train.properties.ModelArtifacts.S3ModelArtifacts,
+        image_uri=deepar_image, s3_model_data_url=best_model_uri,
         role_arn=role, sagemaker_session=session, env_vars=model_env,
     )
     step_create_model = ModelStep(name="CreateModel", step_args=model.build())
@@ -391,6 +473,8 @@ def _build(region: str, role: str, default_bucket: str, default_bucket_prefix: s
                       "/opt/ml/processing/input/forecast"),
                 s3_in("evaluation", preprocess_outputs["evaluation"].S3Output.S3Uri,
                       "/opt/ml/processing/input/evaluation"),
+                s3_in("validation", preprocess_outputs["validation"].S3Output.S3Uri,
+                      "/opt/ml/processing/input/validation"),
                 s3_in("metadata", preprocess_outputs["metadata"].S3Output.S3Uri, "/opt/ml/processing/input/metadata"),
                 lib_input,
             ],
@@ -398,6 +482,8 @@ def _build(region: str, role: str, default_bucket: str, default_bucket_prefix: s
             arguments=[
                 "--forecast-dir", "/opt/ml/processing/input/forecast",
                 "--evaluation-dir", "/opt/ml/processing/input/evaluation",
+                "--validation-dir", "/opt/ml/processing/input/validation",
+                "--candidate", Join(on="", values=["DeepAR training job ", best_job.TrainingJobName]),
                 "--metadata-dir", "/opt/ml/processing/input/metadata",
                 "--output-dir", f"{out}/evaluation",
             ],
@@ -410,13 +496,15 @@ def _build(region: str, role: str, default_bucket: str, default_bucket_prefix: s
 
     model_wql = metric("forecast_metrics.mean_wQuantileLoss.value")
     relative_wql = metric("relative_mean_wQuantileLoss.value")
-    baseline_wql = metric("baseline_metrics.seasonal_naive.mean_wQuantileLoss.value")
+    baseline_wql = metric("best_baseline.mean_wQuantileLoss.value")
+    baseline_name = metric("best_baseline.name")
+    candidate_name = metric("candidate.name")
 
     # ---- RegisterModel: versioned package with the evaluation report as its model quality metrics
     evaluation_uri = Join(on="/", values=[
         step_evaluate.properties.ProcessingOutputConfig.Outputs["evaluation"].S3Output.S3Uri, EVALUATION_FILE])
     register_builder = ModelBuilder(
-        image_uri=deepar_image, s3_model_data_url=step_train.properties.ModelArtifacts.S3ModelArtifacts,
+        image_uri=deepar_image, s3_model_data_url=best_model_uri,
         role_arn=role, sagemaker_session=session, env_vars=model_env,
     )
     step_register = ModelStep(
@@ -434,6 +522,8 @@ def _build(region: str, role: str, default_bucket: str, default_bucket_prefix: s
             customer_metadata_properties={
                 "mean_wQuantileLoss": Join(on="", values=[model_wql]),
                 "relative_mean_wQuantileLoss": Join(on="", values=[relative_wql]),
+                "best_baseline": Join(on="", values=[baseline_name]),
+                "training_job": best_job.TrainingJobName,
                 "pipeline_execution_id": ExecutionVariables.PIPELINE_EXECUTION_ID,
             },
         ),
@@ -450,9 +540,9 @@ def _build(region: str, role: str, default_bucket: str, default_bucket_prefix: s
     step_gate_failed = FailStep(
         name="QualityGateFailed",
         error_message=Join(on="", values=[
-            "quality gate failed: model mean wQL ", model_wql, " vs seasonal-naive ", baseline_wql,
-            " (ratio ", relative_wql, "); required ratio <= ", p.relative_wql_threshold,
-            " and mean wQL < ", p.absolute_wql_threshold, "; nothing registered",
+            "quality gate failed: best candidate ", candidate_name, " mean wQL ", model_wql, " vs best baseline ",
+            baseline_name, " mean wQL ", baseline_wql, " (ratio ", relative_wql, "); required ratio <= ",
+            p.relative_wql_threshold, " and mean wQL < ", p.absolute_wql_threshold, "; nothing registered",
         ]),
     )
     step_gate = ConditionStep(
@@ -468,6 +558,6 @@ def _build(region: str, role: str, default_bucket: str, default_bucket_prefix: s
     return Pipeline(
         name=pipeline_name,
         parameters=p.all(),
-        steps=[step_preprocess, step_train, step_create_model, step_transform, step_evaluate, step_gate],
+        steps=[step_preprocess, step_tune, step_create_model, step_transform, step_evaluate, step_gate],
         sagemaker_session=session,
     )

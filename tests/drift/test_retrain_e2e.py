@@ -18,6 +18,7 @@ from tests.drift.test_drift_flow import _replay
 
 # tiny training so the test takes a minute; a generous gate so a 1-epoch model registers
 TINY = {"Epochs": 1, "NumCells": 8, "NumLayers": 1, "ContextLength": 24, "NumEvalWindows": 2, "MiniBatchSize": 8,
+        "NumValidationWindows": 2, "MaxTuningJobs": 1, "MaxParallelTuningJobs": 1,
         "MaxRelativeWQL": 1000.0, "MaxMeanWQL": 100.0}
 
 

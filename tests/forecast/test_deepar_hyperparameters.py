@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from infra.local.sagemaker.deepar import DEMO_HYPERPARAMETERS, AlgorithmError, validate_hyperparameters
+from infra.local.sagemaker.deepar import AlgorithmError, validate_hyperparameters
 
 BASE = {"time_freq": "H", "context_length": "72", "prediction_length": "24", "epochs": "5"}
 
@@ -30,8 +30,20 @@ def test_full_set_of_builtin_names() -> None:
     assert config.seed == 7 and config.learning_rate == 0.005 and config.early_stopping_patience == 3
 
 
-def test_demo_hyperparameters_are_valid() -> None:
-    validate_hyperparameters(DEMO_HYPERPARAMETERS)
+def test_starting_values_and_tuning_ranges_are_valid_for_the_builtin() -> None:
+    """Preprocess's starting values and every range bound are values the built-in DeepAR accepts."""
+    from processing.data_profile import BASE_DEFAULTS, tuning_ranges
+
+    start = {**BASE_DEFAULTS, "context_length": 168, "embedding_dimension": 4, "likelihood": "negative-binomial"}
+    config = validate_hyperparameters({**BASE, **{k: str(v) for k, v in start.items()}})
+    assert (config.context_length, config.epochs, config.likelihood) == (168, BASE_DEFAULTS["epochs"],
+                                                                         "negative-binomial")
+    for name, bounds in tuning_ranges(start).items():
+        for bound in ("MinValue", "MaxValue"):
+            value = bounds[bound]
+            typed = validate_hyperparameters({**BASE, name: str(value)})
+            assert getattr(typed, name) == pytest.approx(value), (name, bound)
+        assert bounds["MinValue"] <= start[name] <= bounds["MaxValue"]
 
 
 BAD = [

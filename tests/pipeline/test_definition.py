@@ -10,7 +10,7 @@ from infra.local.sagemaker.executor import resolve, resolve_parameters, step_gra
 from pipelines.code import code_version
 from tests.pipeline.conftest import ROLE
 
-STEPS = ["Preprocess", "TrainDeepAR", "CreateModel", "BatchForecast", "Evaluate", "QualityGate",
+STEPS = ["Preprocess", "TuneDeepAR", "CreateModel", "BatchForecast", "Evaluate", "QualityGate",
          "RegisterModel", "Deploy", "QualityGateFailed"]
 
 
@@ -18,17 +18,17 @@ def test_step_graph(definition: dict) -> None:
     graph = step_graph(definition)
     assert list(graph) == STEPS
     assert {n: graph[n].type for n in STEPS} == {
-        "Preprocess": "Processing", "TrainDeepAR": "Training", "CreateModel": "Model", "BatchForecast": "Transform",
+        "Preprocess": "Processing", "TuneDeepAR": "Tuning", "CreateModel": "Model", "BatchForecast": "Transform",
         "Evaluate": "Processing", "QualityGate": "Condition", "RegisterModel": "RegisterModel", "Deploy": "Lambda",
         "QualityGateFailed": "Fail"}
     deps = {n: graph[n].depends_on for n in STEPS}
     assert deps["Preprocess"] == set()
-    assert deps["TrainDeepAR"] == {"Preprocess"}
-    assert deps["CreateModel"] == {"TrainDeepAR"}
+    assert deps["TuneDeepAR"] == {"Preprocess"}
+    assert deps["CreateModel"] == {"TuneDeepAR"}
     assert deps["BatchForecast"] == {"CreateModel", "Preprocess"}
-    assert deps["Evaluate"] == {"BatchForecast", "Preprocess"}
+    assert deps["Evaluate"] == {"BatchForecast", "Preprocess", "TuneDeepAR"}
     assert deps["QualityGate"] == {"Evaluate"}
-    assert deps["RegisterModel"] == {"QualityGate", "TrainDeepAR", "Evaluate"}
+    assert deps["RegisterModel"] == {"QualityGate", "TuneDeepAR", "Evaluate"}
     assert deps["Deploy"] == {"QualityGate", "RegisterModel"}
     assert graph["RegisterModel"].guards == (("QualityGate", True),)
     assert graph["QualityGateFailed"].guards == (("QualityGate", False),)
@@ -38,7 +38,8 @@ def test_parameters_are_overridable(definition: dict) -> None:
     params = {p["Name"]: p for p in definition["Parameters"]}
     for name in ("InputDataUri", "Frequency", "PredictionLength", "ContextLength", "Epochs", "NumCells", "NumLayers",
                  "Likelihood", "MiniBatchSize", "LearningRate", "DropoutRate", "EarlyStoppingPatience",
-                 "NumEvalWindows", "MaxRelativeWQL", "MaxMeanWQL", "ModelApprovalStatus", "ProcessingInstanceType",
+                 "NumEvalWindows", "NumValidationWindows", "TuningStrategy", "MaxTuningJobs",
+                 "MaxParallelTuningJobs", "MaxRelativeWQL", "MaxMeanWQL", "ModelApprovalStatus", "ProcessingInstanceType",
                  "TrainingInstanceType", "TransformInstanceType", "EndpointName"):
         assert name in params, name
     assert params["ModelApprovalStatus"]["DefaultValue"] == "PendingManualApproval"
@@ -59,8 +60,11 @@ def test_parameters_are_overridable(definition: dict) -> None:
 
 
 class _Ctx:
-    def __init__(self, params: dict) -> None:
+    """What the tuning step's arguments read: parameters, Preprocess's outputs and its property file."""
+
+    def __init__(self, params: dict, hyperparameters: dict | None = None) -> None:
         self.params = params
+        self.hyperparameters = hyperparameters or {}
 
     def parameter(self, name: str):
         return self.params[name]
@@ -72,28 +76,48 @@ class _Ctx:
         return {"ProcessingOutputConfig": {"Outputs": [{"OutputName": n, "S3Output": {"S3Uri": f"s3://b/{n}"}}
                                                        for n in ("train", "test", "evaluation", "metadata")]}}
 
-    def property_file(self, step, name):  # pragma: no cover - not used here
-        raise AssertionError
+    def property_file(self, step, name):
+        assert (step, name) == ("Preprocess", "Hyperparameters")
+        return self.hyperparameters
 
     def read_json_uri(self, uri):  # pragma: no cover
         raise AssertionError
 
 
-def test_training_uses_builtin_deepar_with_valid_hyperparameters(definition: dict) -> None:
-    from infra.local.sagemaker.deepar import validate_hyperparameters
+def test_tuning_step_is_a_deepar_tuning_job_aws_would_accept(definition: dict) -> None:
+    """The resolved TuneDeepAR arguments pass the local tuner's checks of AWS's rules."""
+    import numpy as np
+    import pandas as pd
 
-    train = next(s for s in definition["Steps"] if s["Name"] == "TrainDeepAR")["Arguments"]
-    assert "forecasting-deepar" in train["AlgorithmSpecification"]["TrainingImage"]
-    assert train["AlgorithmSpecification"]["TrainingImage"].startswith("224300973850.dkr.ecr.eu-west-1")
-    assert [c["ChannelName"] for c in train["InputDataConfig"]] == ["train", "test"]
-    ctx = _Ctx(resolve_parameters(definition, {"Epochs": "7", "Likelihood": "negative-binomial"}))
-    hp = resolve(train["HyperParameters"], ctx)
-    assert all(isinstance(v, str) for v in hp.values()), hp  # CreateTrainingJob takes strings only
-    assert hp["epochs"] == "7" and hp["likelihood"] == "negative-binomial" and hp["time_freq"] == "H"
-    config = validate_hyperparameters(hp)  # the names the built-in algorithm accepts
-    assert (config.epochs, config.prediction_length, config.context_length) == (7, 24, 72)
-    channels = resolve(train["InputDataConfig"], ctx)
-    assert channels[0]["DataSource"]["S3DataSource"]["S3Uri"] == "s3://b/train"
+    from infra.local.sagemaker.tuning import _check_tuning_request, parameter_space
+    from processing.preprocess import build_dataset, normalise_hourly
+
+    hours = pd.date_range("2024-01-01", periods=24 * 60, freq="h")
+    frame = pd.DataFrame({"thing_name": "a", "pollutant": "pm2_5", "hour": hours,
+                          "mean": 40 + 10 * np.sin(np.arange(len(hours)) / 24 * 2 * np.pi)})
+    hyperparameters = build_dataset(normalise_hourly(frame), 24, 0, 7).hyperparameters
+    tune = next(s for s in definition["Steps"] if s["Name"] == "TuneDeepAR")["Arguments"]
+    args = resolve(tune, _Ctx(resolve_parameters(definition, {"MaxTuningJobs": "6"}), hyperparameters))
+    config, job = args["HyperParameterTuningJobConfig"], args["TrainingJobDefinition"]
+    assert config["Strategy"] == "Bayesian" and config["ResourceLimits"] == {"MaxNumberOfTrainingJobs": 6,
+                                                                              "MaxParallelTrainingJobs": 2}
+    assert config["HyperParameterTuningJobObjective"] == {"Type": "Minimize", "MetricName": "test:mean_wQuantileLoss"}
+    assert "forecasting-deepar" in job["AlgorithmSpecification"]["TrainingImage"]
+    assert job["AlgorithmSpecification"]["TrainingImage"].startswith("224300973850.dkr.ecr.eu-west-1")
+    assert [c["ChannelName"] for c in job["InputDataConfig"]] == ["train", "test"]
+    assert job["InputDataConfig"][1]["DataSource"]["S3DataSource"]["S3Uri"] == "s3://b/test"
+    assert job["StaticHyperParameters"]["likelihood"] == hyperparameters["start"]["likelihood"]
+    assert all(isinstance(v, str) for v in job["StaticHyperParameters"].values())
+    space = {p["name"]: p for p in parameter_space(config["ParameterRanges"])}
+    assert set(space) == {"context_length", "epochs", "learning_rate", "num_cells", "num_layers", "mini_batch_size",
+                          "dropout_rate", "embedding_dimension"}
+    assert space["context_length"]["low"] == hyperparameters["ranges"]["context_length"]["MinValue"]
+    _check_tuning_request(config, job, "CreateHyperParameterTuningJob")  # raises what AWS would refuse
+    # the best training job's model goes on: TrainingJobSummaries[0] is the best, as Pipelines documents
+    model = next(s for s in definition["Steps"] if s["Name"] == "CreateModel")["Arguments"]
+    url = model["PrimaryContainer"]["ModelDataUrl"]["Std:Join"]["Values"]
+    assert url[-2:] == [{"Get": "Steps.TuneDeepAR.TrainingJobSummaries[0].TrainingJobName"}, "output/model.tar.gz"]
+    assert "/".join(url[1:3]) == job["OutputDataConfig"]["S3OutputPath"][len("s3://"):]
 
 
 def test_property_file_and_gate(definition: dict) -> None:
@@ -105,6 +129,11 @@ def test_property_file_and_gate(definition: dict) -> None:
     gate = next(s for s in definition["Steps"] if s["Name"] == "QualityGate")["Arguments"]
     paths = [c["LeftValue"]["Std:JsonGet"]["Path"] for c in gate["Conditions"]]
     assert paths == ["relative_mean_wQuantileLoss.value", "forecast_metrics.mean_wQuantileLoss.value"]
+    failed = next(s for s in gate["ElseSteps"] if s["Name"] == "QualityGateFailed")["Arguments"]["ErrorMessage"]
+    message = json.dumps(failed)
+    for path in ("candidate.name", "best_baseline.name", "best_baseline.mean_wQuantileLoss.value",
+                 "forecast_metrics.mean_wQuantileLoss.value", "relative_mean_wQuantileLoss.value"):
+        assert f'"Path": "{path}"' in message, path
     register = gate["IfSteps"][0]["Arguments"]
     stats = register["ModelMetrics"]["ModelQuality"]["Statistics"]
     assert stats["ContentType"] == "application/json"
@@ -161,7 +190,7 @@ def test_console_scripts(tmp_path, capsys: pytest.CaptureFixture[str]) -> None:
 
     out = tmp_path / "definition.json"
     assert get_pipeline_definition.main(["--file-name", str(out), "--kwargs", json.dumps({"pipeline_name": "x"})]) == 0
-    assert [s["Name"] for s in json.loads(out.read_text())["Steps"]][:2] == ["Preprocess", "TrainDeepAR"]
+    assert [s["Name"] for s in json.loads(out.read_text())["Steps"]][:2] == ["Preprocess", "TuneDeepAR"]
     assert get_pipeline_definition.main(["--kwargs", '{"nope": 1}']) == 2
     assert "does not accept nope; accepted arguments:" in capsys.readouterr().err
     assert run_pipeline.main(["--role-arn", ROLE, "--kwargs", '{"unknown_key": 1}']) == 2
@@ -180,13 +209,3 @@ def test_aircast_pipeline_definition_command(settings, tmp_path, capsys: pytest.
     assert params["EndpointName"] == settings.endpoint_name
     assert main(["pipeline", "executions"]) == 1
     assert "does not exist yet" in capsys.readouterr().err
-
-
-def test_defaults_are_the_demo_hyperparameters(definition: dict) -> None:
-    from infra.local.sagemaker.deepar import DEMO_HYPERPARAMETERS
-
-    train = next(s for s in definition["Steps"] if s["Name"] == "TrainDeepAR")["Arguments"]
-    hp = resolve(train["HyperParameters"], _Ctx(resolve_parameters(definition, {})))
-    shared = {k: v for k, v in DEMO_HYPERPARAMETERS.items() if not k.startswith("_")}
-    assert {k: float(hp[k]) if k in ("learning_rate", "dropout_rate") else hp[k] for k in shared} == {
-        k: float(v) if k in ("learning_rate", "dropout_rate") else v for k, v in shared.items()}

@@ -4,14 +4,15 @@ with the real job code (preprocess, GluonTS DeepAR, batch transform, evaluate) â
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
 from tests.pipeline.conftest import write_curated_hourly
 
-# tiny and fast: a few short series, one epoch of a small network
-FAST = {"Epochs": 1, "NumEvalWindows": 2, "ContextLength": 24, "NumCells": 8, "NumLayers": 1, "MiniBatchSize": 8,
-        "DropoutRate": 0.0}
+# tiny and fast: a few short series, one epoch of a small network, one training job
+FAST = {"Epochs": 1, "NumEvalWindows": 2, "NumValidationWindows": 2, "ContextLength": 24, "NumCells": 8,
+        "NumLayers": 1, "MiniBatchSize": 8, "DropoutRate": 0.0, "MaxTuningJobs": 1, "MaxParallelTuningJobs": 1}
 
 
 @pytest.mark.slow
@@ -25,7 +26,7 @@ def test_pipeline_registers_a_package_and_a_failing_gate_registers_nothing(setti
     # 1) a gate the tiny model can pass â†’ a registered package with its metrics, Deploy consulted
     passing = run_local_pipeline(settings, {**FAST, "MaxRelativeWQL": 100.0, "MaxMeanWQL": 100.0}, progress=False)
     assert passing["status"] == "Succeeded", passing["failure_reason"]
-    assert [s["step"] for s in passing["steps"]] == ["Preprocess", "TrainDeepAR", "CreateModel", "BatchForecast",
+    assert [s["step"] for s in passing["steps"]] == ["Preprocess", "TuneDeepAR", "CreateModel", "BatchForecast",
                                                      "Evaluate", "QualityGate", "RegisterModel", "Deploy"]
     arn = passing["model_package_arn"]
     assert arn == f"arn:aws:sagemaker:us-east-1:000000000000:model-package/{settings.model_package_group}/1"
@@ -53,6 +54,10 @@ def test_pipeline_registers_a_package_and_a_failing_gate_registers_nothing(setti
     assert failing["status"] == "Failed"
     assert failing["steps"][-1]["step"] == "QualityGateFailed"
     assert "quality gate failed" in failing["failure_reason"] and "nothing registered" in failing["failure_reason"]
+    # the reason names the best candidate and the best baseline with both figures
+    reason = failing["failure_reason"]
+    assert "best candidate DeepAR training job " in reason and "-001-" in reason and " mean wQL 0." in reason
+    assert re.search(r"vs best baseline (seasonal_naive|autotheta)\S* mean wQL \d", reason), reason
     assert "RegisterModel" not in [s["step"] for s in failing["steps"]]
     versions = client.list_model_packages(ModelPackageGroupName=settings.model_package_group)
     assert [p["ModelPackageVersion"] for p in versions["ModelPackageSummaryList"]] == [1]
@@ -76,8 +81,10 @@ def test_bad_hyperparameter_value_fails_training_with_its_name(settings, capsys)
                *[f"--param={k}={v}" for k, v in FAST.items()]])
     summary = json.loads(capsys.readouterr().out)
     assert rc == 1 and summary["status"] == "Failed"
-    assert summary["steps"][-1]["step"] == "TrainDeepAR"
-    assert "AlgorithmError: hyperparameter likelihood='poisson'" in summary["failure_reason"]
+    assert summary["steps"][-1]["step"] == "TuneDeepAR"
+    # AWS refuses the tuning job up front: the static likelihood is not a value DeepAR accepts
+    assert "ValidationException" in summary["failure_reason"]
+    assert "hyperparameter likelihood='poisson'" in summary["failure_reason"]
 
 
 def test_unknown_param_is_a_clear_cli_error(settings, capsys) -> None:

@@ -46,7 +46,6 @@ from gluonts.torch.distributions.negative_binomial import NegativeBinomial  # no
 from infra.local.sagemaker.deepar_format import InvalidRequest, parse_batch_line, validate_configuration  # noqa: E402
 
 __all__ = [
-    "DEMO_HYPERPARAMETERS",
     "AlgorithmError",
     "DeepARConfig",
     "DeepARPredictor",
@@ -57,26 +56,6 @@ __all__ = [
 ]
 
 log = logging.getLogger("aircast.deepar")
-
-#: The demo's hyperparameters (built-in names, string values), chosen with ``bench/forecast.py``
-#: (Beijing PM2.5, 30 rolling 24 h windows, mean wQL over seeds 1-3, each run on 2 dedicated cores):
-#: negative-binomial 15 epochs 0.466 in 36 s; 20 epochs 0.443 in 48 s; 30 epochs 0.470 in 73 s;
-#: gaussian 20 epochs 0.440 in 48 s; student-T 20 epochs 0.446 in 49 s; context 168 0.456 in 61 s;
-#: batch 64 0.454 in 76 s; seasonal naive 0.702, AutoETS 0.724, AutoTheta 0.600. 15 epochs keeps
-#: training well under a minute; negative binomial keeps concentrations non-negative.
-DEMO_HYPERPARAMETERS: dict[str, str] = {
-    "time_freq": "H",
-    "prediction_length": "24",
-    "context_length": "72",
-    "epochs": "15",
-    "likelihood": "negative-binomial",
-    "num_cells": "40",
-    "num_layers": "2",
-    "mini_batch_size": "32",
-    "learning_rate": "0.001",
-    "dropout_rate": "0.1",
-    "_seed": "1",
-}
 
 MODEL_CONFIG_FILE = "aircast-deepar.json"
 #: GluonTS mini-batches per epoch (the built-in has no such knob).

@@ -13,6 +13,9 @@ local stand-in:
   code that needs a newer Python than the image's fails the job before it starts.
 - ``Training``: the built-in DeepAR image → :func:`infra.local.sagemaker.deepar.train`
   (GluonTS) with the channels and hyperparameters; writes ``model.tar.gz``.
+- ``Tuning``: the local Automatic Model Tuning (:mod:`infra.local.sagemaker.tuning`) through the
+  SageMaker client: ``create_hyper_parameter_tuning_job``, polled with ``describe_...``; its
+  properties are the describe response plus ``TrainingJobSummaries`` (best first, at most 50).
 - ``Model``: records the model (container, model data).
 - ``Transform``: DeepAR batch transform, one output line per input line (``<file>.out``).
 - ``Condition`` / ``Fail``: evaluated here. ``RegisterModel``: the local Model Registry.
@@ -686,6 +689,68 @@ class PipelineExecutor:
         shown = ", ".join(f"{k}={v:.4g}" for k, v in sorted(metrics.items()) if isinstance(v, (int, float)))
         self.progress(f"[{node.name}] {shown}")
         return {"TrainingJob": {"Arn": props["TrainingJobArn"]}}
+
+    # -- Tuning --
+    def _run_tuning(self, node: StepNode) -> dict[str, Any]:
+        from botocore.exceptions import ClientError
+
+        from infra.local.sagemaker.tuning import MAX_SUMMARIES, TERMINAL, _ranked
+
+        if self.client is None:
+            raise StepFailed("no SageMaker client to run the tuning job with")
+        args = resolve(node.spec["Arguments"], self)
+        name = f"{self.execution_id[:12]}-{uuid.uuid4().hex[:12]}"
+        try:
+            arn = self.client.create_hyper_parameter_tuning_job(HyperParameterTuningJobName=name,
+                                                                **args)["HyperParameterTuningJobArn"]
+        except ClientError as exc:
+            error = exc.response["Error"]
+            raise StepFailed(f"{error['Code']}: {error['Message']}") from None
+        limits = args["HyperParameterTuningJobConfig"]["ResourceLimits"]
+        self.progress(f"[{node.name}] tuning job {name}: up to {limits.get('MaxNumberOfTrainingJobs')} DeepAR "
+                      f"training jobs, {limits['MaxParallelTrainingJobs']} at a time, "
+                      f"{args['HyperParameterTuningJobConfig']['Strategy']} search")
+        shown: set[str] = set()
+        while True:
+            desc = self.client.describe_hyper_parameter_tuning_job(HyperParameterTuningJobName=name)
+            jobs = self._tuning_summaries(name)
+            for job in jobs:
+                if job["TrainingJobStatus"] in TERMINAL and job["TrainingJobName"] not in shown:
+                    shown.add(job["TrainingJobName"])
+                    metric = job.get("FinalHyperParameterTuningJobObjectiveMetric")
+                    seconds = (job["TrainingEndTime"] - job["TrainingStartTime"]).total_seconds()
+                    result = f"{metric['MetricName']}={metric['Value']:.4g}" if metric else job.get("FailureReason")
+                    tuned = ", ".join(f"{k}={v}" for k, v in sorted(job["TunedHyperParameters"].items()))
+                    self.progress(f"[{node.name}] {job['TrainingJobName']} {job['TrainingJobStatus']} in "
+                                  f"{seconds:.0f} s: {result} ({tuned})")
+            if desc["HyperParameterTuningJobStatus"] in TERMINAL:
+                break
+            time.sleep(1.0)
+        if desc["HyperParameterTuningJobStatus"] != "Completed":
+            raise StepFailed(f"tuning job {name} {desc['HyperParameterTuningJobStatus']}: "
+                             f"{desc.get('FailureReason', '')}")
+        best = desc.get("BestTrainingJob")
+        if not best:
+            raise StepFailed(f"tuning job {name} completed without a training job that reported its objective")
+        props = dict(desc)
+        props["TrainingJobSummaries"] = _ranked(self._tuning_summaries(name))[:MAX_SUMMARIES]
+        self.properties[node.name] = props
+        metric = best["FinalHyperParameterTuningJobObjectiveMetric"]
+        self.progress(f"[{node.name}] best: {best['TrainingJobName']} {metric['MetricName']}={metric['Value']:.4g}")
+        return {"TuningJob": {"Arn": arn}}
+
+    def _tuning_summaries(self, name: str) -> list[dict[str, Any]]:
+        jobs: list[dict[str, Any]] = []
+        token = None
+        while True:
+            kwargs: dict[str, Any] = {"HyperParameterTuningJobName": name, "MaxResults": 100}
+            if token:
+                kwargs["NextToken"] = token
+            page = self.client.list_training_jobs_for_hyper_parameter_tuning_job(**kwargs)
+            jobs += page["TrainingJobSummaries"]
+            token = page.get("NextToken")
+            if not token:
+                return jobs
 
     # -- CreateModel --
     def _run_model(self, node: StepNode) -> dict[str, Any]:
