@@ -95,9 +95,9 @@ def output_shape(operation: str) -> Any:
 
 @pytest.fixture
 def tuner(settings) -> tuple[LocalSageMakerClient, str]:
-    bucket = settings.s3_root / "b"
+    bucket = settings.s3_root / "aircast-artifacts"
     write_channels(bucket, n_series=3, hours=96)
-    return LocalSageMakerClient(settings), "s3://b"
+    return LocalSageMakerClient(settings), "s3://aircast-artifacts"
 
 
 def wait_for(client: LocalSageMakerClient, name: str, timeout: float = 300) -> dict[str, Any]:
@@ -144,8 +144,8 @@ def test_trials_best_job_and_aws_shapes(tuner, settings) -> None:
     # each trial is a training job with its model where SageMaker puts it, and the tuned values applied
     trial = client.describe_training_job(TrainingJobName=best)
     check_shape(trial, output_shape("DescribeTrainingJob"), "DescribeTrainingJob")
-    assert trial["ModelArtifacts"]["S3ModelArtifacts"] == f"s3://b/models/{best}/output/model.tar.gz"
-    assert (settings.s3_root / "b" / "models" / best / "output" / "model.tar.gz").is_file()
+    assert trial["ModelArtifacts"]["S3ModelArtifacts"] == f"s3://aircast-artifacts/models/{best}/output/model.tar.gz"
+    assert (settings.s3_root / "aircast-artifacts" / "models" / best / "output" / "model.tar.gz").is_file()
     assert trial["HyperParameters"]["likelihood"] == "negative-binomial"
     assert {m["MetricName"] for m in trial["FinalMetricDataList"]} >= {"test:mean_wQuantileLoss", "test:RMSE"}
 
@@ -175,7 +175,7 @@ BAD = [
     ("HyperParameterTuningJobConfig.HyperParameterTuningJobObjective.Type", "Maximize",
      "ValidationException", "objective metric type, [Maximize]"),
     ("TrainingJobDefinition.InputDataConfig", [
-        {"ChannelName": "train", "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": "s3://b/train"}}}],
+        {"ChannelName": "train", "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": "s3://aircast-artifacts/train"}}}],
      "ValidationException", "computed on the 'test' channel"),
     (f"{RANGES}.CategoricalParameterRanges", [{"Name": "likelihood", "Values": ["gaussian", "student-T"]}],
      "ValidationException", "likelihood is not tunable"),
@@ -213,12 +213,12 @@ def test_requests_aws_refuses_are_refused(tuner, path: str, value: Any, code: st
 @pytest.mark.slow
 def test_failed_trials_fail_the_job_with_the_first_reason(settings, tmp_path: Path) -> None:
     client = LocalSageMakerClient(settings)
-    (settings.s3_root / "b" / "train").mkdir(parents=True)
-    (settings.s3_root / "b" / "test").mkdir(parents=True)
+    (settings.s3_root / "aircast-artifacts" / "train").mkdir(parents=True)
+    (settings.s3_root / "aircast-artifacts" / "test").mkdir(parents=True)
     bad = json.dumps({"start": "2021-01-01 00:00:00", "target": [-1.0] * 60}) + "\n"
-    (settings.s3_root / "b" / "train" / "t.json").write_text(bad)
-    (settings.s3_root / "b" / "test" / "t.json").write_text(bad)
-    client.create_hyper_parameter_tuning_job(**_change(request("s3://b"), "HyperParameterTuningJobConfig.ResourceLimits."
+    (settings.s3_root / "aircast-artifacts" / "train" / "t.json").write_text(bad)
+    (settings.s3_root / "aircast-artifacts" / "test" / "t.json").write_text(bad)
+    client.create_hyper_parameter_tuning_job(**_change(request("s3://aircast-artifacts"), "HyperParameterTuningJobConfig.ResourceLimits."
                                                        "MaxNumberOfTrainingJobs", 1))
     desc = wait_for(client, "tiny-tuning")
     assert desc["HyperParameterTuningJobStatus"] == "Failed"
