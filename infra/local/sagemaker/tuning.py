@@ -551,8 +551,14 @@ def _check_tuning_request(config: dict[str, Any], definition: dict[str, Any], op
     """AWS's rules for a DeepAR tuning job (see the module docstring)."""
     from infra.local.sagemaker.deepar import AlgorithmError, validate_hyperparameters
 
+    from infra.local.runtimes import UnknownImage, runtime_for_image
+
     image = definition["AlgorithmSpecification"].get("TrainingImage", "")
-    if "forecasting-deepar" not in image:
+    try:
+        algorithm = runtime_for_image(image).algorithm  # the image's manifest, as a training step checks it
+    except UnknownImage as exc:
+        raise client_error("ValidationException", str(exc), op) from None
+    if algorithm != "deepar":
         raise client_error("ValidationException", f"local mode tunes only the built-in DeepAR image, not {image!r}", op)
     strategy = config["Strategy"]
     if strategy not in LOCAL_STRATEGIES:
