@@ -192,8 +192,12 @@ BAD = [
     ("HyperParameterTuningJobConfig.Strategy", "Grid", "ValidationException", "not supported by the local tuner"),
     ("HyperParameterTuningJobConfig.Strategy", "Smart", "ValidationException", "Strategy"),
     ("HyperParameterTuningJobName", "no_underscores_allowed", "ValidationException", "regular expression pattern"),
-    ("TrainingJobDefinition.AlgorithmSpecification.TrainingImage", "123.dkr.ecr.us-east-1.amazonaws.com/xgboost:1",
-     "ValidationException", "only the built-in DeepAR"),
+    ("TrainingJobDefinition.AlgorithmSpecification.TrainingImage",
+     "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-xgboost:1.7-1", "ValidationException",
+     "no manifest"),
+    ("TrainingJobDefinition.AlgorithmSpecification.TrainingImage",
+     "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-scikit-learn:1.2-1-cpu-py3", "ValidationException",
+     "only the built-in DeepAR"),
 ]
 
 
