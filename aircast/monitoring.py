@@ -4,7 +4,9 @@ The monitor job itself (:mod:`evaluation.drift_monitor`) only knows folders. Her
 decide the folders: locally the data dir's S3 (``s3://<artifacts>/datacapture/<endpoint>/``, the
 curated hourly lake); on AWS the same prefixes are downloaded first. The evaluation baseline of
 each model that served comes from the Model Registry: the package's
-``ModelMetrics.ModelQuality.Statistics.S3Uri`` (the Evaluate step's ``evaluation.json``).
+``ModelMetrics.ModelQuality.Statistics.S3Uri`` (the Evaluate step's ``evaluation.json``). Which model
+served a record is what AWS gives on both backends: the endpoint config whose capture destination
+holds it, and that config's model (``DescribeEndpointConfig`` → ``DescribeModel`` → ``ModelPackageName``).
 
 ``lambda_handler`` is the local Lambda ``aircast-drift-monitor`` that the scheduled
 ``aircast-drift-check`` rule invokes.
@@ -20,7 +22,8 @@ from typing import Any
 
 from aircast.clients import get_client
 from aircast.settings import Settings, load_settings
-from evaluation.drift import Baseline, baseline_from_evaluation, parse_capture_records
+from deployment.deploy import config_package
+from evaluation.drift import Baseline, baseline_from_evaluation, capture_origin, parse_capture_records
 from evaluation.drift_monitor import MonitorConfig, read_capture, run_monitor
 
 STATE_KEY = "monitoring/{endpoint}/state.json"
@@ -71,6 +74,13 @@ def baselines_for(settings: Settings, model_package_arns: set[str]) -> tuple[dic
     return out, notes
 
 
+def packages_for(settings: Settings, keys: Any) -> dict[str, str]:
+    """Endpoint config → model package ARN for the configs that captured the records under ``keys``."""
+    sagemaker = get_client("sagemaker", settings)
+    configs = {capture_origin(key)[0] for key in keys} - {None}
+    return {config: arn for config in sorted(configs) if (arn := config_package(sagemaker, config))}
+
+
 def _download_prefix(s3: Any, uri: str, dest: Path) -> Path:
     bucket, _, prefix = uri[len("s3://"):].partition("/")
     token = None
@@ -107,7 +117,9 @@ def run_monitor_for(settings: Settings, emit: bool = True, events_client: Any | 
     on_aws = settings.backend == "aws"
     with tempfile.TemporaryDirectory(prefix="aircast-monitor-") as tmp:
         capture, hourly = monitor_inputs(settings, Path(tmp))
-        forecasts, _ = parse_capture_records(read_capture(capture))
+        records = read_capture(capture)
+        packages = packages_for(settings, {key for key, _ in records})
+        forecasts, _ = parse_capture_records(records, packages)
         baselines, notes = baselines_for(settings, {f.model_package_arn for f in forecasts})
         # on AWS the report and the sent-events state live in S3 (a Lambda's disk does not last)
         output = Path(tmp) / "report" if on_aws else report_dir(settings)
@@ -123,7 +135,7 @@ def run_monitor_for(settings: Settings, emit: bool = True, events_client: Any | 
             datacapture=capture, hourly=hourly, output=output, baselines=baselines,
             model_package_group=settings.model_package_group, endpoint_name=settings.endpoint_name,
             error_ratio=settings.drift_error_ratio, window_hours=settings.drift_window_hours,
-            state=state, emit=emit, plot=plot)
+            state=state, emit=emit, plot=plot, packages=packages)
         events = events_client if events_client is not None else (get_client("events", settings) if emit else None)
         report = run_monitor(config, events)
         if s3 is not None:
