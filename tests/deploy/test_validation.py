@@ -90,8 +90,8 @@ def test_canary_and_linear_sizes_aws_accepts(routing, counts):
 def test_the_default_policy_fits_a_one_instance_endpoint():
     """Finding 7: the default policy on the default (one-instance) endpoint is one SageMaker accepts:
     all at once, baked with the alarms watching; with 2+ instances it is a canary."""
+    one = deployment_config(DeploymentPolicy(), ["a"])  # the one UpdateEndpoint gets on one instance
     assert DeploymentPolicy().strategy == "auto" and DeploymentPolicy().instance_count == 1
-    one = deployment_config(DeploymentPolicy(), ["a"])
     assert one["BlueGreenUpdatePolicy"]["TrafficRoutingConfiguration"] == {"Type": "ALL_AT_ONCE",
                                                                            "WaitIntervalInSeconds": 300}
     assert one["AutoRollbackConfiguration"] == {"Alarms": [{"AlarmName": "a"}]}
