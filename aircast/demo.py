@@ -61,6 +61,9 @@ class DemoOptions:
     #: local clock scale for the deployment's wait intervals (0.05: a 2-minute bake takes 6 s)
     clock_scale: float = 0.05
     deploy_strategy: str = "canary"
+    #: a canary needs 2+ instances (SageMaker shifts whole instances, at most 50% in the canary);
+    #: locally instance counts are nominal, on AWS two instances cost twice one
+    deploy_instance_count: int = 2
     deploy_wait_seconds: int = 120
     csv_path: Path = Path(__file__).resolve().parents[1] / "data" / "beijing_pm25_hourly.csv"
     plot_path: Path | None = None  #: default <data_dir>/forecast.png
@@ -142,6 +145,7 @@ class Demo:
         # the deployment's waits run on a scaled clock in the demo so a canary bakes in seconds
         self.settings = settings.replace(clock_scale=self.options.clock_scale,
                                          deploy_strategy=self.options.deploy_strategy,
+                                         deploy_instance_count=self.options.deploy_instance_count,
                                          deploy_wait_seconds=self.options.deploy_wait_seconds)
         self.report = DemoReport()
         self._stage_no = 0

@@ -8,6 +8,9 @@ hours (SageMaker writes them under ``<endpoint>/<variant>/yyyy/mm/dd/hh/``, the 
 invocation), then the curated ``hourly/dt=`` partitions those forecasts and their input-drift
 reference need. The evaluation baseline of each model that served comes from the Model Registry:
 the package's ``ModelMetrics.ModelQuality.Statistics.S3Uri`` (the Evaluate step's ``evaluation.json``).
+Which model served a record is what AWS gives on both backends: the endpoint config whose capture
+destination holds it, and that config's model (``DescribeEndpointConfig`` → ``DescribeModel`` →
+``ModelPackageName``).
 
 ``lambda_handler`` is the local Lambda ``aircast-drift-monitor`` that the scheduled
 ``aircast-drift-check`` rule invokes.
@@ -26,7 +29,8 @@ from typing import Any
 
 from aircast.clients import get_client
 from aircast.settings import Settings, load_settings
-from evaluation.drift import Baseline, baseline_from_evaluation, parse_capture_records
+from deployment.deploy import config_package
+from evaluation.drift import Baseline, baseline_from_evaluation, capture_origin, parse_capture_records
 from evaluation.drift_monitor import MonitorConfig, read_capture, run_monitor
 
 STATE_KEY = "monitoring/{endpoint}/state.json"
@@ -77,8 +81,16 @@ def baselines_for(settings: Settings, model_package_arns: set[str]) -> tuple[dic
     return out, notes
 
 
+def packages_for(settings: Settings, keys: Any) -> dict[str, str]:
+    """Endpoint config → model package ARN for the configs that captured the records under ``keys``."""
+    sagemaker = get_client("sagemaker", settings)
+    configs = {capture_origin(key)[0] for key in keys} - {None}
+    return {config: arn for config in sorted(configs) if (arn := config_package(sagemaker, config))}
+
+
 # ---------------------------------------------------------------------------- the window one check reads
-_CAPTURE_HOUR = re.compile(r"^[^/]+/(\d{4})/(\d{2})/(\d{2})/(\d{2})/[^/]+\.jsonl$")
+_CAPTURE_HOUR = re.compile(r"^(?:[^/]+/)+?(\d{4})/(\d{2})/(\d{2})/(\d{2})/[^/]+\.jsonl$")
+_YEAR = re.compile(r"\d{4}/")
 _HOURLY_DAY = re.compile(r"^dt=(\d{4}-\d{2}-\d{2})/")
 
 
@@ -91,7 +103,8 @@ def capture_window(now: dt.datetime, lookback_hours: int) -> tuple[dt.datetime, 
 
 
 def capture_hour(relative_key: str) -> dt.datetime | None:
-    """The capture hour of a Data Capture key relative to ``<prefix>/<endpoint>/`` (``<variant>/yyyy/mm/dd/hh/f.jsonl``)."""
+    """The capture hour of a Data Capture key relative to ``<prefix>/<endpoint>/``
+    (``<config>/<endpoint>/<variant>/yyyy/mm/dd/hh/f.jsonl``, or ``<variant>/yyyy/...`` for older captures)."""
     m = _CAPTURE_HOUR.match(relative_key)
     if not m:
         return None
@@ -124,13 +137,28 @@ def _listed(s3: Any, bucket: str, prefix: str, start_after: str | None = None) -
             yield obj["Key"]
 
 
+def _hour_roots(s3: Any, bucket: str, prefix: str, depth: int = 4) -> list[str]:
+    """The folders under ``prefix`` that hold SageMaker's ``yyyy/mm/dd/hh/`` capture folders: a config's
+    ``<config>/<endpoint>/<variant>/`` (each endpoint config captures to its own destination), or an older
+    ``<variant>/``. Found by listing with a delimiter, a level at a time."""
+    roots, frontier = [], [prefix]
+    for _ in range(depth):
+        deeper = []
+        for folder in frontier:
+            children = [cp["Prefix"] for page in s3.get_paginator("list_objects_v2").paginate(
+                Bucket=bucket, Prefix=folder, Delimiter="/") for cp in page.get("CommonPrefixes", [])]
+            if any(_YEAR.fullmatch(child[len(folder):]) for child in children):
+                roots.append(folder)
+            deeper += [child for child in children if not _YEAR.fullmatch(child[len(folder):])]
+        frontier = deeper
+    return roots
+
+
 def capture_keys_in_window(s3: Any, bucket: str, prefix: str, first: dt.datetime, last: dt.datetime) -> list[str]:
     """Data Capture keys under ``prefix`` (``.../datacapture/<endpoint>/``) captured from hour ``first`` to ``last``."""
-    variants = [cp["Prefix"] for page in s3.get_paginator("list_objects_v2").paginate(
-        Bucket=bucket, Prefix=prefix, Delimiter="/") for cp in page.get("CommonPrefixes", [])]
     keys = []
-    for variant in variants:
-        for key in _listed(s3, bucket, variant, start_after=f"{variant}{first:%Y/%m/%d/%H}"):
+    for root in _hour_roots(s3, bucket, prefix):
+        for key in _listed(s3, bucket, root, start_after=f"{root}{first:%Y/%m/%d/%H}"):
             hour = capture_hour(key[len(prefix):])
             if hour is None:
                 continue
@@ -198,7 +226,9 @@ def run_monitor_for(settings: Settings, emit: bool = True, events_client: Any | 
     on_aws = settings.backend == "aws"
     with tempfile.TemporaryDirectory(prefix="aircast-monitor-") as tmp:
         capture = capture_input(settings, Path(tmp), now or dt.datetime.now(dt.UTC))
-        forecasts, _ = parse_capture_records(read_capture(capture))
+        records = read_capture(capture)
+        packages = packages_for(settings, {key for key, _ in records})
+        forecasts, _ = parse_capture_records(records, packages)
         hourly = hourly_input(settings, Path(tmp), forecasts)
         baselines, notes = baselines_for(settings, {f.model_package_arn for f in forecasts})
         # on AWS the report and the sent-events state live in S3 (a Lambda's disk does not last)
@@ -215,7 +245,7 @@ def run_monitor_for(settings: Settings, emit: bool = True, events_client: Any | 
             datacapture=capture, hourly=hourly, output=output, baselines=baselines,
             model_package_group=settings.model_package_group, endpoint_name=settings.endpoint_name,
             error_ratio=settings.drift_error_ratio, window_hours=settings.drift_window_hours,
-            state=state, emit=emit, plot=plot)
+            state=state, emit=emit, plot=plot, packages=packages)
         events = events_client if events_client is not None else (get_client("events", settings) if emit else None)
         report = run_monitor(config, events)
         if s3 is not None:

@@ -54,15 +54,17 @@ class Settings:
     endpoint_host: str = "127.0.0.1"
     endpoint_port: int = 8080
     # Deployment policy of approval-driven deploys (deployment/): blue/green strategy and rollback alarms
-    deploy_strategy: str = "canary"  # canary | linear | all-at-once
-    deploy_step_percent: int = 20  # canary size / linear step, % of the green fleet
+    # auto: canary when the variant has the 2+ instances a canary needs (SageMaker shifts whole instances,
+    # a step is at most 50% of them), else all at once with the baking period | canary | linear | all-at-once
+    deploy_strategy: str = "auto"
+    deploy_step_percent: int = 20  # canary size / linear step, % of the variant's instances (rounded up)
     deploy_wait_seconds: int = 300  # baking period after each traffic shift
     deploy_termination_wait_seconds: int = 120  # all traffic on green, blue kept this long
     deploy_max_timeout_seconds: int = 3600  # whole deployment; then rolled back
     deploy_error_rate_threshold: float = 0.05  # rollback alarm: Invocation5XXErrors average above this
     deploy_latency_p99_ms: float = 2000.0  # rollback alarm: ModelLatency p99 above this
     deploy_instance_type: str = "ml.m5.large"
-    deploy_instance_count: int = 1
+    deploy_instance_count: int = 1  # one instance: deployments shift all at once (see deploy_strategy)
     # EventBridge
     eventbus_port: int = 8090
     # the console for reviewers (aircast console): pipelines, registry approval, endpoints, data and drift

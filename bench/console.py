@@ -134,10 +134,13 @@ def seed(settings: Any, executions: int, packages: int) -> dict[str, Any]:
         s3.put_object(Bucket=settings.artifacts_bucket, Key=f"{prefix}/evaluation.json",
                       Body=json.dumps(_evaluation(rng)).encode())
         s3.put_object(Bucket=settings.artifacts_bucket, Key=f"{prefix}/forecast.png", Body=plot)
+        # CreateModel checks that the model data exists (no host loads it here)
+        s3.put_object(Bucket=settings.artifacts_bucket, Key=f"{prefix}/model.tar.gz", Body=b"placeholder")
+        model_url = f"s3://{settings.artifacts_bucket}/{prefix}/model.tar.gz"
         sm.create_model_package(
             ModelPackageGroupName=settings.model_package_group,
             ModelApprovalStatus="Approved" if v < packages else "PendingManualApproval",
-            InferenceSpecification={"Containers": [{"Image": "deepar", "ModelDataUrl": f"s3://x/{v}/model.tar.gz"}],
+            InferenceSpecification={"Containers": [{"Image": "deepar", "ModelDataUrl": model_url}],
                                     "SupportedContentTypes": ["application/json"],
                                     "SupportedResponseMIMETypes": ["application/json"]},
             ModelMetrics={"ModelQuality": {"Statistics": {

@@ -7,12 +7,23 @@ model package (an exact ARN or version — never "the latest") → ``create_mode
 ``create_endpoint_config`` (production variants, weights, data capture) → ``create_endpoint`` when
 the endpoint is new, else ``update_endpoint`` with a blue/green ``DeploymentConfig`` and the
 rollback alarms (``put_metric_alarm``) in ``AutoRollbackConfiguration``.
-A/B: :func:`create_ab_endpoint_config` + :func:`set_variant_weights`; multi-model:
-:func:`create_multi_model_endpoint`.
+
+Deploys of the same package may overlap (the approval rule and the pipeline's Deploy step both fire
+when a package registers as Approved): model and endpoint config names are derived from what they
+contain (``<endpoint>-v<version>-<hash>``), so both deploys name the same resources, and a deploy
+that loses the race to ``create_*``/``update_endpoint`` finds the other one's work and reports it
+(``in progress``) instead of failing or leaving orphans.
+
+Several models behind one endpoint: production variants (:func:`create_multi_variant_endpoint`),
+chosen per request with ``TargetVariant`` or shared by weight (:func:`set_variant_weights`).
+SageMaker's multi-model endpoints (``TargetModel``) need a container with the multi-model label,
+which the built-in DeepAR does not have.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 import time
 from collections.abc import Mapping, Sequence
@@ -21,7 +32,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from deployment.policy import DeploymentPolicy, deployment_config, rollback_alarms
+from deployment.policy import DeploymentPolicy, alarm_names, deployment_config, rollback_alarms
 from deployment.validation import validate_production_variants
 
 DEFAULT_VARIANT = "AllTraffic"
@@ -60,6 +71,16 @@ def _not_found(exc: ClientError) -> bool:
     return _error_code(exc) in ("ValidationException", "ResourceNotFound") and "Could not find" in message
 
 
+def _already_exists(exc: ClientError) -> bool:
+    # SageMaker: 'Cannot create already existing model "arn:..."' (endpoint configuration, endpoint alike)
+    return _error_code(exc) == "ValidationException" and "already existing" in exc.response["Error"].get("Message", "")
+
+
+def _in_progress(exc: ClientError) -> bool:
+    # SageMaker: 'Cannot update in-progress endpoint "arn:..."'
+    return _error_code(exc) == "ValidationException" and "in-progress" in exc.response["Error"].get("Message", "")
+
+
 def resolve_model_package(sm_client: Any, package: str | int, group: str | None = None) -> dict[str, Any]:
     """``describe_model_package`` of an exact package: a full ARN, or a version number of ``group``.
 
@@ -82,14 +103,25 @@ def resolve_model_package(sm_client: Any, package: str | int, group: str | None 
         raise DeploymentError(f"model package {text} not found: {exc.response['Error'].get('Message', exc)}") from None
 
 
-def _suffix() -> str:
-    return time.strftime("%Y%m%d%H%M%S", time.gmtime()) + f"{int(time.time() * 1000) % 1000:03d}"
+def content_hash(*parts: Any) -> str:
+    """Ten hex digits naming what a model/endpoint config contains (same content → same name)."""
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:10]
 
 
 def resource_name(endpoint_name: str, version: int | str, suffix: str) -> str:
     """``<endpoint>-v<version>-<suffix>`` trimmed to SageMaker's 63 characters."""
     tail = f"-v{version}-{suffix}"
     return endpoint_name[: 63 - len(tail)].rstrip("-") + tail
+
+
+def data_capture_destination(base_uri: str, endpoint_name: str, config_name: str) -> str:
+    """Data Capture destination of one endpoint config: ``<base>/<endpoint>/<config>``.
+
+    SageMaker writes each record under ``<destination>/<endpoint>/<variant>/YYYY/MM/DD/HH/``; its
+    records carry no model identity, so a destination per endpoint config is what tells the drift
+    monitor which config (and so which model package) answered, also while blue and green both serve.
+    """
+    return f"{base_uri.rstrip('/')}/{endpoint_name}/{config_name}"
 
 
 def endpoint_exists(sm_client: Any, endpoint_name: str) -> dict[str, Any] | None:
@@ -102,22 +134,24 @@ def endpoint_exists(sm_client: Any, endpoint_name: str) -> dict[str, Any] | None
         raise
 
 
+def config_package(sm_client: Any, config_name: str | None) -> str | None:
+    """The model package an endpoint config serves (its first variant's model), or None."""
+    if not config_name:
+        return None
+    try:
+        cfg = sm_client.describe_endpoint_config(EndpointConfigName=config_name)
+        model = sm_client.describe_model(ModelName=cfg["ProductionVariants"][0]["ModelName"])
+    except ClientError:
+        return None
+    containers = [model.get("PrimaryContainer") or {}] + list(model.get("Containers") or [])
+    return next((c["ModelPackageName"] for c in containers if c.get("ModelPackageName")), None)
+
+
 def endpoint_packages(sm_client: Any, desc: Mapping[str, Any]) -> dict[str, str | None]:
     """Model package ARNs behind an endpoint: ``serving`` (current config) and ``pending`` (a deployment in flight)."""
-
-    def package_of(config_name: str | None) -> str | None:
-        if not config_name:
-            return None
-        try:
-            cfg = sm_client.describe_endpoint_config(EndpointConfigName=config_name)
-            model = sm_client.describe_model(ModelName=cfg["ProductionVariants"][0]["ModelName"])
-        except ClientError:
-            return None
-        containers = [model.get("PrimaryContainer") or {}] + list(model.get("Containers") or [])
-        return next((c["ModelPackageName"] for c in containers if c.get("ModelPackageName")), None)
-
     pending = desc.get("PendingDeploymentSummary") or {}
-    return {"serving": package_of(desc.get("EndpointConfigName")), "pending": package_of(pending.get("EndpointConfigName"))}
+    return {"serving": config_package(sm_client, desc.get("EndpointConfigName")),
+            "pending": config_package(sm_client, pending.get("EndpointConfigName"))}
 
 
 def ensure_rollback_alarms(cw_client: Any, policy: DeploymentPolicy, endpoint_name: str,
@@ -132,12 +166,40 @@ def ensure_rollback_alarms(cw_client: Any, policy: DeploymentPolicy, endpoint_na
 
 def create_model_from_package(sm_client: Any, package: Mapping[str, Any], model_name: str, role_arn: str,
                               environment: Mapping[str, str] | None = None) -> str:
-    """``create_model`` from a versioned package (``ModelPackageName``), with optional container env overrides."""
+    """``create_model`` from a versioned package (``ModelPackageName``), with optional container env overrides.
+
+    A model of that name that exists already is the one an overlapping deploy of the same content made."""
     container: dict[str, Any] = {"ModelPackageName": package["ModelPackageArn"]}
     if environment:
         container["Environment"] = dict(environment)
-    sm_client.create_model(ModelName=model_name, PrimaryContainer=container, ExecutionRoleArn=role_arn)
+    _create_once(sm_client.create_model, ModelName=model_name, PrimaryContainer=container, ExecutionRoleArn=role_arn)
     return model_name
+
+
+def _create_once(create: Any, **request: Any) -> bool:
+    """Call a ``create_*``; False when the resource exists already (made by an overlapping deploy)."""
+    try:
+        create(**request)
+    except ClientError as exc:
+        if _already_exists(exc):
+            return False
+        raise
+    return True
+
+
+def _deployment_of_package(sm_client: Any, endpoint_name: str, arn: str) -> DeploymentResult | None:
+    """What an overlapping deploy of ``arn`` has done to the endpoint, or None when it serves something else."""
+    current = endpoint_exists(sm_client, endpoint_name)
+    if current is None:
+        return None
+    packages = endpoint_packages(sm_client, current)
+    if arn == packages["pending"]:
+        config = (current.get("PendingDeploymentSummary") or {}).get("EndpointConfigName", "")
+        return DeploymentResult(endpoint_name, arn, "", config, "in progress", None)
+    if arn == packages["serving"]:
+        action = "unchanged" if current["EndpointStatus"] == "InService" else "in progress"
+        return DeploymentResult(endpoint_name, arn, "", current["EndpointConfigName"], action, None)
+    return None
 
 
 def deploy_model_package(sm_client: Any, model_package_arn_or_version: str | int, endpoint_name: str,
@@ -153,8 +215,12 @@ def deploy_model_package(sm_client: Any, model_package_arn_or_version: str | int
     ``environment`` overrides container variables (e.g. the local chaos hook ``AIRCAST_FAULT_INJECTION``).
     With ``skip_if_current`` a package the endpoint already serves (or is deploying) is not deployed
     again (action ``unchanged`` / ``in progress``): approval events may arrive more than once, and the
-    pipeline's Deploy step follows the approval event of a package registered as Approved.
-    Raises :class:`DeploymentError` for a package that is not Approved or an endpoint mid-update.
+    pipeline's Deploy step follows the approval event of a package registered as Approved. Overlapping
+    deploys of one package are safe: they share content-named resources and the one that loses the
+    race to SageMaker reports the other's deployment. ``data_capture_uri`` is the base of the Data
+    Capture destination (:func:`data_capture_destination`).
+    Raises :class:`DeploymentError` for a package that is not Approved or an endpoint mid-update with
+    another package.
     """
     package = resolve_model_package(sm_client, model_package_arn_or_version, model_package_group)
     arn = package["ModelPackageArn"]
@@ -165,35 +231,60 @@ def deploy_model_package(sm_client: Any, model_package_arn_or_version: str | int
     if skip_if_current and current is not None:
         packages = endpoint_packages(sm_client, current)
         if arn == packages["pending"] or (arn == packages["serving"] and current["EndpointStatus"] != "Updating"):
-            action = "in progress" if arn == packages["pending"] else "unchanged"
+            action = "in progress" if arn == packages["pending"] or current["EndpointStatus"] != "InService" \
+                else "unchanged"
             config = (current.get("PendingDeploymentSummary") or {}).get("EndpointConfigName") \
-                if action == "in progress" else current["EndpointConfigName"]
+                if arn == packages["pending"] else current["EndpointConfigName"]
             return DeploymentResult(endpoint_name, arn, "", config, action, None)
     if current is not None and current["EndpointStatus"] != "InService":
         raise DeploymentError(f"endpoint {endpoint_name} is {current['EndpointStatus']}; "
                               "wait until it is InService before deploying again")
     version = package.get("ModelPackageVersion", arn.rsplit("/", 1)[-1])
-    suffix = _suffix()
-    model_name = resource_name(endpoint_name, version, suffix)
-    config_name = model_name
-    create_model_from_package(sm_client, package, model_name, role_arn, environment)
+    config = None
+    if current is not None:  # before anything is created: a policy SageMaker would refuse creates nothing
+        config = deployment_config(policy, alarm_names(endpoint_name, variant_name) if cw_client is not None else [],
+                                   policy.instance_count)
+    model_name = resource_name(endpoint_name, version, content_hash(arn, role_arn, dict(environment or {})))
     variants = [{"VariantName": variant_name, "ModelName": model_name, "InitialInstanceCount": policy.instance_count,
                  "InstanceType": policy.instance_type, "InitialVariantWeight": 1.0}]
     validate_production_variants(variants)
+    config_name = resource_name(endpoint_name, version, content_hash(model_name, variants, data_capture_uri))
+    create_model_from_package(sm_client, package, model_name, role_arn, environment)
     config_kwargs: dict[str, Any] = {"EndpointConfigName": config_name, "ProductionVariants": variants}
     if data_capture_uri:
         config_kwargs["DataCaptureConfig"] = {
-            "EnableCapture": True, "InitialSamplingPercentage": 100, "DestinationS3Uri": data_capture_uri,
+            "EnableCapture": True, "InitialSamplingPercentage": 100,
+            "DestinationS3Uri": data_capture_destination(data_capture_uri, endpoint_name, config_name),
             "CaptureOptions": [{"CaptureMode": "Input"}, {"CaptureMode": "Output"}],
             "CaptureContentTypeHeader": {"JsonContentTypes": ["application/json"]}}
-    sm_client.create_endpoint_config(**config_kwargs)
+    _create_once(sm_client.create_endpoint_config, **config_kwargs)
     if current is None:
-        sm_client.create_endpoint(EndpointName=endpoint_name, EndpointConfigName=config_name)
+        try:
+            sm_client.create_endpoint(EndpointName=endpoint_name, EndpointConfigName=config_name)
+        except ClientError as exc:
+            if not _already_exists(exc):
+                raise
+            return _lost_race(sm_client, endpoint_name, arn)
         return DeploymentResult(endpoint_name, arn, model_name, config_name, "created", None)
-    alarms = ensure_rollback_alarms(cw_client, policy, endpoint_name, variant_name) if cw_client is not None else []
-    config = deployment_config(policy, alarms, policy.instance_count)
-    sm_client.update_endpoint(EndpointName=endpoint_name, EndpointConfigName=config_name, DeploymentConfig=config)
+    if cw_client is not None:
+        ensure_rollback_alarms(cw_client, policy, endpoint_name, variant_name)
+    try:
+        sm_client.update_endpoint(EndpointName=endpoint_name, EndpointConfigName=config_name, DeploymentConfig=config)
+    except ClientError as exc:
+        if not _in_progress(exc):
+            raise
+        return _lost_race(sm_client, endpoint_name, arn)
     return DeploymentResult(endpoint_name, arn, model_name, config_name, "updating", config)
+
+
+def _lost_race(sm_client: Any, endpoint_name: str, arn: str) -> DeploymentResult:
+    """Another deploy reached the endpoint first: fine when it deploys ``arn`` too, refused otherwise."""
+    result = _deployment_of_package(sm_client, endpoint_name, arn)
+    if result is not None:
+        return result
+    desc = endpoint_exists(sm_client, endpoint_name) or {}
+    raise DeploymentError(f"endpoint {endpoint_name} is {desc.get('EndpointStatus', 'changing')} with another "
+                          f"deployment; deploy {arn} again when it is InService")
 
 
 def wait_for_endpoint(sm_client: Any, endpoint_name: str, timeout_s: float = 600.0,
@@ -209,7 +300,7 @@ def wait_for_endpoint(sm_client: Any, endpoint_name: str, timeout_s: float = 600
         time.sleep(poll_s)
 
 
-# ---------------------------------------------------------------------------- A/B and multi-model
+# ---------------------------------------------------------------------------- A/B and several models
 
 
 def create_ab_endpoint_config(sm_client: Any, config_name: str, variants: Sequence[Mapping[str, Any]],
@@ -233,17 +324,41 @@ def set_variant_weights(sm_client: Any, endpoint_name: str, weights: Mapping[str
         DesiredWeightsAndCapacities=[{"VariantName": k, "DesiredWeight": float(w)} for k, w in weights.items()])
 
 
-def create_multi_model_endpoint(sm_client: Any, endpoint_name: str, model_data_prefix: str, image: str,
-                                role_arn: str, instance_type: str = "ml.m5.large") -> str:
-    """One endpoint serving every ``model.tar.gz`` under an S3 prefix, chosen per request by ``TargetModel``."""
-    if not model_data_prefix.startswith("s3://") or not model_data_prefix.endswith("/"):
-        raise DeploymentError(f"model data prefix {model_data_prefix!r} must be an s3:// URI ending with '/'")
-    suffix = _suffix()
-    model_name = resource_name(endpoint_name, "mme", suffix)
-    sm_client.create_model(ModelName=model_name, ExecutionRoleArn=role_arn,
-                           PrimaryContainer={"Image": image, "Mode": "MultiModel", "ModelDataUrl": model_data_prefix})
-    sm_client.create_endpoint_config(EndpointConfigName=model_name, ProductionVariants=[{
-        "VariantName": DEFAULT_VARIANT, "ModelName": model_name, "InitialInstanceCount": 1,
-        "InstanceType": instance_type, "InitialVariantWeight": 1.0}])
-    sm_client.create_endpoint(EndpointName=endpoint_name, EndpointConfigName=model_name)
-    return model_name
+#: SageMaker's limit of production variants per endpoint config
+MAX_VARIANTS = 10
+
+
+def create_multi_variant_endpoint(sm_client: Any, endpoint_name: str, packages: Mapping[str, str | int], *,
+                                  role_arn: str, model_package_group: str | None = None,
+                                  weights: Mapping[str, float] | None = None, instance_type: str = "ml.m5.large",
+                                  instance_count: int = 1) -> str:
+    """Several model packages behind one endpoint, one production variant each (``{variant: package}``).
+
+    A client picks a model with ``TargetVariant`` (``invoke_endpoint(..., TargetVariant="sensor-a")``);
+    requests without one are shared by ``weights`` (default equal). This is how several built-in DeepAR
+    models share an endpoint: SageMaker's multi-model endpoints need a container with the multi-model
+    label, which DeepAR's does not have. At most 10 variants (SageMaker's limit). Returns the config name.
+    """
+    if not 1 <= len(packages) <= MAX_VARIANTS:
+        raise DeploymentError(f"give 1 to {MAX_VARIANTS} VARIANT=PACKAGE pairs (SageMaker's limit of production "
+                              f"variants per endpoint), not {len(packages)}")
+    production = []
+    for variant, ref in packages.items():
+        package = resolve_model_package(sm_client, ref, model_package_group)
+        if package.get("ModelApprovalStatus") != "Approved":
+            raise DeploymentError(f"model package {package['ModelPackageArn']} is {package.get('ModelApprovalStatus')}, "
+                                  "not Approved; approve it before deploying")
+        version = package.get("ModelPackageVersion", package["ModelPackageArn"].rsplit("/", 1)[-1])
+        model = resource_name(endpoint_name, version, content_hash(package["ModelPackageArn"], role_arn, {}))
+        create_model_from_package(sm_client, package, model, role_arn)
+        production.append({"VariantName": variant, "ModelName": model, "InitialInstanceCount": instance_count,
+                           "InstanceType": instance_type,
+                           "InitialVariantWeight": float((weights or {}).get(variant, 1.0))})
+    validate_production_variants(production)
+    config = resource_name(endpoint_name, "s", content_hash(production))
+    _create_once(sm_client.create_endpoint_config, EndpointConfigName=config, ProductionVariants=production)
+    if endpoint_exists(sm_client, endpoint_name) is None:
+        sm_client.create_endpoint(EndpointName=endpoint_name, EndpointConfigName=config)
+    else:
+        sm_client.update_endpoint(EndpointName=endpoint_name, EndpointConfigName=config)
+    return config

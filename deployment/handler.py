@@ -19,6 +19,7 @@ from typing import Any
 from aircast.settings import Settings, load_settings
 from deployment.deploy import DeploymentError, deploy_model_package, resolve_model_package
 from deployment.policy import DeploymentPolicy
+from deployment.validation import DeploymentConfigError
 
 log = logging.getLogger("aircast.deploy")
 
@@ -74,7 +75,8 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     settings = load_settings()
     try:
         return handle(event, settings)
-    except DeploymentError as exc:
-        # a deployment that cannot proceed is reported, not retried forever by EventBridge
+    except (DeploymentError, DeploymentConfigError) as exc:
+        # a deployment that cannot proceed (or a policy SageMaker would refuse) is reported, not retried
+        # forever by EventBridge
         log.warning("deployment refused: %s", exc)
         return {"status": "refused", "reason": str(exc)}

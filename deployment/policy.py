@@ -10,9 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from deployment.validation import DeploymentConfigError, validate_deployment_config
+from deployment.validation import DeploymentConfigError, shift_possible, validate_deployment_config
 
 STRATEGIES = {"all-at-once": "ALL_AT_ONCE", "canary": "CANARY", "linear": "LINEAR"}
+#: ``auto``: a canary where the fleet can take one, else all at once with a baking period
+POLICY_STRATEGIES = ("auto", *STRATEGIES)
 
 
 @dataclass(frozen=True)
@@ -22,8 +24,13 @@ class DeploymentPolicy:
     Parameters
     ----------
     strategy:
-        ``canary`` (``step_percent`` of traffic first, then the rest), ``linear`` (steps of
-        ``step_percent``) or ``all-at-once``.
+        ``canary`` (``step_percent`` of the fleet first, then the rest), ``linear`` (steps of
+        ``step_percent``), ``all-at-once``, or ``auto`` (the default): a canary when the variant
+        has enough instances for one (SageMaker shifts whole instances and a canary may be at most
+        50% of them, so at least 2), otherwise all at once. A one-instance endpoint therefore gets
+        ALL_AT_ONCE: all traffic moves to the green fleet, the alarms watch it for ``wait_seconds``
+        (the baking period) and then ``termination_wait_seconds`` more, and any alarm rolls all
+        traffic back to blue before blue is terminated.
     wait_seconds:
         Baking period after each traffic shift, alarms watching the green fleet (0..3600).
     termination_wait_seconds:
@@ -36,7 +43,7 @@ class DeploymentPolicy:
         Roll back when the green fleet's ``ModelLatency`` p99 exceeds this many milliseconds.
     """
 
-    strategy: str = "canary"
+    strategy: str = "auto"
     step_percent: int = 20
     wait_seconds: int = 300
     termination_wait_seconds: int = 120
@@ -58,13 +65,24 @@ class DeploymentPolicy:
                    latency_p99_ms=settings.deploy_latency_p99_ms, instance_type=settings.deploy_instance_type,
                    instance_count=settings.deploy_instance_count)
 
-    def traffic_routing(self) -> dict[str, Any]:
-        if self.strategy not in STRATEGIES:
-            raise DeploymentConfigError(f"strategy {self.strategy!r} is not one of {', '.join(STRATEGIES)}")
-        routing: dict[str, Any] = {"Type": STRATEGIES[self.strategy], "WaitIntervalInSeconds": self.wait_seconds}
-        if self.strategy == "canary":
+    def effective_strategy(self, instance_count: int | None = None) -> str:
+        """The strategy a fleet of ``instance_count`` instances (default: the policy's) gets: ``auto``
+        resolves to ``canary`` when SageMaker accepts the canary for that count, else ``all-at-once``."""
+        if self.strategy not in POLICY_STRATEGIES:
+            raise DeploymentConfigError(f"strategy {self.strategy!r} is not one of {', '.join(POLICY_STRATEGIES)}")
+        if self.strategy != "auto":
+            return self.strategy
+        count = self.instance_count if instance_count is None else instance_count
+        canary = {"Type": "CAPACITY_PERCENT", "Value": self.step_percent}
+        return "canary" if shift_possible("CANARY", canary, count) else "all-at-once"
+
+    def traffic_routing(self, instance_count: int | None = None) -> dict[str, Any]:
+        """``TrafficRoutingConfiguration`` for a fleet of ``instance_count`` instances (default: the policy's)."""
+        strategy = self.effective_strategy(instance_count)
+        routing: dict[str, Any] = {"Type": STRATEGIES[strategy], "WaitIntervalInSeconds": self.wait_seconds}
+        if strategy == "canary":
             routing["CanarySize"] = {"Type": "CAPACITY_PERCENT", "Value": self.step_percent}
-        elif self.strategy == "linear":
+        elif strategy == "linear":
             routing["LinearStepSize"] = {"Type": "CAPACITY_PERCENT", "Value": self.step_percent}
         return routing
 
@@ -97,16 +115,18 @@ def rollback_alarms(policy: DeploymentPolicy, endpoint_name: str, variant_name: 
     ]
 
 
-def deployment_config(policy: DeploymentPolicy, alarms: list[str], green_instance_count: int = 1) -> dict[str, Any]:
-    """SageMaker ``DeploymentConfig`` for the policy, validated as ``UpdateEndpoint`` validates it."""
+def deployment_config(policy: DeploymentPolicy, alarms: list[str], instance_count: int | None = None) -> dict[str, Any]:
+    """SageMaker ``DeploymentConfig`` for the policy on a variant of ``instance_count`` instances (default:
+    the policy's), validated as ``UpdateEndpoint`` validates it."""
+    count = policy.instance_count if instance_count is None else instance_count
     config: dict[str, Any] = {
         "BlueGreenUpdatePolicy": {
-            "TrafficRoutingConfiguration": policy.traffic_routing(),
+            "TrafficRoutingConfiguration": policy.traffic_routing(count),
             "TerminationWaitInSeconds": policy.termination_wait_seconds,
             "MaximumExecutionTimeoutInSeconds": policy.max_timeout_seconds,
         },
     }
     if alarms:
         config["AutoRollbackConfiguration"] = {"Alarms": [{"AlarmName": a} for a in alarms]}
-    validate_deployment_config(config, green_instance_count)
+    validate_deployment_config(config, count)
     return config

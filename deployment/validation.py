@@ -10,6 +10,7 @@ message names the offending field, the value and the allowed range.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -46,37 +47,80 @@ def validate_resource_name(name: Any, kind: str, pattern: re.Pattern[str] = NAME
     return name
 
 
-def capacity_fraction(size: Mapping[str, Any], where: str, green_instance_count: int) -> float:
-    """Validate a ``CapacitySize`` and return it as a fraction of the green fleet (0..1]."""
+def step_instances(size: Mapping[str, Any], where: str, instance_count: int) -> int:
+    """Validate a ``CapacitySize`` and return how many of the variant's instances one step turns on.
+
+    SageMaker shifts traffic by whole instances of the green fleet: ``INSTANCE_COUNT`` is that
+    number; ``CAPACITY_PERCENT`` is a share of the variant's instance count, rounded up to a whole
+    instance (at least one). The rules on canary and linear sizes apply to this number.
+    """
     if not isinstance(size, Mapping):
         raise DeploymentConfigError(f"{where}: expected an object with Type and Value, got {size!r}")
     kind = size.get("Type")
     if kind not in CAPACITY_SIZE_TYPES:
         raise DeploymentConfigError(f"{where}.Type: {kind!r} is not one of {', '.join(CAPACITY_SIZE_TYPES)}")
     value = _int_in_range(size.get("Value"), f"{where}.Value", 1, None)
+    count = max(1, int(instance_count))
     if kind == "CAPACITY_PERCENT":
         if value > 100:
             raise DeploymentConfigError(f"{where}.Value: {value}% is more than 100%")
-        return value / 100.0
-    if value > green_instance_count:
+        return max(1, math.ceil(value * count / 100 - 1e-9))
+    if value > count:
         raise DeploymentConfigError(
-            f"{where}.Value: {value} instances is more than the fleet's {green_instance_count} instance(s)")
-    return value / float(green_instance_count)
+            f"{where}.Value: {value} instances is more than the variant's {count} instance(s)")
+    return value
+
+
+def capacity_fraction(size: Mapping[str, Any], where: str, green_instance_count: int) -> float:
+    """A ``CapacitySize`` as the share of the variant's instances (and so of its traffic) one step moves."""
+    return step_instances(size, where, green_instance_count) / float(max(1, int(green_instance_count)))
+
+
+def shift_possible(kind: str, size: Mapping[str, Any], instance_count: int) -> bool:
+    """Whether SageMaker accepts a ``CANARY``/``LINEAR`` step of ``size`` on a variant of ``instance_count``."""
+    try:
+        _check_step(kind, size, instance_count)
+    except DeploymentConfigError:
+        return False
+    return True
+
+
+def _check_step(kind: str, size: Mapping[str, Any], instance_count: int) -> float:
+    """The share of the variant one step moves; raises when it breaks the canary/linear rule."""
+    field = "CanarySize" if kind == "CANARY" else "LinearStepSize"
+    where = f"TrafficRoutingConfiguration.{field}"
+    count = max(1, int(instance_count))
+    instances = step_instances(size, where, count)
+    share = instances / count
+    plural = "s" if count != 1 else ""
+    if kind == "CANARY" and share > 0.5 + 1e-9:
+        raise DeploymentConfigError(
+            f"{where}: {instances} of the variant's {count} instance{plural} ({share:.0%}) is more than 50%; the "
+            "canary must be less than or equal to 50% of the variant's total instance count"
+            + (" (a variant of one instance cannot take a canary: use ALL_AT_ONCE, or 2 or more instances)"
+               if count == 1 else ""))
+    if kind == "LINEAR" and not 0.1 - 1e-9 <= share <= 0.5 + 1e-9:
+        raise DeploymentConfigError(
+            f"{where}: {instances} of the variant's {count} instance{plural} ({share:.0%}) is outside 10-50%; each "
+            "linear step must be 10-50% of the variant's total instance count"
+            + (" (a variant of one instance cannot shift linearly: use ALL_AT_ONCE, or 2 or more instances)"
+               if count == 1 else ""))
+    return share
 
 
 def traffic_steps(routing: Mapping[str, Any], green_instance_count: int = 1) -> list[float]:
     """The green fleet's traffic share after each shift, ending at 1.0.
 
-    ALL_AT_ONCE → ``[1.0]``; CANARY of 20% → ``[0.2, 1.0]``; LINEAR of 25% → ``[0.25, 0.5, 0.75, 1.0]``.
-    A percentage of a fleet smaller than one instance rounds up to one instance as SageMaker does;
-    locally a fleet of one instance still gets the exact percentage of the requests.
+    Shifts move whole instances: ALL_AT_ONCE → ``[1.0]``; CANARY of 20% on 5 instances → ``[0.2, 1.0]``;
+    LINEAR of 25% on 4 instances → ``[0.25, 0.5, 0.75, 1.0]``; LINEAR of 20% on 2 instances moves one
+    instance per step → ``[0.5, 1.0]``.
     """
     kind = routing.get("Type")
     if kind == "ALL_AT_ONCE":
         return [1.0]
     if kind == "CANARY":
         share = capacity_fraction(routing["CanarySize"], "CanarySize", green_instance_count)
-        return [share, 1.0]
+        return [share, 1.0] if share < 1.0 else [1.0]
     share = capacity_fraction(routing["LinearStepSize"], "LinearStepSize", green_instance_count)
     steps: list[float] = []
     current = 0.0
@@ -86,15 +130,18 @@ def traffic_steps(routing: Mapping[str, Any], green_instance_count: int = 1) -> 
     return steps
 
 
-def validate_deployment_config(config: Mapping[str, Any], green_instance_count: int = 1) -> None:
-    """Check a ``DeploymentConfig`` as ``UpdateEndpoint`` does.
+def validate_deployment_config(config: Mapping[str, Any], instance_counts: int | Sequence[int] = 1) -> None:
+    """Check a ``DeploymentConfig`` as ``UpdateEndpoint`` does, for a new config whose variants have
+    ``instance_counts`` instances (one count, or one per variant).
 
     Rules: exactly one of BlueGreenUpdatePolicy / RollingUpdatePolicy; routing Type in
     ALL_AT_ONCE/CANARY/LINEAR; WaitIntervalInSeconds 0..3600; CanarySize required for CANARY
-    and at most 50% of the fleet; LinearStepSize required for LINEAR and 10..50% of the fleet;
-    no size for ALL_AT_ONCE; TerminationWaitInSeconds 0..3600; MaximumExecutionTimeoutInSeconds
+    and at most 50% of each variant's instance count; LinearStepSize required for LINEAR and 10..50%
+    of each variant's instance count (steps move whole instances, so a one-instance variant can do
+    neither); no size for ALL_AT_ONCE; TerminationWaitInSeconds 0..3600; MaximumExecutionTimeoutInSeconds
     600..28800 and larger than the total of the waits; at most 10 rollback alarms with names.
     """
+    counts = [instance_counts] if isinstance(instance_counts, int) else list(instance_counts) or [1]
     if not isinstance(config, Mapping):
         raise DeploymentConfigError(f"DeploymentConfig: expected an object, got {config!r}")
     unknown = sorted(set(config) - {"BlueGreenUpdatePolicy", "RollingUpdatePolicy", "AutoRollbackConfiguration"})
@@ -123,20 +170,15 @@ def validate_deployment_config(config: Mapping[str, Any], green_instance_count: 
             raise DeploymentConfigError("TrafficRoutingConfiguration.CanarySize is required for Type CANARY")
         if "LinearStepSize" in routing:
             raise DeploymentConfigError("TrafficRoutingConfiguration.LinearStepSize is not allowed for Type CANARY")
-        share = capacity_fraction(routing["CanarySize"], "TrafficRoutingConfiguration.CanarySize", green_instance_count)
-        if share > 0.5:
-            raise DeploymentConfigError(
-                f"TrafficRoutingConfiguration.CanarySize: {share:.0%} of the fleet is more than the allowed 50%")
+        for count in counts:
+            _check_step("CANARY", routing["CanarySize"], count)
     elif kind == "LINEAR":
         if "LinearStepSize" not in routing:
             raise DeploymentConfigError("TrafficRoutingConfiguration.LinearStepSize is required for Type LINEAR")
         if "CanarySize" in routing:
             raise DeploymentConfigError("TrafficRoutingConfiguration.CanarySize is not allowed for Type LINEAR")
-        share = capacity_fraction(routing["LinearStepSize"], "TrafficRoutingConfiguration.LinearStepSize",
-                                  green_instance_count)
-        if not 0.1 - 1e-9 <= share <= 0.5 + 1e-9:
-            raise DeploymentConfigError(
-                f"TrafficRoutingConfiguration.LinearStepSize: {share:.0%} of the fleet is outside the allowed 10-50%")
+        for count in counts:
+            _check_step("LINEAR", routing["LinearStepSize"], count)
     elif "CanarySize" in routing or "LinearStepSize" in routing:
         raise DeploymentConfigError("TrafficRoutingConfiguration: ALL_AT_ONCE takes no CanarySize or LinearStepSize")
     termination = _int_in_range(blue_green.get("TerminationWaitInSeconds", 0),
@@ -144,7 +186,7 @@ def validate_deployment_config(config: Mapping[str, Any], green_instance_count: 
     if "MaximumExecutionTimeoutInSeconds" in blue_green:
         timeout = _int_in_range(blue_green["MaximumExecutionTimeoutInSeconds"],
                                 "BlueGreenUpdatePolicy.MaximumExecutionTimeoutInSeconds", *MAX_EXECUTION_TIMEOUT_RANGE)
-        total_wait = wait * len(traffic_steps(routing, green_instance_count)) + termination
+        total_wait = wait * max(len(traffic_steps(routing, count)) for count in counts) + termination
         if timeout <= total_wait:
             raise DeploymentConfigError(
                 f"BlueGreenUpdatePolicy.MaximumExecutionTimeoutInSeconds: {timeout} s must be larger than the "

@@ -3,7 +3,13 @@
 Pure functions over data (records, dataframes); the monitor job (``drift_monitor.py``) does the I/O.
 
 1. :func:`parse_capture_records` turns SageMaker Data Capture records (request instances,
-   response quantiles, model package, inference time) into :class:`ServedForecast` objects.
+   response quantiles, inference time) into :class:`ServedForecast` objects. A record says nothing of
+   the model that answered it (AWS writes only ``eventId``, ``inferenceTime`` and ``inferenceId``);
+   the endpoint config that wrote it does: each config captures to its own destination
+   (``<base>/<endpoint>/<config>/<endpoint>/<variant>/YYYY/MM/DD/HH/``, see
+   ``deployment.deploy.data_capture_destination``), and the config names its model package
+   (:func:`capture_origin`, the ``packages`` map). This works on both backends and also while blue
+   and green both serve during a deployment.
 2. :func:`identify_series` finds which (thing, pollutant) each request instance was for, by
    matching the instance's history against the curated hourly lake (requests carry only
    DeepAR ``cat`` indices, whose meaning belongs to one training run).
@@ -24,6 +30,7 @@ from __future__ import annotations
 import base64
 import json
 import math
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
@@ -44,8 +51,8 @@ class ServedForecast:
     event_id: str
     instance: int
     inference_time: datetime
-    model_package_arn: str
-    model_name: str
+    model_package_arn: str  # or ``endpoint-config/<name>`` / ``unknown`` when no package is known
+    endpoint_config: str | None
     history_start: pd.Timestamp
     history: tuple[float, ...]
     cat: tuple[int, ...]
@@ -121,11 +128,38 @@ def _parse_time(text: str) -> datetime:
         pd.Timestamp(text).tz_localize("UTC").to_pydatetime()
 
 
-def parse_capture_records(records: Iterable[Mapping[str, Any]]) -> tuple[list[ServedForecast], list[str]]:
-    """Data Capture records → forecasts, plus a reason for every record that could not be used."""
+_HOUR_PARTS = (r"\d{4}", r"\d{2}", r"\d{2}", r"\d{2}")
+
+
+def capture_origin(key: str) -> tuple[str | None, str | None, str | None]:
+    """``(endpoint config, endpoint, variant)`` of a capture file from its key under the endpoint's capture
+    root: ``<config>/<endpoint>/<variant>/YYYY/MM/DD/HH/<file>``; ``None`` for what the key does not say
+    (a destination shared by every config gives ``<variant>/YYYY/...`` only)."""
+    parts = key.strip("/").split("/")
+    if len(parts) < 6 or not all(re.fullmatch(p, x) for p, x in zip(_HOUR_PARTS, parts[-5:-1], strict=True)):
+        return None, None, None
+    prefix = parts[:-5]
+    if len(prefix) >= 3:
+        return prefix[-3], prefix[-2], prefix[-1]
+    return None, None, prefix[-1] if prefix else None
+
+
+def model_of(config: str | None, packages: Mapping[str, str]) -> str:
+    """Who answered: the config's model package ARN, else ``endpoint-config/<name>``, else ``unknown``."""
+    if config is None:
+        return "unknown"
+    return packages.get(config) or f"endpoint-config/{config}"
+
+
+def parse_capture_records(records: Iterable[tuple[str, Mapping[str, Any]]],
+                          packages: Mapping[str, str] | None = None) -> tuple[list[ServedForecast], list[str]]:
+    """Data Capture records (``(key under the endpoint's capture root, record)``) → forecasts attributed
+    by :func:`capture_origin` and ``packages`` (endpoint config → model package ARN), plus a reason for
+    every record that could not be used."""
     forecasts: list[ServedForecast] = []
     problems: list[str] = []
-    for n, rec in enumerate(records):
+    for n, (key, rec) in enumerate(records):
+        config, _, _ = capture_origin(key)
         meta = rec.get("eventMetadata", {})
         event_id = str(meta.get("eventId", f"record-{n}"))
         try:
@@ -141,7 +175,7 @@ def parse_capture_records(records: Iterable[Mapping[str, Any]]) -> tuple[list[Se
             problems.append(f"{event_id}: {len(instances)} instances but {len(predictions)} predictions")
             continue
         when = _parse_time(meta.get("inferenceTime", "1970-01-01T00:00:00Z"))
-        model = str(meta.get("modelPackageArn") or meta.get("modelName") or "unknown")
+        model = model_of(config, packages or {})
         for i, (inst, pred) in enumerate(zip(instances, predictions, strict=True)):
             quantiles = {float(q): _floats(v) for q, v in (pred.get("quantiles") or {}).items()}
             if not quantiles:
@@ -150,7 +184,7 @@ def parse_capture_records(records: Iterable[Mapping[str, Any]]) -> tuple[list[Se
                 continue
             forecasts.append(ServedForecast(
                 event_id=event_id, instance=i, inference_time=when, model_package_arn=model,
-                model_name=str(meta.get("modelName", "")), history_start=pd.Timestamp(inst["start"]),
+                endpoint_config=config, history_start=pd.Timestamp(inst["start"]),
                 history=_floats(inst["target"]), cat=tuple(int(c) for c in inst.get("cat") or ()),
                 quantiles=quantiles, mean=_floats(pred["mean"]) if "mean" in pred else None))
     return forecasts, problems

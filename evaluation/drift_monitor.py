@@ -64,6 +64,8 @@ class MonitorConfig:
     emit: bool = True
     plot: bool = True
     extra_detail: dict[str, Any] = field(default_factory=dict)
+    #: endpoint config → model package ARN: which model answered the records each config captured
+    packages: dict[str, str] = field(default_factory=dict)
 
 
 def log(message: str) -> None:
@@ -71,15 +73,17 @@ def log(message: str) -> None:
     print(f"[drift-monitor] {message}", file=sys.stderr, flush=True)
 
 
-def read_capture(folder: Path) -> list[dict[str, Any]]:
-    """Every Data Capture JSON line under ``folder`` (recursively); unreadable lines are skipped with a note."""
+def read_capture(folder: Path) -> list[tuple[str, dict[str, Any]]]:
+    """Every Data Capture JSON line under ``folder`` (recursively) with its file's key relative to
+    ``folder`` (which tells the endpoint config that wrote it); unreadable lines are skipped with a note."""
     records = []
     for path in sorted(folder.rglob("*.jsonl")) if folder.exists() else []:
+        key = path.relative_to(folder).as_posix()
         for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
             if not line.strip():
                 continue
             try:
-                records.append(json.loads(line))
+                records.append((key, json.loads(line)))
             except json.JSONDecodeError as exc:
                 log(f"skipping {path}:{n}: not JSON ({exc.msg})")
     return records
@@ -158,7 +162,7 @@ def run_monitor(config: MonitorConfig, events_client: Any | None = None) -> dict
     Returns the report written to ``drift_report.json``.
     """
     log(f"reading data capture from {config.datacapture}")
-    forecasts, problems = parse_capture_records(read_capture(config.datacapture))
+    forecasts, problems = parse_capture_records(read_capture(config.datacapture), config.packages)
     log(f"{len(forecasts)} served forecasts ({len(problems)} unusable records); reading hourly lake {config.hourly}")
     series = hourly_matrix(read_hourly(config.hourly))
     names = identify_series(forecasts, series)
@@ -288,6 +292,17 @@ def parse_baselines(values: Sequence[str], serving: str | None) -> dict[str, Bas
     return out
 
 
+def parse_packages(values: Sequence[str]) -> dict[str, str]:
+    """``--endpoint-config`` values ``CONFIG=ARN`` → ``{config: arn}``."""
+    out = {}
+    for value in values:
+        config, sep, arn = value.partition("=")
+        if not sep or not config or not arn:
+            raise ValueError(f"--endpoint-config {value!r}: give ENDPOINT_CONFIG=MODEL_PACKAGE_ARN")
+        out[config] = arn
+    return out
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description="aircast drift monitor: served forecast error vs actuals")
     p.add_argument("--datacapture", default="/opt/ml/processing/input/datacapture")
@@ -296,6 +311,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="evaluation.json of a model package: ARN=PATH (repeatable) or PATH with --model-package-arn "
                         "(default /opt/ml/processing/input/evaluation)")
     p.add_argument("--model-package-arn", help="the model to judge (default: the one that served last)")
+    p.add_argument("--endpoint-config", action="append", default=[], metavar="CONFIG=ARN",
+                   help="the model package an endpoint config serves (repeatable): Data Capture records name "
+                        "no model, the config that captured them does")
     p.add_argument("--output", default="/opt/ml/processing/output/drift")
     p.add_argument("--state", default="/opt/ml/processing/input/state/state.json")
     p.add_argument("--model-package-group", default="aircast-deepar")
@@ -323,7 +341,7 @@ def main(argv: Sequence[str] | None = None, events_client: Any | None = None) ->
         error_ratio=args.error_ratio, window_hours=args.window_hours, min_degraded_fraction=args.min_degraded_fraction,
         cooldown_hours=args.cooldown_hours, psi_threshold=args.psi_threshold,
         state=Path(args.state) if args.state else None, serving_model=args.model_package_arn,
-        emit=not args.no_emit, plot=not args.no_plot)
+        emit=not args.no_emit, plot=not args.no_plot, packages=parse_packages(args.endpoint_config))
     if events_client is None and config.emit:
         events_client = _LazyBoto3Events()
     report = run_monitor(config, events_client)

@@ -105,6 +105,7 @@ def default_parameters(settings: Settings) -> dict[str, str]:
     # the deploy Lambda's policy and the stack's rollback alarms come from the same settings
     for setting, param, convert in (("deploy_strategy", "DeployStrategy", str),
                                     ("deploy_instance_type", "DeployInstanceType", str),
+                                    ("deploy_instance_count", "DeployInstanceCount", str),
                                     ("deploy_error_rate_threshold", "ErrorRateThreshold", _number),
                                     ("deploy_latency_p99_ms", "ModelLatencyP99Millis", lambda v: str(round(v)))):
         if hasattr(settings, setting):

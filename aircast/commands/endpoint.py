@@ -119,7 +119,8 @@ def _deploy(args: argparse.Namespace, settings: Settings) -> int:
         error_rate_threshold=(args.error_rate_threshold if args.error_rate_threshold is not None
                               else base.error_rate_threshold),
         latency_p99_ms=args.latency_p99_ms if args.latency_p99_ms is not None else base.latency_p99_ms,
-        instance_type=base.instance_type, instance_count=base.instance_count)
+        instance_type=base.instance_type,
+        instance_count=args.instance_count if args.instance_count is not None else base.instance_count)
     environment = {"AIRCAST_FAULT_INJECTION": args.fault_injection} if args.fault_injection else None
     if environment and settings.backend == "aws":
         raise UsageError("--fault-injection is a local chaos hook; it has no effect on AWS")
@@ -134,7 +135,8 @@ def _deploy(args: argparse.Namespace, settings: Settings) -> int:
         raise _client_error(exc) from None
     out: dict[str, Any] = result.as_dict()
     if args.wait:
-        print(f"deploying {result.model_package_arn} to {endpoint} ({policy.strategy}); waiting...", file=sys.stderr)
+        print(f"deploying {result.model_package_arn} to {endpoint} ({policy.effective_strategy()}); waiting...",
+              file=sys.stderr)
         desc = wait_for_endpoint(sm, endpoint, timeout_s=args.timeout)
         out.update(endpoint_status=desc["EndpointStatus"], endpoint_config_name=desc["EndpointConfigName"],
                    failure_reason=desc.get("FailureReason"))
@@ -202,15 +204,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("name")
     p.add_argument("--file", required=True, help="DeepAR JSON request ('-' for stdin)")
     p.add_argument("--variant", help="TargetVariant (A/B)")
-    p.add_argument("--target-model", help="TargetModel (multi-model endpoints)")
+    p.add_argument("--target-model", help="TargetModel (multi-model endpoints only; DeepAR endpoints refuse it)")
     p.add_argument("--json", action="store_true", help="print the whole response object")
     p.set_defaults(func=_invoke)
 
     p = group.add_parser("deploy", help="deploy one Approved model package (blue/green with auto-rollback)")
     p.add_argument("--model-package", required=True, help="model package ARN or version number of the group")
     p.add_argument("--endpoint", help="endpoint name (default: settings endpoint_name)")
-    p.add_argument("--strategy", choices=("canary", "linear", "all-at-once"))
-    p.add_argument("--step-percent", type=bounded_int(1, 100), help="canary size / linear step in %% of the fleet")
+    p.add_argument("--strategy", choices=("auto", "canary", "linear", "all-at-once"),
+                   help="auto: a canary when the variant has 2+ instances, else all at once")
+    p.add_argument("--step-percent", type=bounded_int(1, 100), help="canary size / linear step in %% of the variant's instances")
+    p.add_argument("--instance-count", type=bounded_int(1, 100), help="instances of the variant (a canary needs 2 or more)")
     p.add_argument("--wait-seconds", type=bounded_int(0, 3600), help="baking period after each traffic shift (0-3600)")
     p.add_argument("--termination-wait-seconds", type=bounded_int(0, 3600), help="blue kept after the last shift (0-3600)")
     p.add_argument("--max-timeout-seconds", type=bounded_int(600, 28800), help="whole deployment limit (600-28800)")

@@ -224,3 +224,36 @@ def test_the_lambda_zip_imports_the_handler_on_its_own(tmp_path: Path) -> None:
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "lambda_handler"
+
+
+def _resolve_sub(value: Any, template: dict[str, Any]) -> str:
+    """A ``Fn::Sub`` string with pseudo parameters and parameter defaults filled in."""
+    text = value["Fn::Sub"] if isinstance(value, dict) else value
+    names = {"AWS::Partition": "aws", "AWS::Region": REGION, "AWS::AccountId": ACCOUNT,
+             **{k: str(v.get("Default", "")) for k, v in template["Parameters"].items()}}
+    for name, resolved in names.items():
+        text = text.replace("${" + name + "}", resolved)
+    return text
+
+
+def test_the_models_execution_role_may_describe_the_rollback_alarms(lambda_env) -> None:
+    """Finding 6: during a blue/green deployment SageMaker reads the AutoRollbackConfiguration alarms with
+    the execution role of the endpoint's models, which needs cloudwatch:DescribeAlarms on them
+    ("Auto-Rollback Configuration and Monitoring")."""
+    import fnmatch
+
+    from deployment.policy import alarm_names
+
+    template = _template()
+    assert lambda_env["AIRCAST_ROLE_ARN"] == ROLE  # the role the deploy passes to CreateModel
+    role = template["Resources"]["SageMakerExecutionRole"]["Properties"]
+    allowed = []
+    for policy in role["Policies"]:
+        for stmt in policy["PolicyDocument"]["Statement"]:
+            actions = [stmt["Action"]] if isinstance(stmt["Action"], str) else stmt["Action"]
+            if stmt["Effect"] == "Allow" and "cloudwatch:DescribeAlarms" in actions:
+                resources = stmt["Resource"] if isinstance(stmt["Resource"], list) else [stmt["Resource"]]
+                allowed += [_resolve_sub(r, template) for r in resources]
+    for alarm in alarm_names(lambda_env["AIRCAST_ENDPOINT_NAME"], "AllTraffic"):
+        arn = f"arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:{alarm}"
+        assert any(fnmatch.fnmatchcase(arn, pattern) for pattern in allowed), (arn, allowed)

@@ -107,3 +107,26 @@ def test_the_code_zip_imports_the_drift_handler_with_only_the_runtime_and_the_la
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip() == "lambda_handler"
+
+
+def test_the_drift_lambda_may_find_which_package_each_endpoint_config_serves() -> None:
+    """Finding 3 on AWS: Data Capture records name no model; the drift check reads the endpoint config that
+    captured them and its model (DescribeEndpointConfig, DescribeModel), on the names deploy_model_package uses."""
+    import fnmatch
+
+    from deployment.deploy import content_hash, resource_name
+    from tests.aws.test_deploy_lambda import _resolve_sub
+
+    template = _template()
+    endpoint = template["Parameters"]["EndpointName"]["Default"]
+    name = resource_name(endpoint, 7, content_hash("anything"))
+    wanted = {"sagemaker:DescribeEndpointConfig": f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:endpoint-config/{name}",
+              "sagemaker:DescribeModel": f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:model/{name}"}
+    role = template["Resources"]["DriftMonitorRole"]["Properties"]
+    for action, arn in wanted.items():
+        allowed = [_resolve_sub(r, template)
+                   for policy in role["Policies"] for stmt in policy["PolicyDocument"]["Statement"]
+                   if stmt["Effect"] == "Allow" and action in ([stmt["Action"]] if isinstance(stmt["Action"], str)
+                                                               else stmt["Action"])
+                   for r in (stmt["Resource"] if isinstance(stmt["Resource"], list) else [stmt["Resource"]])]
+        assert any(fnmatch.fnmatchcase(arn, pattern) for pattern in allowed), (action, arn, allowed)

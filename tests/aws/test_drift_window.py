@@ -47,11 +47,16 @@ INSIDE = {  # key → the data hour its forecast starts at
     f"{PREFIX}AllTraffic/2026/06/07/13/00-a.jsonl": pd.Timestamp("2026-06-06 00:00"),  # first hour of the window
     f"{PREFIX}AllTraffic/2026/06/10/12/00-b.jsonl": pd.Timestamp("2026-06-09 00:00"),  # last hour (the current one)
     f"{PREFIX}Canary/2026/06/09/00/00-c.jsonl": pd.Timestamp("2026-06-08 00:00"),  # another variant
+    # each endpoint config captures to its own destination: <config>/<endpoint>/<variant>/yyyy/mm/dd/hh/
+    f"{PREFIX}aircast-forecast-v3-0a1b2c/aircast-forecast/AllTraffic/2026/06/08/00/00-d.jsonl":
+        pd.Timestamp("2026-06-07 00:00"),
 }
 OUTSIDE = {
     f"{PREFIX}AllTraffic/2026/06/07/12/00-old.jsonl": pd.Timestamp("2026-01-01 00:00"),  # one hour too old
     f"{PREFIX}AllTraffic/2026/05/01/00/00-older.jsonl": pd.Timestamp("2026-01-01 00:00"),
     f"{PREFIX}AllTraffic/2026/06/10/13/00-later.jsonl": pd.Timestamp("2026-01-01 00:00"),  # after now's hour
+    f"{PREFIX}aircast-forecast-v3-0a1b2c/aircast-forecast/AllTraffic/2026/06/07/12/00-e.jsonl":
+        pd.Timestamp("2026-01-01 00:00"),
     "datacapture/other-endpoint/AllTraffic/2026/06/09/00/00-o.jsonl": pd.Timestamp("2026-01-01 00:00"),
 }
 # the hourly days those forecasts need: 14 days (the input-drift reference) before 2026-06-06 .. 2026-06-09 23:00
@@ -109,6 +114,8 @@ def test_window_helpers() -> None:
     with pytest.raises(ValueError, match="at least 1"):
         monitoring.capture_window(NOW, 0)
     assert monitoring.capture_hour("AllTraffic/2026/06/07/13/00-a.jsonl") == dt.datetime(2026, 6, 7, 13, tzinfo=dt.UTC)
+    assert monitoring.capture_hour("cfg/aircast-forecast/AllTraffic/2026/06/07/13/00-a.jsonl") == dt.datetime(
+        2026, 6, 7, 13, tzinfo=dt.UTC)
     for not_capture in ("AllTraffic/2026/13/07/13/x.jsonl", "AllTraffic/2026/06/07/x.jsonl", "AllTraffic/x.json",
                         "AllTraffic/2026/06/07/13/sub/x.jsonl"):
         assert monitoring.capture_hour(not_capture) is None, not_capture

@@ -44,8 +44,9 @@ def test_reviewer_approves_in_the_browser_and_sees_the_deployment(settings, tmp_
     from infra.local.sagemaker.pipelines import run_local_pipeline
 
     shots = Path(os.environ.get("CONSOLE_SCREENSHOTS") or tmp_path / "screenshots")
-    settings = settings.replace(clock_scale=0.02, deploy_strategy="canary", deploy_wait_seconds=60,
-                                deploy_termination_wait_seconds=0)
+    # a canary needs 2+ instances (nominal locally)
+    settings = settings.replace(clock_scale=0.02, deploy_strategy="canary", deploy_instance_count=2,
+                                deploy_wait_seconds=60, deploy_termination_wait_seconds=0)
     os.environ.update(stack.settings_env(settings))  # the in-process deploy handler reads these (monkeypatched env)
     write_curated_hourly(settings.s3_root, things=("station-a", "station-b"), pollutants=("pm2_5",), days=10)
     write_readings_and_quarantine(settings.s3_root, {"station-a": 24, "station-b": 20}, days=5,

@@ -10,6 +10,8 @@ from typing import Any
 
 from deployment.deploy import wait_for_endpoint
 
+ROLE = "arn:aws:iam::000000000000:role/aircast-sagemaker-execution"
+
 
 @dataclass
 class Result:
@@ -64,9 +66,9 @@ class LoadClient:
 
 
 def create_endpoint(sm: Any, name: str, model_data_url: str, environment: dict[str, str] | None = None,
-                    timeout_s: float = 120) -> dict[str, Any]:
+                    timeout_s: float = 120, data_capture: dict[str, Any] | None = None) -> dict[str, Any]:
     """Model → config → endpoint through the control plane; waits until InService."""
-    model = create_model_and_config(sm, name + "-blue", model_data_url, environment)
+    model = create_model_and_config(sm, name + "-blue", model_data_url, environment, data_capture=data_capture)
     sm.create_endpoint(EndpointName=name, EndpointConfigName=model)
     desc = wait_for_endpoint(sm, name, timeout_s)
     assert desc["EndpointStatus"] == "InService", desc
@@ -74,11 +76,16 @@ def create_endpoint(sm: Any, name: str, model_data_url: str, environment: dict[s
 
 
 def create_model_and_config(sm: Any, name: str, model_data_url: str,
-                            environment: dict[str, str] | None = None, variant: str = "AllTraffic") -> str:
+                            environment: dict[str, str] | None = None, variant: str = "AllTraffic",
+                            instance_count: int = 1, data_capture: dict[str, Any] | None = None) -> str:
+    """A model and a one-variant endpoint config of ``instance_count`` instances (nominal locally; a
+    canary of 20% needs 5, as on AWS)."""
     container: dict[str, Any] = {"Image": "local/deepar:1", "ModelDataUrl": model_data_url}
     if environment:
         container["Environment"] = environment
-    sm.create_model(ModelName=name, PrimaryContainer=container)
+    sm.create_model(ModelName=name, PrimaryContainer=container, ExecutionRoleArn=ROLE)
+    extra = {"DataCaptureConfig": data_capture} if data_capture else {}
     sm.create_endpoint_config(EndpointConfigName=name, ProductionVariants=[
-        {"VariantName": variant, "ModelName": name, "InitialInstanceCount": 1, "InitialVariantWeight": 1.0}])
+        {"VariantName": variant, "ModelName": name, "InitialInstanceCount": instance_count,
+         "InstanceType": "ml.m5.large", "InitialVariantWeight": 1.0}], **extra)
     return name

@@ -50,8 +50,9 @@ def test_blue_green_update_request_is_valid_for_aws():
     cw = boto3.client("cloudwatch", region_name=REGION, aws_access_key_id="x", aws_secret_access_key="x")
     arn = "arn:aws:sagemaker:us-east-1:123456789012:model-package/aircast-deepar/7"
     now = dt.datetime.now(dt.UTC)
+    # linear steps of 25% need 4+ instances: SageMaker shifts whole instances of the variant
     policy = DeploymentPolicy(strategy="linear", step_percent=25, wait_seconds=600, termination_wait_seconds=300,
-                              max_timeout_seconds=7200)
+                              max_timeout_seconds=7200, instance_count=4)
     with Stubber(sm) as sm_stub, Stubber(cw) as cw_stub:
         sm_stub.add_response("describe_model_package", {
             "ModelPackageName": "aircast-deepar", "ModelPackageArn": arn, "ModelPackageVersion": 7,

@@ -22,9 +22,12 @@ BODY = request_body(num_samples=10)
 
 
 def _policy(strategy: str, step: int = 20, wait: int = 300, latency_p99_ms: float = 10_000) -> DeploymentPolicy:
-    # the latency alarm of the good-model runs is far above a contended CI machine's latencies
+    # the latency alarm of the good-model runs is far above a contended CI machine's latencies;
+    # steps move whole instances, so the green fleet has as many as a step needs (nominal locally)
+    instances = 1 if strategy == "all-at-once" else round(100 / step)
     return DeploymentPolicy(strategy=strategy, step_percent=step, wait_seconds=wait, termination_wait_seconds=100,
-                            max_timeout_seconds=6000, error_rate_threshold=0.05, latency_p99_ms=latency_p99_ms)
+                            max_timeout_seconds=6000, error_rate_threshold=0.05, latency_p99_ms=latency_p99_ms,
+                            instance_count=instances)
 
 
 def _alarms(host_settings, name: str, policy: DeploymentPolicy) -> list[str]:
@@ -36,7 +39,7 @@ def _alarms(host_settings, name: str, policy: DeploymentPolicy) -> list[str]:
 def _deploy(sm, host_settings, host, name: str, model_url: str, policy: DeploymentPolicy,
             environment: dict[str, str] | None = None) -> tuple[dict[str, Any], LoadClient, float]:
     create_endpoint(sm, name, model_url)
-    green = create_model_and_config(sm, name + "-green", model_url, environment)
+    green = create_model_and_config(sm, name + "-green", model_url, environment, instance_count=policy.instance_count)
     config = deployment_config(policy, _alarms(host_settings, name, policy))
     with LoadClient(host_settings.endpoint_port, name, BODY, threads=2) as load:
         time.sleep(0.5)  # blue serving under load before the update

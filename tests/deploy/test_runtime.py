@@ -1,9 +1,10 @@
 """The endpoint host as SageMaker Runtime: boto3's sagemaker-runtime client unchanged, strict 4xx
-for every bad request (the server keeps serving), A/B variants, multi-model endpoints, Data Capture,
-Prometheus metrics."""
+for every bad request (the server keeps serving), A/B variants, several models behind one endpoint as
+production variants, Data Capture in exactly AWS's format, Prometheus metrics."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import urllib.request
 
@@ -13,11 +14,11 @@ from botocore.exceptions import ClientError
 from aircast.clients import get_client
 from deployment.deploy import (
     create_ab_endpoint_config,
-    create_multi_model_endpoint,
+    create_multi_variant_endpoint,
     set_variant_weights,
     wait_for_endpoint,
 )
-from tests.deploy.conftest import PREDICTION_LENGTH, put_model, request_body, tiny_series
+from tests.deploy.conftest import PREDICTION_LENGTH, request_body, tiny_series
 from tests.deploy.helpers import create_endpoint, create_model_and_config
 
 pytestmark = pytest.mark.slow
@@ -28,9 +29,16 @@ def runtime(host_settings, host):
     return get_client("sagemaker-runtime", host_settings)
 
 
+CAPTURE = "datacapture/rt/rt-blue"
+
+
 @pytest.fixture(scope="module")
-def served(sm, host, model_url) -> str:
-    create_endpoint(sm, "rt", model_url)
+def served(sm, host, model_url, host_settings) -> str:
+    create_endpoint(sm, "rt", model_url, data_capture={
+        "EnableCapture": True, "InitialSamplingPercentage": 100,
+        "DestinationS3Uri": f"s3://{host_settings.artifacts_bucket}/{CAPTURE}",
+        "CaptureOptions": [{"CaptureMode": "Input"}, {"CaptureMode": "Output"}],
+        "CaptureContentTypeHeader": {"JsonContentTypes": ["application/json"]}})
     return "rt"
 
 
@@ -90,28 +98,55 @@ def test_validation_errors_unknown_endpoint_variant_and_oversize(runtime, served
     assert err.response["Error"]["Code"] == "ValidationError" and "Nope" in err.response["Error"]["Message"]
     err = _error(runtime, served, b"x" * (6 * 1024 * 1024 + 1))
     assert err.response["Error"]["Code"] == "ValidationError" and "exceeds" in err.response["Error"]["Message"]
-    err = _error(runtime, served, _body(), TargetModel="m.tar.gz")
-    assert err.response["Error"]["Code"] == "ValidationError" and "multi-model" in err.response["Error"]["Message"]
+    # issue 14: a TargetModel over 255 characters or naming no model was a 500; DeepAR endpoints are not
+    # multi-model endpoints, so any TargetModel is SageMaker's ValidationError
+    for target in ("m.tar.gz", "x" * 256, "../../pki/ca.key", "datacapture/rt/rt-blue"):
+        err = _error(runtime, served, _body(), TargetModel=target)
+        assert err.response["Error"]["Code"] == "ValidationError"
+        assert err.response["ResponseMetadata"]["HTTPStatusCode"] == 400
+        assert err.response["Error"]["Message"] == (f"Endpoint {served} is not a multi-model endpoint and does not "
+                                                    "support target model header.")
+    # the service's own checks of the request's members, in its words
+    err = _error(runtime, served, _body(), TargetModel="x" * 1025)
+    assert err.response["Error"]["Code"] == "ValidationError"
+    assert "at 'targetModel' failed to satisfy constraint: Member must have length less than or equal to 1024" \
+        in err.response["Error"]["Message"]
+    err = _error(runtime, served, _body(), InferenceId="x" * 65)
+    assert "at 'inferenceId' failed to satisfy constraint" in err.response["Error"]["Message"]
     # the server keeps serving after every bad request
     ok = runtime.invoke_endpoint(EndpointName=served, Body=_body(), ContentType="application/json")
     assert ok["InvokedProductionVariant"] == "AllTraffic"
 
 
+def _capture_records(root) -> list[dict]:
+    return [json.loads(line) for f in sorted(root.glob("*/*/*/*/*.jsonl")) for line in f.read_text().splitlines()]
+
+
 def test_data_capture_and_metrics(runtime, served, host_settings):
-    for _ in range(2):
-        runtime.invoke_endpoint(EndpointName=served, Body=_body(), ContentType="application/json")
     import time
 
-    time.sleep(0.5)  # the capture writer runs in the background
-    root = host_settings.s3_root / host_settings.artifacts_bucket / "datacapture" / served / "AllTraffic"
-    files = sorted(root.glob("*/*/*/*/*.jsonl"))
-    assert files, f"no capture files under {root}"
-    record = json.loads(files[-1].read_text().splitlines()[-1])
-    assert record["captureData"]["endpointInput"]["mode"] == "INPUT"
-    assert record["captureData"]["endpointInput"]["encoding"] == "JSON"
-    assert json.loads(record["captureData"]["endpointInput"]["data"])["instances"]
-    assert json.loads(record["captureData"]["endpointOutput"]["data"])["predictions"]
-    assert record["eventMetadata"]["modelName"] == "rt-blue" and record["eventMetadata"]["eventId"]
+    runtime.invoke_endpoint(EndpointName=served, Body=_body(), ContentType="application/json")
+    runtime.invoke_endpoint(EndpointName=served, Body=_body(), ContentType="application/json", InferenceId="req-42")
+    # SageMaker's layout: <DestinationS3Uri>/<endpoint>/<variant>/YYYY/MM/DD/HH/<file>.jsonl
+    root = host_settings.s3_root / host_settings.artifacts_bucket / CAPTURE / served / "AllTraffic"
+    deadline = time.monotonic() + 10  # the capture writer runs in the background
+    while len(_capture_records(root)) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    records = _capture_records(root)
+    assert len(records) >= 2, f"no capture files under {root}"
+    for record in records:
+        # exactly AWS's members: the record says nothing of the model (the config's destination does)
+        assert set(record) == {"captureData", "eventMetadata", "eventVersion"} and record["eventVersion"] == "0"
+        assert set(record["captureData"]) == {"endpointInput", "endpointOutput"}
+        for part, mode in (("endpointInput", "INPUT"), ("endpointOutput", "OUTPUT")):
+            assert record["captureData"][part].keys() == {"observedContentType", "mode", "data", "encoding"}
+            assert record["captureData"][part]["mode"] == mode and record["captureData"][part]["encoding"] == "JSON"
+        assert set(record["eventMetadata"]) <= {"eventId", "inferenceTime", "inferenceId"}
+        assert record["eventMetadata"]["eventId"]
+        assert dt.datetime.strptime(record["eventMetadata"]["inferenceTime"], "%Y-%m-%dT%H:%M:%SZ")
+    assert [r["eventMetadata"].get("inferenceId") for r in records[-2:]] == [None, "req-42"]
+    assert json.loads(records[-1]["captureData"]["endpointInput"]["data"])["instances"]
+    assert json.loads(records[-1]["captureData"]["endpointOutput"]["data"])["predictions"]
     text = urllib.request.urlopen(f"{host_settings.endpoint_url}/metrics").read().decode()
     line = next(ln for ln in text.splitlines() if ln.startswith("aircast_endpoint_invocations_total")
                 and 'endpoint="rt"' in ln)
@@ -140,19 +175,31 @@ def test_ab_variants_weights_and_target_variant(sm, runtime, host_settings, mode
         set_variant_weights(sm, "ab", {"C": 1})
 
 
-def test_multi_model_endpoint_serves_the_target_model(sm, runtime, host_settings, model_tarball):
-    put_model(host_settings, model_tarball, "mme/v1.tar.gz")
-    put_model(host_settings, model_tarball, "mme/v2.tar.gz")
-    create_multi_model_endpoint(sm, "mme", f"s3://{host_settings.artifacts_bucket}/mme/", "local/deepar:1",
-                                host_settings.role_arn)
-    assert wait_for_endpoint(sm, "mme", 60)["EndpointStatus"] == "InService"
-    for target in ("v1.tar.gz", "v2.tar.gz"):
-        resp = runtime.invoke_endpoint(EndpointName="mme", Body=_body(), TargetModel=target)
+def test_several_models_behind_one_endpoint_by_target_variant(sm, runtime, host_settings, model_url):
+    """Finding 12: several DeepAR models share an endpoint as production variants (TargetVariant), the way
+    SageMaker supports it for the built-in algorithm; a multi-model endpoint is refused at CreateModel."""
+    sm.create_model_package_group(ModelPackageGroupName="several-models")
+    packages = {}
+    for variant in ("station-a", "station-b"):
+        packages[variant] = sm.create_model_package(
+            ModelPackageGroupName="several-models", ModelApprovalStatus="Approved",
+            InferenceSpecification={"Containers": [{"Image": "local/deepar:1", "ModelDataUrl": model_url}],
+                                    "SupportedContentTypes": ["application/json"],
+                                    "SupportedResponseMIMETypes": ["application/json"]})["ModelPackageArn"]
+    config = create_multi_variant_endpoint(sm, "several", packages, role_arn=host_settings.role_arn)
+    desc = wait_for_endpoint(sm, "several", 60)
+    assert desc["EndpointStatus"] == "InService" and desc["EndpointConfigName"] == config
+    for variant in packages:
+        resp = runtime.invoke_endpoint(EndpointName="several", Body=_body(), TargetVariant=variant)
+        assert resp["InvokedProductionVariant"] == variant
         assert len(json.loads(resp["Body"].read())["predictions"][0]["mean"]) == PREDICTION_LENGTH
-    err = _error(runtime, "mme", _body())
-    assert err.response["Error"]["Code"] == "ValidationError" and "TargetModel" in err.response["Error"]["Message"]
-    err = _error(runtime, "mme", _body(), TargetModel="v9.tar.gz")
-    assert err.response["Error"]["Code"] == "ValidationError" and "v9.tar.gz" in err.response["Error"]["Message"]
+    models = {v["VariantName"]: v["ModelName"] for v in
+              sm.describe_endpoint_config(EndpointConfigName=config)["ProductionVariants"]}
+    assert {v: sm.describe_model(ModelName=m)["PrimaryContainer"]["ModelPackageName"]
+            for v, m in models.items()} == packages
+    with pytest.raises(ClientError, match="multi-models=true Docker label"):
+        sm.create_model(ModelName="mme", ExecutionRoleArn=host_settings.role_arn, PrimaryContainer={
+            "Image": "local/deepar:1", "Mode": "MultiModel", "ModelDataUrl": f"s3://{host_settings.artifacts_bucket}/"})
 
 
 def test_delete_endpoint_stops_serving(sm, runtime, model_url):

@@ -17,14 +17,17 @@ def _config(routing: dict, **policy) -> dict:
     return {"BlueGreenUpdatePolicy": {"TrafficRoutingConfiguration": routing, **policy}}
 
 
-def test_traffic_steps():
+def test_traffic_steps_move_whole_instances():
     assert traffic_steps({"Type": "ALL_AT_ONCE", "WaitIntervalInSeconds": 0}) == [1.0]
-    assert traffic_steps({"Type": "CANARY", "CanarySize": {"Type": "CAPACITY_PERCENT", "Value": 20}}) == [0.2, 1.0]
-    assert traffic_steps({"Type": "LINEAR", "LinearStepSize": {"Type": "CAPACITY_PERCENT", "Value": 25}}) == \
+    assert traffic_steps({"Type": "CANARY", "CanarySize": {"Type": "CAPACITY_PERCENT", "Value": 20}}, 5) == [0.2, 1.0]
+    assert traffic_steps({"Type": "LINEAR", "LinearStepSize": {"Type": "CAPACITY_PERCENT", "Value": 25}}, 4) == \
         [0.25, 0.5, 0.75, 1.0]
-    assert traffic_steps({"Type": "LINEAR", "LinearStepSize": {"Type": "CAPACITY_PERCENT", "Value": 40}}) == \
+    assert traffic_steps({"Type": "LINEAR", "LinearStepSize": {"Type": "CAPACITY_PERCENT", "Value": 40}}, 5) == \
         [0.4, 0.8, 1.0]
     assert traffic_steps({"Type": "CANARY", "CanarySize": {"Type": "INSTANCE_COUNT", "Value": 1}}, 4) == [0.25, 1.0]
+    # 20% of 2 instances is one instance: half the traffic per step
+    assert traffic_steps({"Type": "LINEAR", "LinearStepSize": {"Type": "CAPACITY_PERCENT", "Value": 20}}, 2) == \
+        [0.5, 1.0]
 
 
 @pytest.mark.parametrize("config,message", [
@@ -57,12 +60,50 @@ def test_traffic_steps():
 ])
 def test_invalid_deployment_configs_are_refused(config, message):
     with pytest.raises(DeploymentConfigError, match=message):
-        validate_deployment_config(config)
+        validate_deployment_config(config, 20)
+
+
+CANARY_20 = {"Type": "CANARY", "WaitIntervalInSeconds": 60, "CanarySize": {"Type": "CAPACITY_PERCENT", "Value": 20}}
+LINEAR_10 = {"Type": "LINEAR", "WaitIntervalInSeconds": 60, "LinearStepSize": {"Type": "CAPACITY_PERCENT", "Value": 10}}
+
+
+@pytest.mark.parametrize("routing,counts,message", [
+    # TrafficRoutingConfig: "Value must be less than or equal to 50% of the variant's total instance count"
+    (CANARY_20, 1, "a variant of one instance cannot take a canary"),
+    ({**CANARY_20, "CanarySize": {"Type": "INSTANCE_COUNT", "Value": 1}}, 1, "more than 50%"),
+    ({**CANARY_20, "CanarySize": {"Type": "CAPACITY_PERCENT", "Value": 50}}, 3, "2 of the variant's 3 instances"),
+    # "Value must be 10-50% of the variant's total instance count"
+    (LINEAR_10, 1, "a variant of one instance cannot shift linearly"),
+    (LINEAR_10, [20, 1], "1 of the variant's 1 instance"),  # every variant, not the sum
+])
+def test_canary_and_linear_sizes_are_shares_of_each_variants_instances(routing, counts, message):
+    with pytest.raises(DeploymentConfigError, match=message):
+        validate_deployment_config(_config(routing), counts)
+
+
+@pytest.mark.parametrize("routing,counts", [(CANARY_20, 2), (CANARY_20, 5), (LINEAR_10, 10), (LINEAR_10, [10, 2]),
+                                            ({**CANARY_20, "CanarySize": {"Type": "INSTANCE_COUNT", "Value": 1}}, 2)])
+def test_canary_and_linear_sizes_aws_accepts(routing, counts):
+    validate_deployment_config(_config(routing), counts)
+
+
+def test_the_default_policy_fits_a_one_instance_endpoint():
+    """Finding 7: the default policy on the default (one-instance) endpoint is one SageMaker accepts:
+    all at once, baked with the alarms watching; with 2+ instances it is a canary."""
+    one = deployment_config(DeploymentPolicy(), ["a"])  # the one UpdateEndpoint gets on one instance
+    assert DeploymentPolicy().strategy == "auto" and DeploymentPolicy().instance_count == 1
+    assert one["BlueGreenUpdatePolicy"]["TrafficRoutingConfiguration"] == {"Type": "ALL_AT_ONCE",
+                                                                           "WaitIntervalInSeconds": 300}
+    assert one["AutoRollbackConfiguration"] == {"Alarms": [{"AlarmName": "a"}]}
+    two = deployment_config(DeploymentPolicy(instance_count=2), ["a"])
+    assert two["BlueGreenUpdatePolicy"]["TrafficRoutingConfiguration"]["Type"] == "CANARY"
+    with pytest.raises(DeploymentConfigError, match="one instance cannot take a canary"):
+        deployment_config(DeploymentPolicy(strategy="canary"), ["a"])
 
 
 def test_policies_build_valid_configs():
-    for strategy in ("canary", "linear", "all-at-once"):
-        cfg = deployment_config(DeploymentPolicy(strategy=strategy), ["a", "b"])
+    for strategy in ("auto", "canary", "linear", "all-at-once"):
+        cfg = deployment_config(DeploymentPolicy(strategy=strategy, instance_count=5), ["a", "b"])
         assert cfg["AutoRollbackConfiguration"] == {"Alarms": [{"AlarmName": "a"}, {"AlarmName": "b"}]}
     with pytest.raises(DeploymentConfigError, match="strategy"):
         deployment_config(DeploymentPolicy(strategy="yolo"), [])
@@ -96,16 +137,25 @@ def test_fault_injection_parsing():
         parse_fault_injection("error_rate=2")
 
 
+def _model_file(settings, key: str = "models/model.tar.gz") -> str:
+    """An object at the model data URL (CreateModel checks it exists; nothing loads it here)."""
+    path = settings.s3_root / settings.artifacts_bucket / key
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"placeholder")
+    return f"s3://{settings.artifacts_bucket}/{key}"
+
+
 def test_control_plane_refuses_bad_requests(settings):
     sm = LocalSageMakerClient(settings)
     cw = LocalCloudWatchClient(settings)
+    url = _model_file(settings)
     with pytest.raises(ClientError, match="ModelDataUrl"):
         sm.create_model(ModelName="m", PrimaryContainer={"Image": "x"})
     with pytest.raises(ClientError, match="invalid"):
-        sm.create_model(ModelName="bad_name!", PrimaryContainer={"Image": "x", "ModelDataUrl": "s3://b/k"})
-    sm.create_model(ModelName="m", PrimaryContainer={"Image": "x", "ModelDataUrl": "s3://b/model.tar.gz"})
+        sm.create_model(ModelName="bad_name!", PrimaryContainer={"Image": "x", "ModelDataUrl": url})
+    sm.create_model(ModelName="m", PrimaryContainer={"Image": "x", "ModelDataUrl": url})
     with pytest.raises(ClientError, match="already existing"):
-        sm.create_model(ModelName="m", PrimaryContainer={"Image": "x", "ModelDataUrl": "s3://b/model.tar.gz"})
+        sm.create_model(ModelName="m", PrimaryContainer={"Image": "x", "ModelDataUrl": url})
     with pytest.raises(ClientError, match="Could not find model"):
         sm.create_endpoint_config(EndpointConfigName="c", ProductionVariants=[{"VariantName": "v", "ModelName": "zz"}])
     with pytest.raises(ClientError, match="used twice"):
@@ -118,7 +168,7 @@ def test_control_plane_refuses_bad_requests(settings):
     desc = sm.describe_endpoint(EndpointName="e")
     assert desc["EndpointStatus"] == "Creating"  # no host running: stays Creating, like provisioning on AWS
     assert desc["ProductionVariants"][0]["DesiredWeight"] == 1.0
-    with pytest.raises(ClientError, match="while its status is Creating"):
+    with pytest.raises(ClientError, match='Cannot update in-progress endpoint "arn:aws:sagemaker:.*:endpoint/e"'):
         sm.update_endpoint(EndpointName="e", EndpointConfigName="c")
     with pytest.raises(ClientError, match="Could not find endpoint"):
         sm.describe_endpoint(EndpointName="nope")
@@ -130,18 +180,64 @@ def test_control_plane_refuses_bad_requests(settings):
     assert sm.list_endpoints()["Endpoints"] == []
 
 
-def test_update_endpoint_validates_deployment_config(settings):
+DEEPAR_IMAGE = "522234722520.dkr.ecr.us-east-1.amazonaws.com/forecasting-deepar:1"
+
+
+@pytest.mark.parametrize("container,message", [
+    # Finding 12: the built-in DeepAR's image has no multi-model label (CreateModel's own words)
+    ({"Image": DEEPAR_IMAGE, "Mode": "MultiModel", "ModelDataUrl": "s3://aircast-artifacts/models/"},
+     f"Your Ecr Image {DEEPAR_IMAGE} does not contain required "
+     "com.amazonaws.sagemaker.capabilities.multi-models=true Docker label(s)."),
+    ({"Image": "local/deepar:1", "Mode": "MultiModel", "ModelDataUrl": "s3://aircast-artifacts/models/"},
+     "multi-models=true Docker label"),
+    ({"Image": DEEPAR_IMAGE, "ModelDataUrl": "s3://aircast-artifacts/nothing/here.tar.gz"},
+     "Could not find model data at s3://aircast-artifacts/nothing/here.tar.gz."),
+    # issue 14: model data that would leave its bucket, or names no valid bucket
+    ({"Image": DEEPAR_IMAGE, "ModelDataUrl": "s3://aircast-artifacts/../pki/ca.key"}, "'..' path segment"),
+    ({"Image": DEEPAR_IMAGE, "ModelDataUrl": "s3://../pki/ca.key"}, "invalid bucket"),
+])
+def test_create_model_refuses_what_sagemaker_refuses(settings, container, message):
+    from aircast.clients import get_client
+
+    sm = get_client("sagemaker", settings)
+    with pytest.raises(ClientError) as info:
+        sm.create_model(ModelName="m", PrimaryContainer=container, ExecutionRoleArn=settings.role_arn)
+    assert info.value.response["Error"]["Code"] == "ValidationException"
+    assert message in info.value.response["Error"]["Message"]
+
+
+@pytest.mark.parametrize("destination", ["s3://aircast-artifacts/../../etc", "s3://../x", "s3://Bad_Bucket/x"])
+def test_data_capture_destination_stays_in_its_bucket(settings, destination):
+    from aircast.clients import get_client
+
+    sm = get_client("sagemaker", settings)
+    sm.create_model(ModelName="m", PrimaryContainer={"Image": DEEPAR_IMAGE, "ModelDataUrl": _model_file(settings)},
+                    ExecutionRoleArn=settings.role_arn)
+    with pytest.raises(ClientError) as info:
+        sm.create_endpoint_config(EndpointConfigName="c", ProductionVariants=[
+            {"VariantName": "v", "ModelName": "m", "InitialInstanceCount": 1, "InstanceType": "ml.m5.large"}],
+            DataCaptureConfig={"InitialSamplingPercentage": 100, "DestinationS3Uri": destination,
+                               "CaptureOptions": [{"CaptureMode": "Input"}]})
+    assert info.value.response["Error"]["Code"] == "ValidationException"
+    assert "DestinationS3Uri" in info.value.response["Error"]["Message"]
+
+
+def _in_service(settings, name: str) -> None:
     from infra.local.sagemaker.endpoints import EndpointStore
 
-    sm = LocalSageMakerClient(settings)
-    sm.create_model(ModelName="m", PrimaryContainer={"Image": "x", "ModelDataUrl": "s3://b/model.tar.gz"})
-    sm.create_endpoint_config(EndpointConfigName="c", ProductionVariants=[{"VariantName": "v", "ModelName": "m"}])
-    sm.create_endpoint(EndpointName="e", EndpointConfigName="c")
     store = EndpointStore(settings.data_dir)
     with store.transaction() as conn:  # as the host would after loading the model
-        doc = store.get("endpoints", "e", conn)
+        doc = store.get("endpoints", name, conn)
         doc["EndpointStatus"] = "InService"
-        store.put(conn, "endpoints", "e", doc)
+        store.put(conn, "endpoints", name, doc)
+
+
+def test_update_endpoint_validates_deployment_config(settings):
+    sm = LocalSageMakerClient(settings)
+    sm.create_model(ModelName="m", PrimaryContainer={"Image": "x", "ModelDataUrl": _model_file(settings)})
+    sm.create_endpoint_config(EndpointConfigName="c", ProductionVariants=[{"VariantName": "v", "ModelName": "m"}])
+    sm.create_endpoint(EndpointName="e", EndpointConfigName="c")
+    _in_service(settings, "e")
     bad = _config({"Type": "LINEAR", "WaitIntervalInSeconds": 60,
                    "LinearStepSize": {"Type": "CAPACITY_PERCENT", "Value": 70}})
     with pytest.raises(ClientError, match="10-50%") as info:
@@ -155,3 +251,39 @@ def test_update_endpoint_validates_deployment_config(settings):
     desc = sm.describe_endpoint(EndpointName="e")
     assert desc["EndpointStatus"] == "Updating"
     assert desc["PendingDeploymentSummary"]["ProductionVariants"][0]["VariantStatus"][0]["Status"] == "Creating"
+
+
+def test_update_endpoint_enforces_sizes_names_and_exclusions(settings):
+    """CanarySize as a share of the variant's instances (finding 7), the same variant names, and the
+    guardrail exclusions (Inf1: all at once, no baking), through the validated client."""
+    from aircast.clients import deployment_history, get_client
+
+    sm = get_client("sagemaker", settings)
+    url = _model_file(settings)
+    sm.create_model(ModelName="m", PrimaryContainer={"Image": DEEPAR_IMAGE, "ModelDataUrl": url},
+                    ExecutionRoleArn=settings.role_arn)
+
+    def config(name: str, variant: str = "AllTraffic", count: int = 1, instance_type: str = "ml.m5.large") -> str:
+        sm.create_endpoint_config(EndpointConfigName=name, ProductionVariants=[
+            {"VariantName": variant, "ModelName": "m", "InitialInstanceCount": count, "InstanceType": instance_type}])
+        return name
+
+    sm.create_endpoint(EndpointName="e", EndpointConfigName=config("blue"))
+    _in_service(settings, "e")
+    canary = _config({"Type": "CANARY", "WaitIntervalInSeconds": 60,
+                      "CanarySize": {"Type": "CAPACITY_PERCENT", "Value": 20}})
+    with pytest.raises(ClientError) as info:
+        sm.update_endpoint(EndpointName="e", EndpointConfigName=config("green-one"), DeploymentConfig=canary)
+    assert info.value.response["Error"]["Code"] == "ValidationException"
+    assert "less than or equal to 50% of the variant's total instance count" in info.value.response["Error"]["Message"]
+    with pytest.raises(ClientError, match="same variant name"):
+        sm.update_endpoint(EndpointName="e", EndpointConfigName=config("renamed", "B", 2), DeploymentConfig=canary)
+    sm.update_endpoint(EndpointName="e", EndpointConfigName=config("green-two", count=2), DeploymentConfig=canary)
+    assert sm.describe_endpoint(EndpointName="e")["EndpointStatus"] == "Updating"
+
+    sm.create_endpoint(EndpointName="inf", EndpointConfigName="blue")
+    _in_service(settings, "inf")
+    sm.update_endpoint(EndpointName="inf", EndpointConfigName=config("on-inf1", count=2, instance_type="ml.inf1.xlarge"),
+                       DeploymentConfig=canary)
+    history = " | ".join(h["Message"] for h in deployment_history(settings, "inf"))
+    assert "(ALL_AT_ONCE blue/green)" in history and "Inf1" in history and "no baking period" in history

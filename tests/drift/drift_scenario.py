@@ -25,7 +25,17 @@ from aircast.monitoring import report_dir, run_monitor_for
 from aircast.settings import load_settings
 from infra.local.eventbridge.client import LocalEventsClient
 from infra.local.sagemaker.client import LocalSageMakerClient
-from tests.drift.replay import T0, ProfileModel, Scenario, evaluation_json, hourly_frame, write_capture, write_lake
+from tests.drift.replay import (
+    T0,
+    ProfileModel,
+    Scenario,
+    evaluation_json,
+    hourly_frame,
+    placeholder_model,
+    serving_config,
+    write_capture,
+    write_lake,
+)
 from tests.drift.test_drift_flow import _model_wql
 
 
@@ -36,7 +46,7 @@ def _register(settings: Any, name: str, wql: float, status: str) -> str:
     sm = get_client("sagemaker", settings)
     return sm.create_model_package(
         ModelPackageGroupName=settings.model_package_group, ModelApprovalStatus=status,
-        InferenceSpecification={"Containers": [{"Image": "deepar", "ModelDataUrl": f"s3://x/{name}/model.tar.gz"}],
+        InferenceSpecification={"Containers": [{"Image": "deepar", "ModelDataUrl": placeholder_model(settings, name)}],
                                 "SupportedContentTypes": ["application/json"],
                                 "SupportedResponseMIMETypes": ["application/json"]},
         ModelMetrics={"ModelQuality": {"Statistics": {"ContentType": "application/json",
@@ -63,6 +73,7 @@ def run(data_dir: Path) -> dict[str, Any]:
     quiet = hourly_frame(Scenario(days=28, seed=sc.seed))
     v1_arn = _register(settings, "v1", _model_wql(settings, quiet, v1, train_until,
                                                   train_until + pd.Timedelta(days=2)), "PendingManualApproval")
+    v1_config = serving_config(settings, v1_arn, f"{settings.endpoint_name}-v1-scenario")
     timeline: dict[str, Any] = {"shift_began": sc.shift_hour.isoformat(), "model_v1": v1_arn}
 
     # time moves forward six data hours at a time: the lake grows, v1 serves, the monitor checks
@@ -77,7 +88,7 @@ def run(data_dir: Path) -> dict[str, Any]:
             timeline["drift_checked_at_data_hour"] = str(now)
             timeline["drift_reason"] = report["decision"]["reason"]
             drift_series = [s for s in report["decision"]["series"] if s["drifted"]]
-        write_capture(settings, full, v1, v1_arn, now - pd.Timedelta(hours=6), now - pd.Timedelta(hours=3), 3)
+        write_capture(settings, full, v1, v1_config, now - pd.Timedelta(hours=6), now - pd.Timedelta(hours=3), 3)
     history = LocalEventsClient(settings).history(rule=DRIFT_RULE)
     timeline["retrain_started"] = bool(starts) and history[0]["invocations"][0]["status"] == "succeeded"
     timeline["retrain_parameters"] = starts[0]["PipelineParameters"] if starts else None
@@ -95,9 +106,10 @@ def run(data_dir: Path) -> dict[str, Any]:
     timeline["model_v2"] = v2_arn
     timeline["v2_deploy_outcome"] = deploys[0]["invocations"][0]["result"] if deploys else None
     timeline["v2_serves_from"] = serve_from.isoformat()
-    write_capture(settings, full, v1, v1_arn, now, serve_from - pd.Timedelta(hours=3), 3)
+    write_capture(settings, full, v1, v1_config, now, serve_from - pd.Timedelta(hours=3), 3)
     write_lake(settings, full)
-    write_capture(settings, full, v2, v2_arn, serve_from, T0 + pd.Timedelta(days=27), 3)
+    write_capture(settings, full, v2, serving_config(settings, v2_arn, f"{settings.endpoint_name}-v2-scenario"),
+                  serve_from, T0 + pd.Timedelta(days=27), 3)
     final = run_monitor_for(settings, emit=True, plot=True)
     timeline["after_retrain"] = final["decision"]["reason"]
     timeline["after_retrain_drift"] = final["decision"]["drift"]

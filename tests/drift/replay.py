@@ -1,7 +1,8 @@
 """Replays for the drift tests: a curated hourly lake with an optional regime change, a model
 fitted on the first weeks (a per-hour-of-day profile with residual quantiles, which goes stale
-when a sensor's level shifts, as a trained model does), and the Data Capture lines the
-endpoint host writes when that model serves forecasts."""
+when a sensor's level shifts, as a trained model does), and the Data Capture lines SageMaker (and
+the endpoint host) writes when that model serves forecasts: AWS's members only, under the serving
+endpoint config's capture destination."""
 
 from __future__ import annotations
 
@@ -83,11 +84,35 @@ class ProfileModel:
                 "quantiles": {q: [round(float(v + self.spread[thing][q]), 3) for v in base] for q in QUANTILES}}
 
 
-def write_capture(settings: Settings, frame: pd.DataFrame, model: ProfileModel, model_package_arn: str,
+def serving_config(settings: Settings, model_package_arn: str, name: str) -> str:
+    """The endpoint config that serves a package, made in the local control plane as ``deploy_model_package``
+    makes it (model from the package, one variant); returns its name."""
+    from aircast.clients import get_client
+
+    sm = get_client("sagemaker", settings)
+    sm.create_model(ModelName=name, PrimaryContainer={"ModelPackageName": model_package_arn},
+                    ExecutionRoleArn=settings.role_arn)
+    sm.create_endpoint_config(EndpointConfigName=name, ProductionVariants=[
+        {"VariantName": "AllTraffic", "ModelName": name, "InitialInstanceCount": 1, "InstanceType": "ml.m5.large"}])
+    return name
+
+
+def placeholder_model(settings: Settings, name: str) -> str:
+    """A model data URL whose object exists (CreateModel checks it; no host loads it in these tests)."""
+    path = settings.s3_root / settings.artifacts_bucket / "models" / name / "model.tar.gz"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"placeholder")
+    return f"s3://{settings.artifacts_bucket}/models/{name}/model.tar.gz"
+
+
+def write_capture(settings: Settings, frame: pd.DataFrame, model: ProfileModel, endpoint_config: str,
                   issue_from: pd.Timestamp, issue_until: pd.Timestamp, every_h: int, context_h: int = 72) -> int:
-    """Data Capture lines (the host's format) for forecasts issued from ``issue_from`` to ``issue_until``."""
+    """Data Capture lines for forecasts issued from ``issue_from`` to ``issue_until`` by the fleet of
+    ``endpoint_config``: under its destination ``datacapture/<endpoint>/<config>`` (as
+    ``deployment.deploy.data_capture_destination`` sets it), then SageMaker's ``<endpoint>/<variant>/YYYY/MM/DD/HH``."""
     series = {t: g.set_index("hour")["mean"] for t, g in frame.groupby("thing_name")}
-    base = settings.s3_root / settings.artifacts_bucket / "datacapture" / settings.endpoint_name / "AllTraffic"
+    endpoint = settings.endpoint_name
+    base = settings.s3_root / settings.artifacts_bucket / "datacapture" / endpoint / endpoint_config / endpoint / "AllTraffic"
     n = 0
     issue = issue_from
     while issue <= issue_until:
@@ -109,9 +134,7 @@ def write_capture(settings: Settings, frame: pd.DataFrame, model: ProfileModel, 
                                   "data": json.dumps(request), "encoding": "JSON"},
                 "endpointOutput": {"observedContentType": "application/json", "mode": "OUTPUT",
                                    "data": json.dumps({"predictions": predictions}), "encoding": "JSON"}},
-            "eventMetadata": {"eventId": str(uuid.uuid4()), "inferenceTime": served.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
-                              "modelName": "replay-model", "variantName": "AllTraffic",
-                              "modelPackageArn": model_package_arn},
+            "eventMetadata": {"eventId": str(uuid.uuid4()), "inferenceTime": served.strftime("%Y-%m-%dT%H:%M:%SZ")},
             "eventVersion": "0"}
         with open(path, "a") as fh:
             fh.write(json.dumps(record) + "\n")

@@ -50,7 +50,8 @@ def test_monitor_job_entry_point_sends_the_event_with_a_boto3_client(settings: S
     frame = hourly_frame(sc)
     write_lake(settings, frame)
     train_until = T0 + pd.Timedelta(days=sc.train_days)
-    write_capture(settings, frame, ProfileModel(frame, train_until), arn, train_until,
+    # a record names no model; the monitor job is told which package each endpoint config serves
+    write_capture(settings, frame, ProfileModel(frame, train_until), "aircast-forecast-v1-abc", train_until,
                   T0 + pd.Timedelta(days=sc.days - 1), sc.issue_every_h)
     evaluation = tmp_path / "evaluation" / "evaluation.json"
     evaluation.parent.mkdir()
@@ -58,7 +59,8 @@ def test_monitor_job_entry_point_sends_the_event_with_a_boto3_client(settings: S
     out = tmp_path / "output"
     args = ["--datacapture", str(settings.s3_root / "aircast-artifacts" / "datacapture"),
             "--hourly", str(settings.s3_root / "aircast-lake" / "curated" / "hourly"),
-            "--evaluation", f"{arn}={evaluation.parent}", "--output", str(out),
+            "--evaluation", f"{arn}={evaluation.parent}", "--endpoint-config", f"aircast-forecast-v1-abc={arn}",
+            "--output", str(out),
             "--state", str(tmp_path / "state.json")]
     with mock_aws():
         events = boto3.client("events", region_name="us-east-1")

@@ -85,6 +85,8 @@ def test_registry_approval_goes_through_the_bus_to_the_real_deploy_handler(setti
     ensure_default_rules(settings)
     sm = get_client("sagemaker", settings)
     sm.create_model_package_group(ModelPackageGroupName=settings.model_package_group)
+    # CreateModel checks that the model data exists (no host loads it here)
+    get_client("s3", settings).put_object(Bucket=settings.artifacts_bucket, Key="m/model.tar.gz", Body=b"placeholder")
     spec = {"Containers": [{"Image": "deepar", "ModelDataUrl": f"s3://{settings.artifacts_bucket}/m/model.tar.gz"}],
             "SupportedContentTypes": ["application/json"], "SupportedResponseMIMETypes": ["application/json"]}
     first = sm.create_model_package(ModelPackageGroupName=settings.model_package_group,

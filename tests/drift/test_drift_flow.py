@@ -19,7 +19,17 @@ from evaluation.drift import hourly_errors, hourly_matrix, identify_series, pars
 from evaluation.drift_monitor import read_capture
 from infra.local.eventbridge.client import LocalEventsClient
 from infra.local.sagemaker.client import LocalSageMakerClient
-from tests.drift.replay import T0, ProfileModel, Scenario, evaluation_json, hourly_frame, write_capture, write_lake
+from tests.drift.replay import (
+    T0,
+    ProfileModel,
+    Scenario,
+    evaluation_json,
+    hourly_frame,
+    placeholder_model,
+    serving_config,
+    write_capture,
+    write_lake,
+)
 
 STARTS: list[dict[str, Any]] = []
 
@@ -33,7 +43,7 @@ def _register_model(settings: Settings, mean_wql: float) -> str:
     sm.create_model_package_group(ModelPackageGroupName=settings.model_package_group)
     return sm.create_model_package(
         ModelPackageGroupName=settings.model_package_group, ModelApprovalStatus="PendingManualApproval",
-        InferenceSpecification={"Containers": [{"Image": "deepar", "ModelDataUrl": "s3://x/model.tar.gz"}],
+        InferenceSpecification={"Containers": [{"Image": "deepar", "ModelDataUrl": placeholder_model(settings, "replay")}],
                                 "SupportedContentTypes": ["application/json"],
                                 "SupportedResponseMIMETypes": ["application/json"]},
         ModelMetrics={"ModelQuality": {"Statistics": {"ContentType": "application/json",
@@ -51,7 +61,8 @@ def _replay(settings: Settings, sc: Scenario) -> tuple[str, float]:
     quiet = hourly_frame(Scenario(days=sc.days, train_days=sc.train_days, things=sc.things, seed=sc.seed))
     eval_wql = _model_wql(settings, quiet, model, train_until, train_until + pd.Timedelta(days=2))
     arn = _register_model(settings, eval_wql)
-    write_capture(settings, frame, model, arn, train_until, T0 + pd.Timedelta(days=sc.days - 1), sc.issue_every_h)
+    config = serving_config(settings, arn, f"{settings.endpoint_name}-v1-replay")
+    write_capture(settings, frame, model, config, train_until, T0 + pd.Timedelta(days=sc.days - 1), sc.issue_every_h)
     return arn, eval_wql
 
 

@@ -13,6 +13,7 @@ import pytest
 from evaluation.drift import (
     Baseline,
     baseline_from_evaluation,
+    capture_origin,
     decide,
     hourly_errors,
     hourly_matrix,
@@ -27,18 +28,23 @@ from evaluation.drift import (
 from tests.drift.replay import T0, ProfileModel, Scenario, hourly_frame
 
 ARN = "arn:aws:sagemaker:us-east-1:000000000000:model-package/aircast-deepar/1"
+CONFIG = "aircast-forecast-v1-0a1b2c3d4e"
+#: where SageMaker writes the records of the config's fleet: <destination>/<endpoint>/<variant>/YYYY/MM/DD/HH/
+KEY = f"{CONFIG}/aircast-forecast/AllTraffic/2026/06/01/00/00-00-1a2b.jsonl"
+PACKAGES = {CONFIG: ARN}
 
 
-def _record(instances: list, predictions: list, when: str = "2026-06-01T00:00:00.000Z", b64: bool = False) -> dict:
+def _record(instances: list, predictions: list, when: str = "2026-06-01T00:00:00Z", b64: bool = False) -> tuple:
+    """A Data Capture record exactly as AWS writes it (no model in it), with the key it lies under."""
     def part(obj: dict, mode: str) -> dict:
         data = json.dumps(obj)
         if b64:
             return {"observedContentType": "application/json", "mode": mode,
                     "data": base64.b64encode(data.encode()).decode(), "encoding": "BASE64"}
         return {"observedContentType": "application/json", "mode": mode, "data": data, "encoding": "JSON"}
-    return {"captureData": {"endpointInput": part({"instances": instances}, "INPUT"),
-                            "endpointOutput": part({"predictions": predictions}, "OUTPUT")},
-            "eventMetadata": {"eventId": "e1", "inferenceTime": when, "modelPackageArn": ARN}}
+    return KEY, {"captureData": {"endpointInput": part({"instances": instances}, "INPUT"),
+                                 "endpointOutput": part({"predictions": predictions}, "OUTPUT")},
+                 "eventMetadata": {"eventId": "e1", "inferenceTime": when}, "eventVersion": "0"}
 
 
 def test_capture_records_parse_json_and_base64_and_report_unusable_ones() -> None:
@@ -48,13 +54,33 @@ def test_capture_records_parse_json_and_base64_and_report_unusable_ones() -> Non
         _record([inst], [pred]), _record([inst], [pred], b64=True),
         _record([inst], [{"mean": [1, 2]}]),  # no quantiles
         _record([inst, inst], [pred]),  # count mismatch
-        {"captureData": {"endpointInput": {"data": "not json"}}},
-    ])
+        (KEY, {"captureData": {"endpointInput": {"data": "not json"}}}),
+    ], PACKAGES)
     assert len(forecasts) == 2 and len(problems) == 3
     f = forecasts[0]
     assert f.forecast_start == pd.Timestamp("2026-01-01 03:00:00") and f.horizon == 2
     assert math.isnan(f.history[1]) and f.quantiles[0.9] == (5.0, 6.0) and f.model_package_arn == ARN
     assert "no quantiles" in problems[0] and "2 instances but 1 predictions" in problems[1]
+
+
+def test_records_are_attributed_by_the_endpoint_config_that_captured_them() -> None:
+    """Finding 3: AWS's records carry eventId/inferenceTime (inferenceId) only; the key's endpoint config,
+    and the package it serves, say which model answered."""
+    inst = {"start": "2026-01-01 00:00:00", "target": [1, 2, 3]}
+    pred = {"quantiles": {"0.5": [4, 5]}}
+    key, record = _record([inst], [pred])
+    assert set(record["eventMetadata"]) == {"eventId", "inferenceTime"}
+    assert capture_origin(key) == (CONFIG, "aircast-forecast", "AllTraffic")
+    assert capture_origin(f"datacapture/aircast-forecast/{key}") == (CONFIG, "aircast-forecast", "AllTraffic")
+    assert capture_origin("AllTraffic/2026/06/01/00/x.jsonl") == (None, None, "AllTraffic")  # one shared destination
+    assert capture_origin("not/a/capture/key.jsonl") == (None, None, None)
+    other = "aircast-forecast-v2-ffffffffff"
+    (mine,), _ = parse_capture_records([(key, record)], PACKAGES)
+    (theirs,), _ = parse_capture_records([(key.replace(CONFIG, other), record)], PACKAGES)
+    (nobody,), _ = parse_capture_records([("AllTraffic/2026/06/01/00/x.jsonl", record)], PACKAGES)
+    assert (mine.model_package_arn, mine.endpoint_config) == (ARN, CONFIG)
+    assert theirs.model_package_arn == f"endpoint-config/{other}"  # a config whose package is unknown
+    assert nobody.model_package_arn == "unknown"
 
 
 def test_quantile_loss_and_mase_pieces() -> None:
@@ -91,7 +117,7 @@ def _forecasts_for(sc: Scenario) -> tuple[list, dict]:
             preds.append(model.predict(thing, issue))
         records.append(_record(instances, preds))
         issue += pd.Timedelta(hours=sc.issue_every_h)
-    forecasts, problems = parse_capture_records(records)
+    forecasts, problems = parse_capture_records(records, PACKAGES)
     assert not problems
     return forecasts, series
 
@@ -113,7 +139,7 @@ def test_series_are_identified_from_their_history() -> None:
     assert all(n is not None for n in names)
     # a history the lake never saw matches nothing
     other = parse_capture_records([_record([{"start": "2026-01-05 00:00:00", "target": [1.5] * 30}],
-                                           [{"quantiles": {"0.5": [1.0]}}])])[0]
+                                           [{"quantiles": {"0.5": [1.0]}}])], PACKAGES)[0]
     assert identify_series(other, series) == [None]
 
 

@@ -89,6 +89,74 @@ class AlgorithmError(ValueError):
     """What the built-in reports as a ClientError/AlgorithmError: bad hyperparameters or data."""
 
 
+# A model artifact is code: GluonTS deserialization locates (imports) every class its JSON names and
+# builds instances of them. Only what :func:`train` writes may be named; anything else is refused
+# before GluonTS reads the file (see deployment/README.md, "Model artifacts are code").
+_TIME_FEATURES = ("second_of_minute", "minute_of_hour", "hour_of_day", "day_of_week", "day_of_month",
+                  "day_of_year", "month_of_year", "week_of_year")
+ALLOWED_MODEL_CLASSES = frozenset({
+    "gluonts.torch.model.predictor.PyTorchPredictor",
+    "gluonts.torch.model.deepar.lightning_module.DeepARLightningModule",
+    "gluonts.model.forecast_generator.SampleForecastGenerator",
+    "gluonts.torch.distributions.studentT.StudentTOutput",
+    "gluonts.torch.distributions.distribution_output.NormalOutput",
+    "gluonts.torch.distributions.distribution_output.BetaOutput",
+    f"{__name__}.RealValuedNegativeBinomialOutput",
+    "gluonts.transform._base.Chain",
+    "gluonts.transform.convert.AsNumpyArray",
+    "gluonts.transform.convert.VstackFeatures",
+    "gluonts.transform.feature.AddAgeFeature",
+    "gluonts.transform.feature.AddObservedValuesIndicator",
+    "gluonts.transform.feature.AddTimeFeatures",
+    "gluonts.transform.feature.DummyValueImputation",
+    "gluonts.transform.field.RemoveFields",
+    "gluonts.transform.field.SetField",
+    "gluonts.transform.sampler.PredictionSplitSampler",
+    "gluonts.transform.split.InstanceSplitter",
+    "builtins.int", "builtins.float", "numpy.float32", "numpy.float64", "numpy.int64",
+    *(f"gluonts.time_feature._base.{name}" for name in _TIME_FEATURES),
+    *(f"gluonts.time_feature._base.{name}_index" for name in _TIME_FEATURES),
+})
+
+
+def serialized_classes(model_dir: Path) -> set[str]:
+    """Every class name a GluonTS model folder asks deserialization to locate."""
+    names: set[str] = set()
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            if "__kind__" in node:
+                names.add(str(node.get("class")))
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    config = model_dir / "gluonts-config.json"
+    if config.is_file():
+        names.add(str(json.loads(config.read_text()).get("type")))
+    legacy = model_dir / "type.txt"
+    if legacy.is_file():
+        names.add(legacy.read_text().strip())
+    for path in sorted(model_dir.glob("*.json")):
+        if path.name not in ("gluonts-config.json", MODEL_CONFIG_FILE):
+            try:
+                walk(json.loads(path.read_text()))
+            except json.JSONDecodeError as exc:
+                raise AlgorithmError(f"model artifact: {path.name} is not JSON ({exc.msg})") from None
+    return names
+
+
+def check_model_classes(model_dir: Path) -> None:
+    """Refuse a model folder that names a class outside :data:`ALLOWED_MODEL_CLASSES` (raises AlgorithmError)."""
+    foreign = sorted(serialized_classes(model_dir) - ALLOWED_MODEL_CLASSES)
+    if foreign:
+        raise AlgorithmError(f"model artifact refused: it names classes outside the DeepAR allow-list "
+                             f"({', '.join(foreign[:5])}); model artifacts are code, so only the classes "
+                             "a DeepAR training job writes may be loaded")
+
+
 @dataclass(frozen=True)
 class DeepARConfig:
     """Validated, typed hyperparameters (built-in names)."""
@@ -514,6 +582,7 @@ class DeepARPredictor:
         meta_path = model_dir / MODEL_CONFIG_FILE
         if not meta_path.is_file():
             raise AlgorithmError(f"{model_dir}: not a DeepAR model (no {MODEL_CONFIG_FILE})")
+        check_model_classes(model_dir)
         from gluonts.torch.model.predictor import PyTorchPredictor
 
         _quiet_lightning()

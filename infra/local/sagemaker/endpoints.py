@@ -39,9 +39,37 @@ from deployment.validation import (
     validate_resource_name,
 )
 from infra.local.core.errors import ServiceError
+from infra.local.s3 import uri_to_path
 
 HISTORY_LIMIT = 100
 DEFAULT_IMAGE = "local/deepar:1"
+#: ECR repositories of the AWS images whose containers carry the multi-model label (SageMaker's
+#: "Supported algorithms, frameworks, and instances for multi-model endpoints" page, CPU list);
+#: the built-in DeepAR (``forecasting-deepar``) is not among them.
+MULTI_MODEL_REPOSITORIES = frozenset({
+    "sagemaker-xgboost", "knn", "linear-learner", "randomcutforest", "tensorflow-inference",
+    "sagemaker-scikit-learn", "mxnet-inference", "pytorch-inference"})
+MULTI_MODEL_LABEL = "com.amazonaws.sagemaker.capabilities.multi-models=true"
+
+
+def image_repository(image: str) -> str:
+    """``<registry>/<repository>:<tag>`` or ``@digest`` → ``repository``."""
+    path = image.split("@", 1)[0]
+    name = path.split("/", 1)[1] if "/" in path and "." in path.split("/", 1)[0] else path
+    return name.rsplit(":", 1)[0] if ":" in name.rsplit("/", 1)[-1] else name
+
+
+def guardrails_excluded(variants: list[Mapping[str, Any]], models: list[Mapping[str, Any]]) -> str | None:
+    """Why an update of these variants cannot use deployment guardrails (the "Exclusions" page:
+    Marketplace containers and Inf1 instances fall back to all at once without a final bake), or None."""
+    for pv in variants:
+        if str(pv.get("InstanceType", "")).startswith("ml.inf1."):
+            return f"variant {pv['VariantName']} uses an Inf1 instance type ({pv['InstanceType']})"
+    for model in models:
+        container = model.get("ResolvedContainer", {})
+        if ":aws-marketplace:" in str(container.get("ModelPackageArn", "")):
+            return f"model {model['ModelName']} uses an AWS Marketplace container"
+    return None
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS models (name TEXT PRIMARY KEY, doc TEXT NOT NULL);
@@ -179,11 +207,20 @@ class EndpointsAPI:
             resolved["ModelPackageArn"] = desc.get("ModelPackageArn", package)
         if not resolved.get("ModelDataUrl"):
             raise client_error(operation, "Container needs ModelDataUrl (s3://...) or ModelPackageName")
-        if not str(resolved["ModelDataUrl"]).startswith("s3://"):
-            raise client_error(operation, f"ModelDataUrl {resolved['ModelDataUrl']!r} is not an s3:// URL")
+        url = str(resolved["ModelDataUrl"])
+        try:
+            path = uri_to_path(url, self.settings.s3_root)
+        except ValueError as exc:
+            raise client_error(operation, f"ModelDataUrl {url!r} is not a usable S3 URI: {exc}") from None
         mode = resolved.get("Mode", "SingleModel")
         if mode not in ("SingleModel", "MultiModel"):
             raise client_error(operation, f"Container Mode {mode!r} is not SingleModel or MultiModel")
+        image = str(resolved.get("Image", DEFAULT_IMAGE))
+        if mode == "MultiModel" and image_repository(image) not in MULTI_MODEL_REPOSITORIES:
+            raise client_error(operation, f"Your Ecr Image {image} does not contain required "
+                                          f"{MULTI_MODEL_LABEL} Docker label(s).")
+        if mode == "SingleModel" and not path.is_file():
+            raise client_error(operation, f"Could not find model data at {url}.")
         env = resolved.get("Environment", {})
         if not isinstance(env, Mapping) or not all(isinstance(v, str) for v in env.values()):
             raise client_error(operation, "Container Environment must map names to string values")
@@ -253,8 +290,12 @@ class EndpointsAPI:
                 pct = DataCaptureConfig.get("InitialSamplingPercentage")
                 if not isinstance(pct, int) or not 0 <= pct <= 100:
                     raise client_error(op, f"DataCaptureConfig.InitialSamplingPercentage: {pct!r} must be 0..100")
-                if not str(DataCaptureConfig.get("DestinationS3Uri", "")).startswith("s3://"):
-                    raise client_error(op, "DataCaptureConfig.DestinationS3Uri must be an s3:// URI")
+                destination = str(DataCaptureConfig.get("DestinationS3Uri", ""))
+                try:
+                    uri_to_path(destination, self.settings.s3_root)
+                except ValueError as exc:
+                    raise client_error(op, f"DataCaptureConfig.DestinationS3Uri {destination!r} is not a usable "
+                                           f"S3 URI: {exc}") from None
             self._endpoint_store.put(conn, "endpoint_configs", EndpointConfigName, {
                 "EndpointConfigName": EndpointConfigName, "EndpointConfigArn": arn,
                 "ProductionVariants": variants, "DataCaptureConfig": dict(DataCaptureConfig or {}) or None,
@@ -321,8 +362,8 @@ class EndpointsAPI:
         if doc is None:
             raise client_error(op, f'Could not find endpoint "{self._arn("endpoint", name)}".')
         if doc["EndpointStatus"] != "InService":
-            raise client_error(op, f'Cannot update endpoint "{doc["EndpointArn"]}" while its status is '
-                                   f'{doc["EndpointStatus"]}; wait until it is InService.')
+            # SageMaker's own words for an endpoint that is Creating, Updating or RollingBack
+            raise client_error(op, f'Cannot update in-progress endpoint "{doc["EndpointArn"]}".')
         return doc
 
     def update_endpoint(self, *, EndpointName: str, EndpointConfigName: str,
@@ -340,16 +381,30 @@ class EndpointsAPI:
             cfg = self._config_or_error(op, EndpointConfigName, conn)
             if RetainDeploymentConfig and DeploymentConfig is None:
                 DeploymentConfig = doc.get("LastDeploymentConfig")
-            green_instances = sum(int(v["InitialInstanceCount"]) for v in cfg["ProductionVariants"])
+            counts = [int(v["InitialInstanceCount"]) for v in cfg["ProductionVariants"]]
+            fallback = None
             if DeploymentConfig is not None:
-                self._validate(op, validate_deployment_config, DeploymentConfig, green_instances)
+                self._validate(op, validate_deployment_config, DeploymentConfig, counts)
                 for alarm in DeploymentConfig.get("AutoRollbackConfiguration", {}).get("Alarms", []):
                     if self._endpoint_store.get("alarms", alarm["AlarmName"], conn) is None:
                         raise client_error(op, f"AutoRollbackConfiguration: alarm {alarm['AlarmName']!r} does not exist "
                                                "(create it with put_metric_alarm first)")
-            effective = dict(DeploymentConfig) if DeploymentConfig else {
-                "BlueGreenUpdatePolicy": {"TrafficRoutingConfiguration": {"Type": "ALL_AT_ONCE", "WaitIntervalInSeconds": 0},
-                                          "TerminationWaitInSeconds": 0}}
+                # "Exclusions": a blue/green update keeps the old config's variant names
+                old = self._endpoint_store.get("endpoint_configs", doc["EndpointConfigName"], conn) or {}
+                old_names = sorted(v["VariantName"] for v in old.get("ProductionVariants", []))
+                new_names = sorted(v["VariantName"] for v in cfg["ProductionVariants"])
+                if old_names and old_names != new_names:
+                    raise client_error(op, "When doing a blue/green deployment, the new endpoint configuration must "
+                                           "have the same variant name as the old endpoint configuration: "
+                                           f"{EndpointConfigName} has {', '.join(new_names)}, "
+                                           f"{doc['EndpointConfigName']} has {', '.join(old_names)}")
+                models = [self._endpoint_store.get("models", v["ModelName"], conn) or {}
+                          for v in cfg["ProductionVariants"]]
+                fallback = guardrails_excluded(cfg["ProductionVariants"], models)
+            all_at_once = {"BlueGreenUpdatePolicy": {
+                "TrafficRoutingConfiguration": {"Type": "ALL_AT_ONCE", "WaitIntervalInSeconds": 0},
+                "TerminationWaitInSeconds": 0}}
+            effective = dict(DeploymentConfig) if DeploymentConfig and not fallback else all_at_once
             doc["EndpointStatus"] = "Updating"
             doc["FailureReason"] = None
             doc["LastModifiedTime"] = now
@@ -361,6 +416,9 @@ class EndpointsAPI:
             doc["Generation"] += 1
             strategy = effective["BlueGreenUpdatePolicy"]["TrafficRoutingConfiguration"]["Type"]
             add_history(doc, f"UpdateEndpoint to endpoint config {EndpointConfigName} ({strategy} blue/green)", now)
+            if fallback:
+                add_history(doc, f"deployment guardrails do not apply ({fallback}): all at once, "
+                                 "no baking period, no auto-rollback", now)
             self._endpoint_store.put(conn, "endpoints", EndpointName, doc)
         return {"EndpointArn": doc["EndpointArn"]}
 

@@ -4,12 +4,16 @@ A FastAPI/uvicorn server on 127.0.0.1 (``python -m infra.local.sagemaker.host --
 started by ``aircast local up``):
 
 - ``POST /endpoints/{name}/invocations`` is the SageMaker Runtime ``InvokeEndpoint`` API
-  (path, ``X-Amzn-SageMaker-Target-Variant`` / ``-Target-Model`` request headers,
-  ``X-Amzn-Invoked-Production-Variant`` response header, rest-json error bodies with
+  (path, ``Content-Type``, ``X-Amzn-SageMaker-Target-Variant`` / ``-Inference-Id`` / ... request
+  headers, ``X-Amzn-Invoked-Production-Variant`` response header, rest-json error bodies with
   ``x-amzn-ErrorType``), so ``boto3.client("sagemaker-runtime", endpoint_url=...)`` works unchanged.
-  Requests are parsed with the DeepAR wire format (``deepar_format.parse_request``); a request the
-  DeepAR container would refuse is a ``ModelError`` (HTTP 424, ``OriginalStatusCode`` 400) with the
-  reason, an unknown endpoint/variant/target model or an oversize body a ``ValidationError`` (400).
+  Every request is checked against botocore's model of ``InvokeEndpoint`` as the service checks it
+  (lengths, patterns: ``ValidationError``, 400, in the Coral wording). Requests are parsed with the
+  DeepAR wire format (``deepar_format.parse_request``); a request the DeepAR container would refuse
+  is a ``ModelError`` (HTTP 424, ``OriginalStatusCode`` 400) with the reason; an unknown endpoint or
+  variant, a ``TargetModel`` (DeepAR endpoints are not multi-model endpoints) or an oversize body a
+  ``ValidationError`` (400); a host shutting down ``ServiceUnavailable`` (503). A client's mistake
+  is never a 5xx.
 - ``GET /ping`` (container-style health), ``GET /metrics`` (Prometheus text: per-variant
   invocations, errors, latency percentiles, blue/green traffic share).
 
@@ -27,8 +31,14 @@ Chaos hook: a model's container ``Environment`` may set ``AIRCAST_FAULT_INJECTIO
 ``latency_ms=800`` (each invocation takes that much longer), ``load_failure`` (the model never loads).
 It exists for testing rollbacks and is ignored on AWS (the built-in container never reads it).
 
-Every successful invocation is logged as SageMaker Data Capture JSON lines under
-``<DestinationS3Uri or s3://<artifacts>/datacapture>/<endpoint>/<variant>/YYYY/MM/DD/HH/*.jsonl``.
+With a ``DataCaptureConfig`` on the endpoint config, successful invocations are captured as SageMaker
+Data Capture does: JSON lines under ``<DestinationS3Uri>/<endpoint>/<variant>/YYYY/MM/DD/HH/*.jsonl``
+holding exactly AWS's members (``captureData.endpointInput``/``endpointOutput`` with
+``observedContentType``, ``mode``, ``data``, ``encoding``; ``eventMetadata`` with ``eventId``,
+``inferenceTime`` and ``inferenceId`` when the caller sent one; ``eventVersion``), the modes its
+``CaptureOptions`` name, ``JSON``/``CSV`` encoding for the content types its
+``CaptureContentTypeHeader`` lists and ``BASE64`` for the rest, sampled at
+``InitialSamplingPercentage``.
 """
 
 from __future__ import annotations
@@ -36,6 +46,7 @@ from __future__ import annotations
 import argparse
 import base64
 import datetime as dt
+import functools
 import hashlib
 import json
 import logging
@@ -56,6 +67,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
 from aircast.settings import Settings, load_settings
 from deployment.validation import traffic_steps
+from infra.local.core.botoclient import constraint_violations
 from infra.local.s3 import parse_s3_uri, uri_to_path
 from infra.local.sagemaker.cloudwatch import Sample, add_to_minute, alarm_dimensions, evaluate_alarm, write_minutes
 from infra.local.sagemaker.deepar_format import DEFAULT_MAX_BYTES, InvalidRequest, parse_request
@@ -95,6 +107,80 @@ class InvocationError(Exception):
 
 def validation_error(message: str) -> InvocationError:
     return InvocationError(400, "ValidationError", message)
+
+
+def endpoint_not_found(name: str, account: str) -> InvocationError:
+    return validation_error(f"Endpoint {name} of account {account} not found.")
+
+
+@functools.cache
+def _invoke_endpoint_shape() -> Any:
+    import botocore.session
+
+    model = botocore.session.get_session().get_service_model("sagemaker-runtime")
+    return model.operation_model("InvokeEndpoint").input_shape
+
+
+def request_problems(params: Mapping[str, Any]) -> list[str]:
+    """What SageMaker Runtime's own validation says of an ``InvokeEndpoint`` request (string members:
+    minimum and maximum length, pattern), in its words."""
+    shape = _invoke_endpoint_shape()
+    problems = []
+    for name, value in params.items():
+        member = shape.members[name]
+        low = member.metadata.get("min")
+        if isinstance(value, str) and low is not None and len(value) < low:
+            key = name[:1].lower() + name[1:]
+            problems.append(f"Value '{value}' at '{key}' failed to satisfy constraint: Member must have length "
+                            f"greater than or equal to {low}")
+    problems += constraint_violations(dict(params), shape)
+    return problems
+
+
+def request_validation_error(problems: list[str]) -> InvocationError:
+    count = len(problems)
+    return validation_error(f"{count} validation error{'s' if count > 1 else ''} detected: " + "; ".join(problems[:10]))
+
+
+@functools.cache
+def _header_members() -> dict[str, str]:
+    """InvokeEndpoint's header members → the (lower-case) HTTP header that carries each."""
+    return {name: member.serialization["name"].lower() for name, member in _invoke_endpoint_shape().members.items()
+            if member.serialization.get("location") == "header"}
+
+
+@dataclass(frozen=True)
+class Invocation:
+    """An ``InvokeEndpoint`` request as the host received it: the endpoint, the body, the header members sent."""
+
+    endpoint: str
+    body: bytes
+    params: Mapping[str, str]
+
+
+def parse_invocation(endpoint: str, headers: Mapping[str, str], body: bytes) -> Invocation:
+    """The request's members, checked as SageMaker Runtime checks them (raises ``ValidationError``)."""
+    params = {name: headers[header] for name, header in _header_members().items() if header in headers}
+    problems = request_problems({"EndpointName": endpoint, **params})
+    if problems:
+        raise request_validation_error(problems)
+    return Invocation(endpoint, body, params)
+
+
+def _unsupported_member(endpoint: str, params: Mapping[str, str]) -> str | None:
+    """Why a valid member cannot apply to a DeepAR endpoint (each is a ``ValidationError`` on AWS too)."""
+    if "TargetModel" in params:
+        return f"Endpoint {endpoint} is not a multi-model endpoint and does not support target model header."
+    if "TargetContainerHostname" in params:
+        return (f"Endpoint {endpoint} is not a multi-container endpoint with direct invocation and does not support "
+                "the target container hostname header.")
+    if "InferenceComponentName" in params:
+        return f"Endpoint {endpoint} does not host inference components; omit the inference component header."
+    if "SessionId" in params:
+        return f"Endpoint {endpoint} does not support stateful sessions; omit the session id header."
+    if "EnableExplanations" in params:
+        return f"Endpoint {endpoint} has no explainer configuration; omit the enable explanations header."
+    return None
 
 
 def model_error(variant: str, original_status: int, message: str) -> InvocationError:
@@ -190,8 +276,6 @@ class VariantRuntime:
     model_name: str
     weight: float
     instance_count: int
-    model_data_url: str
-    multi_model: bool
     fault: FaultSpec
     model_package_arn: str | None
     predictor: Any = None  # single-model endpoints
@@ -251,7 +335,7 @@ class LiveEndpoint:
                         chosen = blue or green
             else:
                 chosen = blue or green
-        if chosen is None:
+        if chosen is None:  # still Creating
             raise validation_error(f"Endpoint {self.name} is not ready yet (its models are still loading)")
         if target_variant and target_variant not in chosen.variants:
             for other in (blue, green):
@@ -325,14 +409,16 @@ class DataCaptureWriter:
         self._thread.start()
 
     def destination(self, fleet: Fleet, endpoint: str, variant: str, when: dt.datetime) -> Path | None:
-        cfg = fleet.data_capture or {}
-        if cfg and not cfg.get("EnableCapture", True):
+        """Where this invocation's record goes, or None when the config captures nothing (no
+        ``DataCaptureConfig``, capture disabled, or not sampled)."""
+        cfg = fleet.data_capture
+        if not cfg or not cfg.get("EnableCapture", True):
             return None
         pct = cfg.get("InitialSamplingPercentage", 100)
         if pct < 100 and random.random() * 100 >= pct:
             return None
-        base = cfg.get("DestinationS3Uri") or f"s3://{self.settings.artifacts_bucket}/datacapture"
-        key = f"{endpoint}/{variant}/{when:%Y/%m/%d/%H}/{when:%M}-{self.run_id}.jsonl"
+        base = str(cfg["DestinationS3Uri"])
+        key = f"{endpoint}/{variant}/{when:%Y/%m/%d/%H}/{when:%M-%S}-{self.run_id}.jsonl"
         return uri_to_path(base.rstrip("/") + "/" + key, self.settings.s3_root)
 
     def submit(self, path: Path, record: Mapping[str, Any]) -> None:
@@ -362,10 +448,31 @@ class DataCaptureWriter:
         self._thread.join(timeout=5)
 
 
-def _capture_payload(body: bytes, content_type: str, mode: str) -> dict[str, Any]:
-    if "json" in content_type:
-        return {"observedContentType": content_type, "mode": mode, "data": body.decode("utf-8", "replace"),
-                "encoding": "JSON"}
+def capture_record(config: Mapping[str, Any], request: bytes, request_type: str, response: bytes,
+                   response_type: str, when: dt.datetime, inference_id: str | None) -> dict[str, Any]:
+    """One Data Capture record exactly as SageMaker writes it (see the module docstring)."""
+    modes = {o.get("CaptureMode") for o in config.get("CaptureOptions") or []}
+    headers = config.get("CaptureContentTypeHeader") or {}
+    data: dict[str, Any] = {}
+    if modes & {"Input", "InputAndOutput"}:
+        data["endpointInput"] = _capture_payload(request, request_type, "INPUT", headers)
+    if modes & {"Output", "InputAndOutput"}:
+        data["endpointOutput"] = _capture_payload(response, response_type, "OUTPUT", headers)
+    meta = {"eventId": str(uuid.uuid4()), "inferenceTime": when.strftime("%Y-%m-%dT%H:%M:%SZ")}
+    if inference_id:
+        meta["inferenceId"] = inference_id
+    return {"captureData": data, "eventMetadata": meta, "eventVersion": "0"}
+
+
+def _capture_payload(body: bytes, content_type: str, mode: str, headers: Mapping[str, Any]) -> dict[str, Any]:
+    base = content_type.split(";")[0].strip().lower()
+    for encoding, listed in (("JSON", headers.get("JsonContentTypes")), ("CSV", headers.get("CsvContentTypes"))):
+        if base in {str(t).lower() for t in listed or ()}:
+            try:
+                return {"observedContentType": content_type, "mode": mode, "data": body.decode("utf-8"),
+                        "encoding": encoding}
+            except UnicodeDecodeError:
+                break  # not text after all: kept exactly, as base64
     return {"observedContentType": content_type, "mode": mode, "data": base64.b64encode(body).decode(),
             "encoding": "BASE64"}
 
@@ -493,16 +600,18 @@ class EndpointHost:
             if fault.load_failure:
                 raise RuntimeError(f"variant {pv['VariantName']}: the model container failed its health check "
                                    f"({FAULT_ENV}=load_failure)")
-            multi = container.get("Mode") == "MultiModel"
+            if container.get("Mode") == "MultiModel":
+                # CreateModel refuses MultiModel for images without the multi-model label (DeepAR has none)
+                raise RuntimeError(f"variant {pv['VariantName']}: the local host serves DeepAR models only; "
+                                   f"a MultiModel container ({container.get('Image')}) is not emulated")
             runtime = VariantRuntime(
                 name=pv["VariantName"], model_name=pv["ModelName"], weight=float(pv["InitialVariantWeight"]),
-                instance_count=int(pv["InitialInstanceCount"]), model_data_url=container["ModelDataUrl"],
-                multi_model=multi, fault=fault, model_package_arn=container.get("ModelPackageArn"))
-            if not multi:
-                try:
-                    runtime.predictor = self.models.get(container["ModelDataUrl"])
-                except Exception as exc:
-                    raise RuntimeError(f"variant {pv['VariantName']}: could not load model {pv['ModelName']}: {exc}") from exc
+                instance_count=int(pv["InitialInstanceCount"]), fault=fault,
+                model_package_arn=container.get("ModelPackageArn"))
+            try:
+                runtime.predictor = self.models.get(container["ModelDataUrl"])
+            except Exception as exc:
+                raise RuntimeError(f"variant {pv['VariantName']}: could not load model {pv['ModelName']}: {exc}") from exc
             variants[pv["VariantName"]] = runtime
         return Fleet(config_name, variants, cfg.get("DataCaptureConfig"))
 
@@ -619,7 +728,9 @@ class EndpointHost:
         except Exception as exc:
             self._roll_back(live, f"the green fleet failed to provision: {exc}")
             return
-        instances = sum(v.instance_count for v in green.variants.values())
+        # CanarySize/LinearStepSize are shares of each variant's instances; the smallest variant moves the
+        # largest share per step, and the host shifts the whole green fleet by that share
+        instances = min(v.instance_count for v in green.variants.values())
         steps = traffic_steps(routing, instances)
         wait_s = float(routing.get("WaitIntervalInSeconds", 0)) * scale
         live.green_share, live.credit = 0.0, 0.0
@@ -682,15 +793,21 @@ class EndpointHost:
         self._write(live.name, done)
 
     # ---- invocations -----------------------------------------------------------------------
-    def invoke(self, name: str, body: bytes, content_type: str, target_variant: str | None,
-               target_model: str | None) -> tuple[bytes, str, str]:
+    def invoke(self, call: Invocation) -> tuple[bytes, str, str]:
         """One InvokeEndpoint: (response body, content type, invoked variant) or InvocationError."""
+        name, params = call.endpoint, call.params
+        if self._stop.is_set():
+            raise InvocationError(503, "ServiceUnavailable", "The endpoint host is shutting down; retry shortly.")
         live = self.endpoints.get(name)
         if live is None:
-            raise validation_error(f"Endpoint {name} of account {self.settings.account_id} not found.")
-        if len(body) > self.max_body_bytes:
-            raise validation_error(f"Request body of {len(body)} bytes exceeds the maximum payload size of "
+            raise endpoint_not_found(name, self.settings.account_id)
+        if len(call.body) > self.max_body_bytes:
+            raise validation_error(f"Request body of {len(call.body)} bytes exceeds the maximum payload size of "
                                    f"{self.max_body_bytes} bytes; send fewer instances per request")
+        unsupported = _unsupported_member(name, params)
+        if unsupported:
+            raise validation_error(unsupported)
+        target_variant = params.get("TargetVariant")
         fleet = live.pick_fleet(target_variant)
         if target_variant:
             variant = fleet.variants.get(target_variant)
@@ -699,55 +816,30 @@ class EndpointHost:
                                        f"{', '.join(fleet.variants)}")
         else:
             variant = fleet.pick_variant()
+        content_type = params.get("ContentType") or "application/json"
         started = time.perf_counter()
-        outcome = "ok"
         try:
-            response = self._run_model(variant, body, content_type, target_model)
+            response = self._run_model(variant, call.body, content_type)
         except InvocationError as exc:
-            outcome = exc.outcome or "ok"
             if exc.outcome is not None:  # a variant's invocation that failed: counts in its metrics
                 self._record(name, fleet, variant, started, exc.outcome)
             raise
-        self._record(name, fleet, variant, started, outcome)
+        self._record(name, fleet, variant, started, "ok")
         when = dt.datetime.now(dt.UTC)
         path = self.capture.destination(fleet, name, variant.name, when)
-        if path is not None:
-            meta = {"eventId": str(uuid.uuid4()), "inferenceTime": when.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
-                    "modelName": variant.model_name, "variantName": variant.name,
-                    "endpointConfigName": fleet.config_name}
-            if variant.model_package_arn:
-                meta["modelPackageArn"] = variant.model_package_arn
-            if target_model:
-                meta["targetModel"] = target_model
-            self.capture.submit(path, {
-                "captureData": {"endpointInput": _capture_payload(body, content_type, "INPUT"),
-                                "endpointOutput": _capture_payload(response, "application/json", "OUTPUT")},
-                "eventMetadata": meta, "eventVersion": "0"})
+        if path is not None and fleet.data_capture:
+            self.capture.submit(path, capture_record(fleet.data_capture, call.body, content_type, response,
+                                                     "application/json", when, params.get("InferenceId")))
         return response, "application/json", variant.name
 
     def _record(self, name: str, fleet: Fleet, variant: VariantRuntime, started: float, outcome: str) -> None:
         latency_us = (time.perf_counter() - started) * 1e6
         self.metrics.record(name, fleet.config_name, variant.name, Sample(time.time(), latency_us, outcome))
 
-    def _run_model(self, variant: VariantRuntime, body: bytes, content_type: str, target_model: str | None) -> bytes:
+    def _run_model(self, variant: VariantRuntime, body: bytes, content_type: str) -> bytes:
         from infra.local.sagemaker.deepar_format import format_response
 
-        if variant.multi_model:
-            if not target_model:
-                raise validation_error(f"Endpoint variant {variant.name} is a multi-model endpoint: name the model "
-                                       "with TargetModel (X-Amzn-SageMaker-Target-Model)")
-            if ".." in target_model or target_model.startswith("/"):
-                raise validation_error(f"TargetModel {target_model!r} must be a relative path under the model prefix")
-            url = variant.model_data_url.rstrip("/") + "/" + target_model
-            try:
-                predictor = self.models.get(url)
-            except FileNotFoundError as exc:
-                raise validation_error(str(exc)) from None
-        else:
-            if target_model:
-                raise validation_error("TargetModel is only allowed for multi-model endpoints; "
-                                       f"variant {variant.name} serves a single model")
-            predictor = variant.predictor
+        predictor = variant.predictor
         base = content_type.split(";")[0].strip().lower()
         if base not in ("application/json", ""):
             raise model_error(variant.name, 415, f"content type {content_type!r} is not supported; "
@@ -811,22 +903,25 @@ def create_app(host: EndpointHost) -> Any:
     """The FastAPI app over an :class:`EndpointHost`."""
     app = FastAPI(title="aircast local SageMaker Runtime", docs_url=None, redoc_url=None, openapi_url=None)
 
+    def error_response(err: InvocationError) -> Response:
+        return JSONResponse(err.body(), status_code=err.status, headers={"x-amzn-ErrorType": err.code})
+
     @app.post("/endpoints/{name}/invocations")
     async def invocations(name: str, request: Request) -> Response:
         declared = request.headers.get("content-length")
-        if declared and declared.isdigit() and int(declared) > host.max_body_bytes:
-            err = validation_error(f"Request body of {declared} bytes exceeds the maximum payload size of "
-                                   f"{host.max_body_bytes} bytes; send fewer instances per request")
-            return JSONResponse(err.body(), status_code=err.status, headers={"x-amzn-ErrorType": err.code})
-        body = await request.body()
-        headers = request.headers
+        if declared is not None and not declared.isdigit():
+            return error_response(validation_error(f"Content-Length {declared!r} is not a number of bytes"))
+        if declared and int(declared) > host.max_body_bytes:
+            return error_response(validation_error(
+                f"Request body of {declared} bytes exceeds the maximum payload size of "
+                f"{host.max_body_bytes} bytes; send fewer instances per request"))
         try:
-            data, ctype, variant = await to_thread.run_sync(
-                host.invoke, name, body, headers.get("content-type", "application/json"),
-                headers.get("x-amzn-sagemaker-target-variant"), headers.get("x-amzn-sagemaker-target-model"))
+            body = await _read_body(request, host.max_body_bytes)
+            call = parse_invocation(name, request.headers, body)
+            data, ctype, variant = await to_thread.run_sync(host.invoke, call)
         except InvocationError as err:
-            return JSONResponse(err.body(), status_code=err.status, headers={"x-amzn-ErrorType": err.code})
-        except Exception as exc:  # the server keeps serving; the client sees why
+            return error_response(err)
+        except Exception as exc:  # a bug of the host, never a client's mistake; the server keeps serving
             log.exception("invocation of %s failed", name)
             return JSONResponse({"message": f"internal failure: {exc}"}, status_code=500,
                                 headers={"x-amzn-ErrorType": "InternalFailure"})
@@ -840,12 +935,24 @@ def create_app(host: EndpointHost) -> Any:
     async def metrics() -> Response:
         return PlainTextResponse(host.prometheus_text(), media_type="text/plain; version=0.0.4")
 
-    @app.get("/{path:path}")
+    @app.api_route("/{path:path}", methods=["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"])
     async def not_found(path: str) -> Response:
         return JSONResponse({"message": f"unknown path /{path}; use POST /endpoints/NAME/invocations"},
                             status_code=404, headers={"x-amzn-ErrorType": "UnknownOperationException"})
 
     return app
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    """The request body, refused as soon as it passes ``limit`` bytes (a chunked body declares no length)."""
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise validation_error(f"Request body of more than {limit} bytes exceeds the maximum payload size of "
+                                   f"{limit} bytes; send fewer instances per request")
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def serve(settings: Settings) -> None:

@@ -549,9 +549,8 @@ def _the_definition(kwargs: dict[str, Any], op: str) -> dict[str, Any]:
 
 def _check_tuning_request(config: dict[str, Any], definition: dict[str, Any], op: str) -> None:
     """AWS's rules for a DeepAR tuning job (see the module docstring)."""
-    from infra.local.sagemaker.deepar import AlgorithmError, validate_hyperparameters
-
     from infra.local.runtimes import UnknownImage, runtime_for_image
+    from infra.local.sagemaker.deepar import AlgorithmError, validate_hyperparameters
 
     image = definition["AlgorithmSpecification"].get("TrainingImage", "")
     try:
