@@ -565,7 +565,7 @@ def deepar_cat(settings: Settings, thing: str, pollutant: str) -> list[int] | No
             meta = json.loads(path.read_text())
         except ValueError:
             continue
-        cats = meta.get("cat_maps") or meta.get("cat") or {}
+        cats = meta.get("cat_maps") or {}
         pollutants, things = cats.get("pollutant", {}), cats.get("thing_name", cats.get("thing", {}))
         if pollutant in pollutants and thing in things:
             return [int(pollutants[pollutant]), int(things[thing])]
