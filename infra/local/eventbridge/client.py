@@ -5,9 +5,9 @@ The bus is four parts: this API (what EventBridge accepts and refuses, in its wo
 dir), the targets (:mod:`.targets`: one sender per target service, and the delivery of an event to the
 rules it matches) and the scheduler (:mod:`.scheduler`: scheduled rules firing when due).
 
-:class:`LocalEventsClient` is the service backend: ``aircast.clients.get_client("events", ...)``
-wraps it in a real boto3 client (in-process, or through the bus process's JSON protocol when the
-stack runs), so every request is validated against botocore's model first. It enforces what
+:class:`LocalEventsClient` is the service backend: callers reach it through a real boto3 client
+(in-process with :func:`infra.local.core.local_client`, or :func:`infra.local.core.jsonserver.remote_client`
+against the bus process), so every request is validated against botocore's model first. It enforces what
 EventBridge documents and answers in EventBridge's words:
 
 - ``PutEvents``: 1-10 entries whose total size (EventBridge's entry-size calculation) stays under
@@ -35,8 +35,9 @@ delivers it (the envelope ``version, id, detail-type, source, account, time, reg
 detail``, or the target's ``Input`` / ``InputPath``). A Lambda target is invoked asynchronously
 (``InvocationType=Event``) through the local Lambda (:mod:`infra.local.awslambda`); a pipeline target
 calls ``StartPipelineExecution`` with the target's ``SageMakerPipelineParameters`` through the
-pipeline starter its user gives (:mod:`.targets`). A failing target never reaches the producer; the history records
-every delivery and (locally only) the function's outcome, for ``aircast events history``. In-process
+pipeline starter its user gives (:mod:`.targets`). A failing target never reaches the producer; the
+history records every delivery and (locally only) the function's outcome (:meth:`LocalEventsClient.history`,
+a local-only call). In-process
 deliveries run before ``put_events`` returns (a CLI may exit right after); the bus process passes
 ``submit`` and delivers on its worker threads, as EventBridge delivers asynchronously.
 """
