@@ -40,7 +40,7 @@ def data_dir(tmp_path: Path) -> Path:
 def settings(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
     """Settings on an empty data dir with free ports (never the defaults)."""
     for key in list(os.environ):
-        if key.startswith("AIRCAST_"):
+        if key.startswith("AIRCAST_") and key != "AIRCAST_STRICT_RESPONSES":
             monkeypatch.delenv(key)
     s = make_settings(data_dir)
     monkeypatch.setenv("AIRCAST_DATA_DIR", str(data_dir))
