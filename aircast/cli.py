@@ -152,7 +152,7 @@ def check_data_dir(settings: Settings) -> None:
 def exported_settings(settings: Settings) -> Iterator[None]:
     """These settings in ``AIRCAST_*`` for the command's duration: Lambda handlers invoked in-process (the
     deploy Lambda on an approval) read their settings from the environment, as on AWS; then restore it."""
-    from infra.local.stack import settings_env
+    from aircast.settings import settings_env
 
     saved = dict(os.environ)
     os.environ.update(settings_env(settings))

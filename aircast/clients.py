@@ -7,7 +7,8 @@ modeled exception classes on both backends; ``sagemaker-runtime`` is a real boto
 pointed at the local endpoint host, and ``events`` one pointed at the local event bus process while
 it runs (EventBridge's JSON protocol, signed with the data dir's token), else answered in-process.
 Local clients that can invoke a Lambda function (``lambda``, ``events``, ``sagemaker``) first make
-sure aircast's functions exist on the local Lambda, as the CloudFormation stack creates them on AWS.
+sure aircast's functions exist on the local Lambda, as the CloudFormation stack creates them on AWS
+(:mod:`aircast.local_wiring` says what aircast registers locally).
 """
 
 from __future__ import annotations
@@ -27,9 +28,9 @@ def get_client(service: str, settings: Settings) -> Any:
     from infra.local.core import local_client
 
     if service in ("lambda", "events", "sagemaker"):
-        from aircast.functions import register_local_functions
+        from aircast.local_wiring import register_local
 
-        register_local_functions(settings.data_dir)
+        register_local(settings)
 
     if service == "s3":
         from infra.local.s3 import LocalS3Backend
@@ -56,14 +57,14 @@ def get_client(service: str, settings: Settings) -> Any:
 
         return local_client("cloudwatch", LocalCloudWatchClient(settings), region=settings.region)
     if service == "events":
-        if event_bus_running(settings):
+        from aircast.local_wiring import event_bus_url, events_backend
+
+        url = event_bus_url(settings)
+        if url is not None:
             from infra.local.core.jsonserver import remote_client
 
-            return remote_client("events", f"http://127.0.0.1:{settings.eventbus_port}", settings.data_dir,
-                                 settings.region)
-        from infra.local.eventbridge.client import LocalEventsClient
-
-        return local_client("events", LocalEventsClient(settings), region=settings.region)
+            return remote_client("events", url, settings.data_dir, settings.region)
+        return local_client("events", events_backend(settings), region=settings.region)
     if service == "lambda":
         from infra.local.awslambda import LocalLambdaBackend
 
@@ -82,10 +83,9 @@ def get_client(service: str, settings: Settings) -> Any:
 
 def event_bus_running(settings: Settings) -> bool:
     """Whether this data dir's event bus process runs (its PID file names a live process of ours) and listens."""
-    from infra.local.eventbridge.service import SERVICE
-    from infra.local.stack import port_in_use, read_pid
+    from aircast.local_wiring import event_bus_url
 
-    return read_pid(settings, SERVICE.name) is not None and port_in_use("127.0.0.1", settings.eventbus_port)
+    return event_bus_url(settings) is not None
 
 
 def deployment_history(settings: Settings, endpoint_name: str) -> list[dict[str, Any]]:

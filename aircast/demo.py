@@ -177,8 +177,7 @@ class Demo:
 
     # ---- the run --------------------------------------------------------------------
     def run(self) -> DemoReport:
-        from aircast.console.service import LOCAL_STACK
-        from infra.local import stack
+        from aircast import local_wiring
 
         self.settings.data_dir.mkdir(parents=True, exist_ok=True)
         with demo_lock(self.settings), exported_settings(self.settings):
@@ -201,25 +200,23 @@ class Demo:
             finally:
                 if self.options.stop_stack:
                     with self.stage("Stop the local stack") as notes:
-                        stack.down(self.settings, LOCAL_STACK)
+                        local_wiring.down(self.settings)
                         notes.append("stopped; data kept in " + str(self.settings.data_dir))
             self.print_summary(time.monotonic() - t0)
         return self.report
 
     def start_stack(self, notes: list[str]) -> None:
-        from aircast.console.service import LOCAL_STACK
-        from aircast.event_rules import ensure_default_rules
-        from infra.local import stack
+        from aircast import local_wiring
 
-        rows = stack.up(self.settings, LOCAL_STACK)
+        rows = local_wiring.up(self.settings)
         print_table(rows, ["service", "state", "pid", "port"], out=sys.stderr)
-        ensure_default_rules(self.settings)
+        local_wiring.install_rules(self.settings)
         notes.append(", ".join(f"{r['service']}:{r['port'] or '-'}" for r in rows))
 
     def ingest(self, notes: list[str]) -> None:
+        from aircast.local_wiring import flush
         from device.publisher import DeviceCredentials, SeqStore, publish_fleet, seq_state_dir
         from device.readings import replay_beijing, simulate, simulated_thing_names
-        from infra.local.firehose import flush
         from infra.local.iot_core.pki import register_thing
 
         opts = self.options
@@ -579,7 +576,7 @@ def deepar_cat(settings: Settings, thing: str, pollutant: str) -> list[int] | No
             meta = json.loads(path.read_text())
         except ValueError:
             continue
-        cats = meta.get("cat_maps") or meta.get("cat") or {}
+        cats = meta.get("cat_maps") or {}
         pollutants, things = cats.get("pollutant", {}), cats.get("thing_name", cats.get("thing", {}))
         if pollutant in pollutants and thing in things:
             return [int(pollutants[pollutant]), int(things[thing])]

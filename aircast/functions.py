@@ -1,8 +1,8 @@
 """aircast's Lambda functions: the handlers, timeouts and memory the CloudFormation stack gives them
 (``infra/aws/aircast.yaml``), and their registration on the local Lambda.
 
-On AWS the stack creates the functions; locally :func:`register_local_functions` records the same
-names and handlers in the data dir's function registry (``infra.local.awslambda``), as the stack
+On AWS the stack creates the functions; locally :func:`aircast.local_wiring.register_local` records the
+same names and handlers in the data dir's function registry (``infra.local.awslambda``), as the stack
 would, so the event bus's targets and the pipeline's Deploy step invoke them by name. It runs
 whenever aircast hands out a local client that can invoke a function (``aircast.clients``).
 """
@@ -10,7 +10,6 @@ whenever aircast hands out a local client that can invoke a function (``aircast.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 DEPLOY_FUNCTION = "aircast-deploy"
 DRIFT_MONITOR_FUNCTION = "aircast-drift-monitor"
@@ -36,10 +35,3 @@ def function_arn(region: str, account_id: str, name: str) -> str:
     """The ARN a function of the project has in this region and account."""
     return f"arn:aws:lambda:{region}:{account_id}:function:{name}"
 
-
-def register_local_functions(data_dir: Path) -> None:
-    """Record aircast's functions on the local Lambda of ``data_dir`` (idempotent, cheap when unchanged)."""
-    from infra.local.awslambda import register_function
-
-    for name, spec in FUNCTIONS.items():
-        register_function(data_dir, name, spec.handler, timeout_s=spec.timeout_s, memory_mb=spec.memory_mb)

@@ -16,7 +16,10 @@ import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from infra.local.core.config import LocalConfig
 
 BACKENDS = ("local", "aws")
 
@@ -66,7 +69,7 @@ class Settings:
     deploy_instance_type: str = "ml.m5.large"
     deploy_instance_count: int = 1  # one instance: deployments shift all at once (see deploy_strategy)
     # EventBridge
-    eventbus_port: int = 8090
+    eventbus_port: int = 8090  # 0: the bus binds a free port and reports it in <data_dir>/run/eventbridge.port
     # the console for reviewers (aircast console): pipelines, registry approval, endpoints, data and drift
     console_port: int = 8070
     # Model freshness: scheduled retraining and drift-triggered retraining (EventBridge rules)
@@ -118,6 +121,17 @@ class Settings:
 
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)
+
+    def local_config(self) -> LocalConfig:
+        """The local emulator's configuration for these settings (data dir, region, account, clock scale)."""
+        from infra.local.core.config import LocalConfig
+
+        return LocalConfig(self.data_dir, self.region, self.account_id, self.clock_scale)
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """``AIRCAST_*`` variables that give a child process exactly these settings."""
+    return {f"AIRCAST_{f.name.upper()}": str(getattr(settings, f.name)) for f in dataclasses.fields(settings)}
 
 
 def _coerce(name: str, raw: Any, default: Any) -> Any:

@@ -37,15 +37,16 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from aircast.settings import Settings, load_settings
+from aircast import local_wiring
+from aircast.local_wiring import flush
+from aircast.settings import Settings, load_settings, settings_env
 from bench import pyplot
 from device.publisher import DeviceCredentials, publish_fleet, seq_keys
 from device.readings import Reading, simulate
 from infra.local import stack
-from infra.local.firehose import flush
 from infra.local.iot_core import pki
 
-SERVICES = ("infra.local.iot_core.service", "infra.local.firehose.service")
+SERVICES = ("iot_core", "firehose")
 
 
 def _free_port() -> int:
@@ -86,7 +87,7 @@ def raw_broker_path(settings: Settings, readings: list[Reading], max_in_flight: 
     creds = _device_credentials(settings, readings)
     sub = subprocess.Popen([sys.executable, "-m", "bench.raw_subscriber", "--data-dir", str(settings.data_dir),
                             "--messages", str(len(readings)), "--timeout", str(timeout)],
-                           env={**os.environ, **stack.settings_env(settings)}, stdout=subprocess.PIPE, text=True)
+                           env={**os.environ, **settings_env(settings)}, stdout=subprocess.PIPE, text=True)
     try:
         assert sub.stdout is not None
         if sub.stdout.readline().strip() != "ready":
@@ -167,11 +168,12 @@ def main(argv: list[str] | None = None) -> int:
     all_readings: list[Reading] = []
     with tempfile.TemporaryDirectory(prefix="aircast-bench-") as tmp:
         settings = load_settings(data_dir=Path(tmp), mqtt_port=_free_port(), endpoint_port=_free_port(),
-                                 eventbus_port=_free_port())
-        iot_core, firehose = stack.load_services(SERVICES)
+                                 eventbus_port=0)
+        config = settings.local_config()
+        iot_core, firehose = local_wiring.stack_services(settings, SERVICES)
         _log(f"bench: broker on 127.0.0.1:{settings.mqtt_port}, {args.messages} messages per path and run, "
              f"{args.runs} run(s) each")
-        stack.start_service(iot_core, settings)
+        stack.start_service(iot_core, config)
         try:
             # Interleaved, so drift in the machine's load hits both paths alike. The raw subscriber
             # takes the delivery stream's identity with a clean session, which also discards the
@@ -182,18 +184,18 @@ def main(argv: list[str] | None = None) -> int:
                 raws.append(raw)
                 _log(f"bench: raw broker path {i + 1}: device {raw['report'].summary()}; {raw['received']} received "
                      f"by the subscriber in {raw['elapsed_s']:.2f} s = {raw['msgs_per_s']:.0f} msg/s")
-                stack.start_service(firehose, settings)
+                stack.start_service(firehose, config)
                 readings = bench_readings(args.messages, args.things, f"bench-device{i}")
                 all_readings += readings
                 lake = lake_path(settings, readings, args.max_in_flight, args.timeout)
                 lakes.append(lake)
-                stack.stop_service(firehose, settings)
+                stack.stop_service(firehose, config)
                 _log(f"bench: lake path {i + 1}: device {lake['report'].summary()}; delivered in "
                      f"{lake['elapsed_s']:.2f} s = {lake['msgs_per_s']:.0f} msg/s "
                      f"(publishing took {lake['published_s']:.2f} s)")
             keys, objects = lake_keys(settings)
         finally:
-            stack.down(settings, SERVICES)
+            stack.down(config, [iot_core, firehose])
     expected = seq_keys(all_readings)
     delivered = len(expected & set(keys))
     raw_median = statistics.median(r["msgs_per_s"] for r in raws)

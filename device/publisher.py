@@ -22,7 +22,7 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -261,28 +261,6 @@ def publish_fleet(readings: Iterable[Reading], credentials: Callable[[str], Devi
     if progress is not None:
         progress(report)
     return report
-
-
-def publish_readings(thing_name: str, cert_path: str | Path, key_path: str | Path, ca_path: str | Path,
-                     host: str, port: int, readings: Iterable[Mapping[str, Any] | Reading], *,
-                     max_in_flight: int = DEFAULT_MAX_IN_FLIGHT, first_seq: int = 1, speed: float = 0.0,
-                     ack_timeout_s: float = 60.0, progress: Callable[[PublishReport], None] | None = None
-                     ) -> PublishReport:
-    """Publish one thing's readings; each is a :class:`Reading` or a dict of measurements
-    with an optional ``timestamp`` (datetime or ISO string; default now)."""
-    creds = DeviceCredentials(Path(cert_path), Path(key_path), Path(ca_path))
-
-    def as_reading(r: Mapping[str, Any] | Reading) -> Reading:
-        if isinstance(r, Reading):
-            return Reading(thing_name, r.timestamp, r.measurements)
-        values = dict(r)
-        ts = values.pop("timestamp", None)
-        when = parse_time(ts) if isinstance(ts, str) else (ts or dt.datetime.now(dt.UTC))
-        return Reading(thing_name, when, values)
-
-    return publish_fleet((as_reading(r) for r in readings), lambda _: creds, host, port,
-                         max_in_flight=max_in_flight, speed=speed, first_seq=lambda _: first_seq,
-                         ack_timeout_s=ack_timeout_s, progress=progress)
 
 
 # ---- per-device sequence state (seq keeps counting across runs) -------------------

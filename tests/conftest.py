@@ -1,10 +1,9 @@
-"""Fixtures shared by every test module: an isolated data dir, free ports,
-settings that point at them, and the environment the SageMaker SDK needs offline."""
+"""Fixtures shared by every test module: an isolated data dir, settings on free ports
+(``tests.helpers.make_settings``), and the environment the SageMaker SDK needs offline."""
 
 from __future__ import annotations
 
 import os
-import socket
 from pathlib import Path
 
 import pytest
@@ -21,17 +20,13 @@ os.environ.pop("AWS_PROFILE", None)
 # Local stand-ins answer only in shapes AWS returns (infra/local/core/botoclient.py).
 os.environ["AIRCAST_STRICT_RESPONSES"] = "1"
 
-from aircast.settings import Settings, load_settings  # noqa: E402
+from aircast.settings import Settings  # noqa: E402
+from tests.helpers import free_port, make_settings  # noqa: E402
+
+__all__ = ["BEIJING_CSV", "REPO_ROOT", "free_port", "make_settings"]
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 BEIJING_CSV = REPO_ROOT / "data" / "beijing_pm25_hourly.csv"
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture
@@ -45,10 +40,9 @@ def data_dir(tmp_path: Path) -> Path:
 def settings(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
     """Settings on an empty data dir with free ports (never the defaults)."""
     for key in list(os.environ):
-        if key.startswith("AIRCAST_"):
+        if key.startswith("AIRCAST_") and key != "AIRCAST_STRICT_RESPONSES":
             monkeypatch.delenv(key)
-    s = load_settings(data_dir=data_dir, mqtt_port=free_port(), endpoint_port=free_port(), eventbus_port=free_port(),
-                      console_port=free_port())
+    s = make_settings(data_dir)
     monkeypatch.setenv("AIRCAST_DATA_DIR", str(data_dir))
     monkeypatch.setenv("AIRCAST_MQTT_PORT", str(s.mqtt_port))
     monkeypatch.setenv("AIRCAST_ENDPOINT_PORT", str(s.endpoint_port))

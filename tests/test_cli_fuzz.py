@@ -165,8 +165,8 @@ def fuzz_env(settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     monkeypatch.setattr(pipelines, "run_local_pipeline", recorder("pipeline run", lambda: {
         "execution_arn": "arn:aws:sagemaker:us-east-1:000000000000:pipeline/p/execution/x", "status": "Succeeded",
         "steps": []}))
-    monkeypatch.setattr(stack, "start_service", lambda spec, s: recorder("local up")() or {
-        "service": spec.name, "pid": None, "port": spec.port(s), "state": "started (fuzz)"})
+    monkeypatch.setattr(stack, "start_service", lambda spec, config: recorder("local up")() or {
+        "service": spec.name, "pid": None, "port": spec.port, "state": "started (fuzz)"})
     monkeypatch.setattr(console_service, "serve", recorder("console"))
     monkeypatch.setattr(publisher, "publish_fleet", recorder("device", publisher.PublishReport))
     yield recorder

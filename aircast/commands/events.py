@@ -91,7 +91,7 @@ def rules_with_targets(settings: Settings, prefix: str | None = None) -> list[di
     if settings.backend == "local":  # the local scheduler knows its next fire times; AWS does not say
         from infra.local.eventbridge.client import LocalEventsClient
 
-        next_fire = LocalEventsClient(settings).next_fire_times()
+        next_fire = LocalEventsClient(settings.local_config()).next_fire_times()
     for rule in rules:
         rule["Targets"] = events.list_targets_by_rule(Rule=rule["Name"])["Targets"]
         when = next_fire.get(rule["Name"])
@@ -198,7 +198,7 @@ def cmd_history(args: argparse.Namespace, settings: Settings) -> int:
                            "(Invocations, FailedInvocations) or run with --backend local")
     from infra.local.eventbridge.client import LocalEventsClient
 
-    rows = LocalEventsClient(settings).history(limit=args.limit, rule=args.rule, source=args.source)
+    rows = LocalEventsClient(settings.local_config()).history(limit=args.limit, rule=args.rule, source=args.source)
     if args.json:
         print_json(rows)
         return 0

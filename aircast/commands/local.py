@@ -39,35 +39,30 @@ def _require_local(settings: Settings) -> None:
                            "use --backend local or AIRCAST_BACKEND=local")
 
 
-def _modules(names: list[str]) -> tuple[str, ...]:
-    """Stack modules of the named services, in stack order (all when no names are given)."""
-    from aircast.console.service import LOCAL_STACK
-    from infra.local import stack
+def _services(names: list[str]) -> tuple[str, ...]:
+    """The named services, refused in one line when the stack has no such service."""
+    from aircast.local_wiring import LOCAL_SERVICES
 
-    if not names:
-        return LOCAL_STACK
-    by_name = {spec.name: module for module, spec in zip(LOCAL_STACK, stack.load_services(LOCAL_STACK), strict=True)}
-    unknown = [n for n in names if n not in by_name]
+    unknown = [n for n in names if n not in LOCAL_SERVICES]
     if unknown:
-        raise UsageError(f"unknown service(s) {', '.join(unknown)}; the stack has {', '.join(by_name)}")
-    return tuple(m for n, m in by_name.items() if n in names)
+        raise UsageError(f"unknown service(s) {', '.join(unknown)}; the stack has {', '.join(LOCAL_SERVICES)}")
+    return tuple(names)
 
 
 def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
-    from infra.local import stack
+    from aircast import local_wiring
+    from infra.local.stack import StackError
 
     _require_local(settings)
-    modules = _modules(args.services)
+    services = _services(args.services)
     try:
-        rows = stack.up(settings, modules)
-    except stack.StackError as exc:
+        rows = local_wiring.up(settings, services)
+    except StackError as exc:
         raise CommandError(str(exc)) from exc
     if any(row["service"] == "eventbridge" for row in rows):
         # what the CloudFormation stack creates on AWS: the approval, drift and schedule rules
-        # (through the bus just started; aircast's functions are registered on the way)
-        from aircast.event_rules import ensure_default_rules
-
-        ensure_default_rules(settings)
+        # (through the bus just started)
+        local_wiring.install_rules(settings)
     _print_rows(rows, args.json, ["service", "state", "pid", "port"])
     if not args.json and any(r["service"] == "console" for r in rows):
         from aircast.console.service import login_url
@@ -77,19 +72,19 @@ def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_down(args: argparse.Namespace, settings: Settings) -> int:
-    from infra.local import stack
+    from aircast import local_wiring
 
     _require_local(settings)
-    rows = stack.down(settings, _modules(args.services))
+    rows = local_wiring.down(settings, _services(args.services))
     _print_rows(rows, args.json, ["service", "state", "pid"])
     return 0
 
 
 def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
-    from infra.local import stack
+    from aircast import local_wiring
 
     _require_local(settings)
-    rows = stack.status(settings, _modules(args.services))
+    rows = local_wiring.status(settings, _services(args.services))
     _print_rows(rows, args.json, ["service", "state", "pid", "port", "listening", "log"])
     return 0
 

@@ -1,25 +1,23 @@
 """The console as a process: ``python -m aircast.console.service --data-dir DIR``, and as a service
-of the local stack (``SERVICE``; ``LOCAL_STACK`` is the stack with the console last)."""
+of the local stack (:func:`service`; :mod:`aircast.local_wiring` runs it last)."""
 
 from __future__ import annotations
 
 import argparse
 import logging
 import sys
+from collections.abc import Mapping
 from urllib.parse import quote
 
 from aircast.settings import Settings, load_settings
 from infra.local.auth import local_token
-from infra.local.stack import STACK, ServiceSpec, python_module_argv
+from infra.local.stack import ServiceSpec
 
-SERVICE = ServiceSpec(
-    name="console",
-    port=lambda s: s.console_port,
-    argv=python_module_argv("aircast.console.service"),
-)
 
-#: the local stack with the console, in start order (the console reads what the others serve)
-LOCAL_STACK: tuple[str, ...] = (*STACK, "aircast.console.service")
+def service(settings: Settings, env: Mapping[str, str] | None = None) -> ServiceSpec:
+    """The console as a stack service on 127.0.0.1:``settings.console_port``."""
+    return ServiceSpec(name="console", port=settings.console_port, env=dict(env or {}),
+                       argv=[sys.executable, "-m", "aircast.console.service", "--data-dir", str(settings.data_dir)])
 
 
 def login_url(settings: Settings, next_path: str = "/") -> str:

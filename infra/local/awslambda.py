@@ -55,6 +55,7 @@ from typing import Any
 
 from botocore.response import StreamingBody
 
+from infra.local.core.arns import lambda_function_arn
 from infra.local.core.errors import ServiceError
 from infra.local.logs import LogStream
 
@@ -147,7 +148,7 @@ def handler_name(handler: str | Callable[..., Any]) -> str:
     """Lambda's ``module.function`` notation for a handler given as text or as a module-level function."""
     if callable(handler):
         text = f"{handler.__module__}.{handler.__qualname__}"
-        if "<" in text or _resolve(text) is not handler:
+        if "<" in text or resolve_handler(text) is not handler:
             raise ValueError(f"{text} is not a module-level function; Lambda names a handler 'module.function'")
         return text
     if not isinstance(handler, str) or not _HANDLER.match(handler):
@@ -180,7 +181,8 @@ def register_function(data_dir: Path, name: str, handler: str | Callable[..., An
     return config
 
 
-def _resolve(handler: str) -> Callable[..., Any]:
+def resolve_handler(handler: str) -> Callable[..., Any]:
+    """The function a ``module.function`` handler names (imported now; ImportError / AttributeError if absent)."""
     module, _, attr = handler.rpartition(".")
     return getattr(importlib.import_module(module), attr)
 
@@ -211,8 +213,8 @@ class LocalLambdaBackend:
         self.region, self.account_id = region, account_id
 
     def function_arn(self, name: str, qualifier: str | None = None) -> str:
-        arn = f"arn:aws:lambda:{self.region}:{self.account_id}:function:{name}"
-        return f"{arn}:{qualifier}" if qualifier else arn
+        """The ARN of function ``name`` (and ``qualifier``) in this Lambda's region and account."""
+        return lambda_function_arn(self.region, self.account_id, name, qualifier)
 
     def invoke(self, *, FunctionName: str, InvocationType: str = "RequestResponse", LogType: str = "None",
                ClientContext: str | None = None, Payload: bytes | Any = b"", Qualifier: str | None = None,
@@ -279,7 +281,7 @@ class LocalLambdaBackend:
         error: dict[str, Any] | None = None
         payload = b""
         try:
-            handler = _resolve(config.handler)
+            handler = resolve_handler(config.handler)
         except ModuleNotFoundError as exc:
             error = {"errorMessage": f"Unable to import module '{config.handler.rpartition('.')[0]}': {exc}",
                      "errorType": "Runtime.ImportModuleError", "requestId": request_id, "stackTrace": []}

@@ -13,19 +13,18 @@ from __future__ import annotations
 import json
 import subprocess
 import threading
-import time
 import urllib.parse
 from pathlib import Path
 from typing import IO, Any
 
-from botocore.exceptions import ClientError
+from infra.local.core.clock import now_ms
+from infra.local.core.errors import ServiceError
 
 MAX_EVENTS = 10000  # FilterLogEvents' largest page
 
 
-def _client_error(code: str, message: str, operation: str) -> ClientError:
-    return ClientError({"Error": {"Code": code, "Message": message}, "ResponseMetadata": {"HTTPStatusCode": 400}},
-                       operation)
+def _invalid(message: str, operation: str) -> ServiceError:
+    return ServiceError("InvalidParameterException", message, 400, operation)
 
 
 def _component(name: str) -> str:
@@ -35,10 +34,6 @@ def _component(name: str) -> str:
 
 def group_dir(data_dir: Path, group: str) -> Path:
     return Path(data_dir) / "logs" / _component(group)
-
-
-def now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 class LogStream:
@@ -95,11 +90,11 @@ class LocalLogsClient:
 
     def _group(self, name: str | None, op: str) -> Path:
         if not name:
-            raise _client_error("InvalidParameterException", "1 validation error detected: Value null at "
-                                "'logGroupName' failed to satisfy constraint: Member must not be null", op)
+            raise _invalid("1 validation error detected: Value null at 'logGroupName' failed to satisfy constraint: "
+                           "Member must not be null", op)
         folder = group_dir(self.data_dir, name)
         if not folder.is_dir():
-            raise _client_error("ResourceNotFoundException", "The specified log group does not exist.", op)
+            raise ServiceError.not_found("ResourceNotFoundException", "The specified log group does not exist.", op)
         return folder
 
     @staticmethod
@@ -113,8 +108,7 @@ class LocalLogsClient:
         op = "DescribeLogStreams"
         folder = self._group(logGroupName, op)
         if orderBy == "LastEventTime" and logStreamNamePrefix:
-            raise _client_error("InvalidParameterException",
-                                "Cannot order by LastEventTime with a logStreamNamePrefix.", op)
+            raise _invalid("Cannot order by LastEventTime with a logStreamNamePrefix.", op)
         rows = []
         for name, path in self._streams(folder).items():
             if logStreamNamePrefix and not name.startswith(logStreamNamePrefix):
@@ -142,13 +136,11 @@ class LocalLogsClient:
         op = "FilterLogEvents"
         folder = self._group(logGroupName, op)
         if logStreamNames and logStreamNamePrefix:
-            raise _client_error("InvalidParameterException",
-                                "logStreamNames and logStreamNamePrefix are mutually exclusive", op)
+            raise _invalid("logStreamNames and logStreamNamePrefix are mutually exclusive", op)
         if limit is not None and not 1 <= limit <= MAX_EVENTS:
-            raise _client_error("InvalidParameterException", f"limit must be between 1 and {MAX_EVENTS}", op)
+            raise _invalid(f"limit must be between 1 and {MAX_EVENTS}", op)
         if filterPattern:
-            raise _client_error("InvalidParameterException",
-                                "filterPattern is not supported by the local CloudWatch Logs stand-in", op)
+            raise _invalid("filterPattern is not supported by the local CloudWatch Logs stand-in", op)
         events = []
         searched = []
         for name, path in self._streams(folder).items():

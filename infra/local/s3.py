@@ -33,6 +33,7 @@ from typing import Any
 
 from botocore.response import StreamingBody
 
+from infra.local.core.clock import from_epoch
 from infra.local.core.errors import ServiceError
 
 _BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
@@ -320,4 +321,4 @@ def _byte_range(spec: str, size: int) -> tuple[int, int]:
 
 
 def _mtime(path: Path) -> dt.datetime:
-    return dt.datetime.fromtimestamp(path.stat().st_mtime, tz=dt.UTC)
+    return from_epoch(path.stat().st_mtime)

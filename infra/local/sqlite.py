@@ -1,4 +1,4 @@
-"""SQLite stores of the local stand-ins (registry, pipeline executions): one way to open them."""
+"""SQLite stores of the local stand-ins (event bus, registry, pipeline executions): one way to open them."""
 
 from __future__ import annotations
 
@@ -7,17 +7,24 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+#: how long a writer waits for another process's transaction before giving up
+BUSY_TIMEOUT_S = 30.0
+
 
 @contextmanager
-def open_store(path: Path, schema: str) -> Iterator[sqlite3.Connection]:
-    """A connection with ``schema`` applied, rows by name, WAL so readers never block the writer;
-    the block is one transaction (committed on success, rolled back on an exception)."""
+def open_store(path: Path, schema: str = "") -> Iterator[sqlite3.Connection]:
+    """A connection with ``schema`` applied (if given), rows by name, WAL so readers never block the writer;
+    the block is one transaction (committed on success, rolled back on an exception).
+
+    One short-lived connection per call: service threads, scheduler threads and CLI processes all
+    write to the same file, and each waits up to :data:`BUSY_TIMEOUT_S` for the others."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    db = sqlite3.connect(path, timeout=30)
+    db = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S)
     db.row_factory = sqlite3.Row
     try:
         db.execute("PRAGMA journal_mode=WAL")
-        db.executescript(schema)
+        if schema:
+            db.executescript(schema)
         with db:
             yield db
     finally:

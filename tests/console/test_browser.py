@@ -30,29 +30,30 @@ from tests.pipeline.conftest import write_curated_hourly
 pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(browser.available() is not None, reason=str(browser.available()))]
 
-SERVICES = ("infra.local.sagemaker.service", "aircast.console.service")
+SERVICES = ("sagemaker-endpoints", "console")
 
 
 def test_reviewer_approves_in_the_browser_and_sees_the_deployment(settings, tmp_path):
+    from aircast import local_wiring
     from aircast.clients import get_client
     from aircast.console.service import login_url
     from aircast.demo import deepar_cat
     from aircast.event_rules import ensure_default_rules
     from aircast.monitoring import run_monitor_for
+    from aircast.settings import settings_env
     from deployment.deploy import wait_for_endpoint
-    from infra.local import stack
     from infra.local.sagemaker.pipelines import run_local_pipeline
 
     shots = Path(os.environ.get("CONSOLE_SCREENSHOTS") or tmp_path / "screenshots")
     # a canary needs 2+ instances (nominal locally)
     settings = settings.replace(clock_scale=0.02, deploy_strategy="canary", deploy_instance_count=2,
                                 deploy_wait_seconds=60, deploy_termination_wait_seconds=0)
-    os.environ.update(stack.settings_env(settings))  # the in-process deploy handler reads these (monkeypatched env)
+    os.environ.update(settings_env(settings))  # the in-process deploy handler reads these (monkeypatched env)
     write_curated_hourly(settings.s3_root, things=("station-a", "station-b"), pollutants=("pm2_5",), days=10)
     write_readings_and_quarantine(settings.s3_root, {"station-a": 24, "station-b": 20}, days=5,
                                   quarantine={"bad_thing_name": 3, "unparsable_json": 5})
     ensure_default_rules(settings)
-    stack.up(settings, SERVICES)  # the host imports torch while the pipelines run
+    local_wiring.up(settings, SERVICES)  # the host imports torch while the pipelines run
     try:
         # v1 serves already (approved as `aircast models approve` does); v2 waits for the reviewer
         serving = run_local_pipeline(settings, {**FAST, **PASSING_GATE}, progress=False)
@@ -145,4 +146,4 @@ def test_reviewer_approves_in_the_browser_and_sees_the_deployment(settings, tmp_
             assert driver.find_elements("css selector", "svg.chart")
             browser.screenshot(driver, shots / "data.png")
     finally:
-        stack.down(settings, SERVICES)
+        local_wiring.down(settings, SERVICES)

@@ -123,9 +123,9 @@ def test_green_fleet_that_fails_to_load_is_rolled_back(sm, host_settings, host, 
 
 
 def test_stack_service_runs_the_host(host_settings):
-    from infra.local.sagemaker.service import SERVICE
-    from infra.local.stack import STACK
+    from aircast.local_wiring import LOCAL_SERVICES, stack_services
 
-    assert "infra.local.sagemaker.service" in STACK
-    assert SERVICE.port(host_settings) == host_settings.endpoint_port
-    assert SERVICE.argv(host_settings)[1:3] == ["-m", "infra.local.sagemaker.host"]
+    assert "sagemaker-endpoints" in LOCAL_SERVICES
+    (spec,) = stack_services(host_settings, ["sagemaker-endpoints"])
+    assert spec.port == host_settings.endpoint_port
+    assert spec.argv[1:3] == ["-m", "infra.local.sagemaker.host"]

@@ -16,7 +16,7 @@ from aircast.event_rules import (
 from aircast.settings import Settings
 from infra.local.awslambda import register_function
 from infra.local.eventbridge.client import LocalEventsClient
-from tests.drift import test_events_client as recorder
+from tests.local.eventbridge import handlers as recorder
 
 
 def _state_change(settings: Settings, status: str, group: str | None = None, version: int = 1) -> dict[str, Any]:

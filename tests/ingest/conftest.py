@@ -6,20 +6,22 @@ from __future__ import annotations
 import json
 import os
 import signal
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from aircast.settings import Settings, load_settings
+from aircast import local_wiring
+from aircast.settings import Settings
 from infra.local import stack
-from infra.local.firehose import flush
+from infra.local.core.poll import PollTimeout
 from infra.local.iot_core import pki
-from tests.conftest import free_port
+from tests.helpers import make_settings, wait_until
 
-INGEST_SERVICES = ("infra.local.iot_core.service", "infra.local.firehose.service")
+__all__ = ["INGEST_SERVICES", "IngestStack", "make_settings"]
+
+INGEST_SERVICES = ("iot_core", "firehose")
 
 
 class IngestStack:
@@ -27,17 +29,18 @@ class IngestStack:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.iot_core, self.firehose = stack.load_services(INGEST_SERVICES)
+        self.config = settings.local_config()
+        self.iot_core, self.firehose = local_wiring.stack_services(settings, INGEST_SERVICES)
 
     def up(self) -> IngestStack:
-        stack.up(self.settings, INGEST_SERVICES)
+        stack.up(self.config, [self.iot_core, self.firehose])
         return self
 
     def down(self) -> None:
-        stack.down(self.settings, INGEST_SERVICES)
+        stack.down(self.config, [self.iot_core, self.firehose])
 
     def pid(self, name: str) -> int | None:
-        return stack.read_pid(self.settings, name)
+        return stack.read_pid(self.config, name)
 
     def kill9(self, name: str) -> None:
         """``kill -9`` a service and wait until it is gone."""
@@ -48,16 +51,18 @@ class IngestStack:
 
     def wait_dead(self, name: str, pid: int, timeout: float) -> bool:
         """Wait until the service's process ``pid`` has exited (and reap it); False on timeout."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+
+        def gone() -> bool:
             try:
                 os.waitpid(pid, os.WNOHANG)
             except ChildProcessError:
                 pass
-            if stack.read_pid(self.settings, name) != pid:
-                return True
-            time.sleep(0.02)
-        return False
+            return stack.read_pid(self.config, name) != pid
+
+        try:
+            return wait_until(gone, timeout, 0.02, f"{name} (pid {pid}) to exit")
+        except PollTimeout:
+            return False
 
     def stats(self) -> dict[str, Any]:
         """The delivery stream's counters file (refreshed as records arrive and on each flush)."""
@@ -67,16 +72,16 @@ class IngestStack:
             return {}
 
     def start(self, name: str) -> None:
-        stack.start_service(self.iot_core if name == "iot_core" else self.firehose, self.settings)
+        stack.start_service(self.iot_core if name == "iot_core" else self.firehose, self.config)
 
     def stop(self, name: str) -> None:
-        stack.stop_service(self.iot_core if name == "iot_core" else self.firehose, self.settings)
+        stack.stop_service(self.iot_core if name == "iot_core" else self.firehose, self.config)
 
     def thing(self, name: str) -> pki.ThingCredentials:
         return pki.register_thing(self.settings.pki_dir, name)
 
     def flush(self, timeout: float = 30.0) -> dict[str, Any]:
-        return flush(self.settings, timeout)
+        return local_wiring.flush(self.settings, timeout)
 
     def objects(self, prefix: str) -> list[Path]:
         root = self.settings.s3_root / self.settings.lake_bucket / prefix
@@ -87,11 +92,6 @@ class IngestStack:
         for path in self.objects(prefix):
             out.extend(json.loads(line) for line in path.read_text().splitlines() if line)
         return out
-
-
-def make_settings(root: Path, **overrides: Any) -> Settings:
-    return load_settings(data_dir=root, mqtt_port=free_port(), endpoint_port=free_port(),
-                         eventbus_port=free_port(), **overrides)
 
 
 @pytest.fixture(scope="module")

@@ -10,6 +10,7 @@ import subprocess
 import paho.mqtt.client as mqtt
 import pytest
 
+from aircast.local_wiring import delivery_config
 from device.publisher import DeviceCredentials, publish_fleet
 from device.readings import simulate
 from infra.local.firehose.delivery import client_id as delivery_client_id
@@ -27,7 +28,7 @@ def _connect_as(st: IngestStack, creds: pki.ThingCredentials, client_id: str, pr
 def test_a_thing_cannot_connect_with_the_delivery_streams_client_id(shared_stack: IngestStack, protocol: int) -> None:
     st = shared_stack
     intruder = st.thing("intruder")
-    stream_id = delivery_client_id(st.settings)
+    stream_id = delivery_client_id(delivery_config(st.settings))
     assert _connect_as(st, intruder, stream_id, protocol) == "refused: Not authorized"
     # the stream kept its session and connection: a reading published now reaches the lake
     prefix = f"after-takeover-v{protocol}"
@@ -58,7 +59,7 @@ def test_the_awsiotsdk_device_is_refused_with_another_client_id(shared_stack: In
 
     st = shared_stack
     c = st.thing("sdk-intruder")
-    stream_id = delivery_client_id(st.settings)
+    stream_id = delivery_client_id(delivery_config(st.settings))
     conn = mqtt_connection_builder.mtls_from_path(
         endpoint=st.settings.mqtt_host, port=st.settings.mqtt_port, cert_filepath=str(c.cert_path),
         pri_key_filepath=str(c.key_path), ca_filepath=str(c.ca_path), client_id=stream_id,
@@ -75,7 +76,7 @@ def test_service_identities_are_bound_to_their_own_client_ids(shared_stack: Inge
     control = pki.control_credentials(st.settings.pki_dir)
     stream = pki.delivery_credentials(st.settings.pki_dir, st.settings.delivery_stream)
     # the flush client may open several connections (aircast-flush-<token>), never the stream's
-    assert _connect_as(st, control, delivery_client_id(st.settings)) == "refused: Not authorized"
+    assert _connect_as(st, control, delivery_client_id(delivery_config(st.settings))) == "refused: Not authorized"
     assert _connect_as(st, control, "aircast-flush-0123abcd") == "connected"
     assert _connect_as(st, control, "aircast-flushx") == "refused: Not authorized"
     # the stream's certificate is good for the stream's client id only

@@ -12,9 +12,10 @@ import paho.mqtt.client as mqtt
 from device.publisher import DeviceCredentials, publish_fleet
 from device.readings import simulate
 from infra.local.iot_core import pki
+from tests.helpers import wait_until
 from tests.ingest.conftest import IngestStack
 from tests.ingest.mqtt_clients import awsiot_publish, paho_client, publish_raw, try_connect
-from tests.ingest.test_rule import SEED_PAYLOAD
+from tests.local.firehose.test_rule import SEED_PAYLOAD
 
 
 def _creds(st: IngestStack, thing: str) -> DeviceCredentials:
@@ -65,12 +66,9 @@ def test_buffer_interval_hint_writes_without_a_flush(shared_stack: IngestStack) 
     c = st.thing("interval-thing")
     publish_raw(st.settings, c.cert_path, c.key_path, c.ca_path, "interval-thing",
                 "sensors/interval-thing/telemetry", [b'{"seq": 1}'])
-    deadline = time.monotonic() + 10  # buffer hint is 1 s
-    while time.monotonic() < deadline:
-        if any(r["thing_name"] == "interval-thing" for r in st.records()):
-            break
-        time.sleep(0.1)
-    assert any(r["thing_name"] == "interval-thing" for r in st.records())
+    # buffer hint is 1 s
+    assert wait_until(lambda: any(r["thing_name"] == "interval-thing" for r in st.records()), 10, 0.1,
+                      "the interval hint's write")
 
 
 def test_a_thing_cannot_publish_to_another_things_topic(shared_stack: IngestStack) -> None:

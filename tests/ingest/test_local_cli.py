@@ -7,17 +7,16 @@ import os
 import signal
 import socket
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
 
 from aircast.cli import main
+from aircast.local_wiring import flush, read_pid, status
 from aircast.settings import Settings
 from device.publisher import main as device_main
-from infra.local import stack
-from infra.local.firehose import flush
 from infra.local.iot_core import broker, client_id_plugin, pki
+from tests.helpers import wait_until
 
 SERVICES = ["iot_core", "firehose"]
 
@@ -109,10 +108,8 @@ def test_up_device_status_down(settings: Settings, capsys) -> None:
         rc, out, _ = _run(capsys, "device", "--simulate", "1", "--hours", "3", "--start", "2024-01-03T00:00:00Z",
                           "--json")
         sent = json.loads(out)["acknowledged"]
-        os.kill(stack.read_pid(settings, "firehose"), signal.SIGUSR1)
-        deadline = time.monotonic() + 10
-        while _lake_lines(settings) < before + sent and time.monotonic() < deadline:
-            time.sleep(0.05)
+        os.kill(read_pid(settings, "firehose"), signal.SIGUSR1)
+        wait_until(lambda: _lake_lines(settings) >= before + sent, 10, what="the SIGUSR1 flush")
         assert _lake_lines(settings) == before + sent
         # the iot-device script with explicit endpoint, port and certificate paths (as on AWS)
         creds = pki.register_thing(settings.pki_dir, "explicit-thing")
@@ -131,7 +128,7 @@ def test_up_device_status_down(settings: Settings, capsys) -> None:
     finally:
         rc, out, _ = _run(capsys, "local", "down", *SERVICES, "--json")
     assert rc == 0 and {r["state"] for r in json.loads(out)} == {"stopped"}
-    assert all(r["state"] == "stopped" for r in stack.status(settings))
+    assert all(r["state"] == "stopped" for r in status(settings))
     with pytest.raises(ConnectionError, match="aircast local status"):
         flush(settings, 2)
 

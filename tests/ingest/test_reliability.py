@@ -5,6 +5,7 @@ what it acknowledged since its last save and had not yet passed to the delivery 
 from __future__ import annotations
 
 import collections
+import contextlib
 import datetime as dt
 import json
 import re
@@ -17,9 +18,11 @@ import pytest
 
 from device.publisher import DeviceCredentials, PublishReport, publish_fleet, seq_keys
 from device.readings import Reading, simulate
+from infra.local.core.poll import PollTimeout
 from infra.local.firehose.delivery import FAULT_ENV, parse_fault
 from infra.local.stack import StackError
-from tests.ingest.conftest import IngestStack, make_settings
+from tests.helpers import make_settings, wait_until
+from tests.ingest.conftest import IngestStack
 
 pytestmark = pytest.mark.slow
 
@@ -30,15 +33,6 @@ def _creds(st: IngestStack) -> Callable[[str], DeviceCredentials]:
         return DeviceCredentials(c.cert_path, c.key_path, c.ca_path)
 
     return creds
-
-
-def _wait_until(condition: Callable[[], bool], timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.05)
-    return True
 
 
 def _stream_in_background(st: IngestStack, readings: list[Reading], speed: float) -> tuple[threading.Thread, list]:
@@ -55,17 +49,6 @@ def _stream_in_background(st: IngestStack, readings: list[Reading], speed: float
     thread = threading.Thread(target=work, daemon=True)
     thread.start()
     return thread, out
-
-
-def _wait_for_records(st: IngestStack, at_least: int, timeout: float = 20.0) -> int:
-    deadline = time.monotonic() + timeout
-    n = 0
-    while time.monotonic() < deadline:
-        n = len(st.records())
-        if n >= at_least:
-            return n
-        time.sleep(0.05)
-    return n
 
 
 def _fault_kills(st: IngestStack) -> list[list[str]]:
@@ -106,8 +89,8 @@ def test_kill_9_between_durable_write_and_ack_redelivers_and_loses_nothing(own_s
             st.start("firehose")
         except StackError as exc:  # the redelivered backlog made it write (and die) before it reported ready
             assert "exited with code -9" in str(exc)
-        assert _wait_until(lambda n=i + 1: len(_fault_kills(st)) >= n and st.pid("firehose") is None, 30), \
-            "the fault hook did not kill the stream"
+        wait_until(lambda n=i + 1: len(_fault_kills(st)) >= n and st.pid("firehose") is None, 30,
+                   what="the fault hook to kill the stream")
     monkeypatch.delenv(FAULT_ENV)
     st.start("firehose")
     thread.join(60)
@@ -137,7 +120,8 @@ def test_kill_9_of_the_broker_loses_nothing_the_delivery_stream_had_received(tmp
         thread, out = _stream_in_background(st, readings, speed=0)
         thread.join(30)
         assert out and isinstance(out[0], PublishReport) and out[0].acknowledged == len(readings), out
-        _wait_until(lambda: st.stats().get("received", 0) >= len(readings), 5)
+        with contextlib.suppress(PollTimeout):  # checked below: nothing is in the lake yet either way
+            wait_until(lambda: st.stats().get("received", 0) >= len(readings), 5)
         assert not st.records()  # nothing written yet: it is all in the stream's buffer
         st.kill9("iot_core")
         st.start("iot_core")  # restores the last save: none since the start, so not these messages
@@ -163,7 +147,7 @@ def test_kill_9_of_the_broker_loses_at_most_what_it_acknowledged_since_its_last_
         assert first.acknowledged == len(saved)
         db = st.settings.data_dir / "iot_core" / "persistence" / "mosquitto.db"
         acknowledged_at = time.time_ns()
-        assert _wait_until(lambda: db.is_file() and db.stat().st_mtime_ns > acknowledged_at, 10), "no autosave"
+        wait_until(lambda: db.is_file() and db.stat().st_mtime_ns > acknowledged_at, 10, what="the broker's autosave")
         second = publish_fleet(unsaved, creds, st.settings.mqtt_host, st.settings.mqtt_port,
                                first_seq=lambda thing: saved_per_thing[thing] + 1)
         assert second.acknowledged == len(unsaved)
@@ -186,7 +170,7 @@ def test_broker_restart_mid_stream_device_reconnects_and_nothing_acknowledged_is
     st = own_stack
     readings = list(simulate(2, dt.datetime(2024, 1, 1, tzinfo=dt.UTC), 1500, prefix="restart", seed=4))
     thread, out = _stream_in_background(st, readings, speed=3600 * 200)
-    assert _wait_for_records(st, 200) >= 200
+    assert wait_until(lambda: len(st.records()) >= 200, 20, what="200 records in the lake")
     st.stop("iot_core")  # SIGTERM: mosquitto saves its persistent sessions
     time.sleep(0.5)
     st.start("iot_core")

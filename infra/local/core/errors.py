@@ -30,12 +30,14 @@ class ServiceError(ClientError):
         return {"Error": {"Code": self.code, "Message": self.message, **self.extra},
                 "ResponseMetadata": {"HTTPStatusCode": self.status, "HTTPHeaders": {}, "RetryAttempts": 0}}
 
+    @classmethod
+    def validation(cls, message: str, operation: str = "") -> ServiceError:
+        """``ValidationException`` (400), the JSON-protocol services' error for a bad request value."""
+        return cls("ValidationException", message, 400, operation)
 
-def validation_error(message: str) -> ServiceError:
-    """``ValidationException`` (400), the JSON-protocol services' error for a bad request value."""
-    return ServiceError("ValidationException", message)
+    @classmethod
+    def not_found(cls, code: str, message: str, operation: str = "", status: int = 400) -> ServiceError:
+        """A missing resource under the service's own code (``ResourceNotFoundException``,
+        ``ResourceNotFound``, ``EntityNotFoundException``...); 400 unless the service says otherwise."""
+        return cls(code, message, status, operation)
 
-
-def not_found(code: str, message: str) -> ServiceError:
-    """A not-found error under the service's own code (``ResourceNotFound``, ``EntityNotFoundException``...)."""
-    return ServiceError(code, message, 400)

@@ -56,10 +56,6 @@ def parse_event_pattern(text: str | dict[str, Any]) -> dict[str, Any]:
     return pattern
 
 
-def _where(path: str) -> str:
-    return path or "<root>"
-
-
 def _validate_object(obj: dict[str, Any], path: str) -> None:
     for key, value in obj.items():
         here = f"{path}.{key}" if path else key

@@ -1,15 +1,18 @@
 """The local EventBridge process: EventBridge's own JSON protocol on 127.0.0.1, and the scheduler.
 
-Run by ``aircast local up`` (``SERVICE``) as ``python -m infra.local.eventbridge.service --data-dir DIR``.
-It answers ``POST /`` exactly as ``events.<region>.amazonaws.com`` does (``X-Amz-Target:
-AWSEvents.PutEvents``, ``Content-Type: application/x-amz-json-1.1``), so ``boto3.client("events",
-endpoint_url=...)`` works against it unchanged (:func:`infra.local.core.jsonserver.remote_client`,
-which ``aircast.clients.get_client("events", ...)`` returns while the bus runs). Every request must be
-signed (SigV4) with the data dir's credentials (its token file, mode 0600), so another local user or
-a web page gets ``403`` with AWS's error codes; bodies are validated against botocore's model and a
-malformed request gets a ``4xx`` in AWS's error shape, never a dropped connection. ``PutEvents``
-callers cannot use ``aws.*`` sources (``NotAuthorizedForSourceException``): the services'
-own events reach the bus in-process only (:meth:`LocalEventsClient.put_service_events`).
+Run by the local stack (:func:`service`) as ``python -m infra.local.eventbridge.service --data-dir DIR
+--port N [--region R --account-id A --clock-scale S --tick T]``. It answers ``POST /`` exactly as
+``events.<region>.amazonaws.com`` does (``X-Amz-Target: AWSEvents.PutEvents``, ``Content-Type:
+application/x-amz-json-1.1``), so ``boto3.client("events", endpoint_url=...)`` works against it
+unchanged (:func:`infra.local.core.jsonserver.remote_client`). Every request must be signed (SigV4)
+with the data dir's credentials (its token file, mode 0600), so another local user or a web page gets
+``403`` with AWS's error codes; bodies are validated against botocore's model and a malformed request
+gets a ``4xx`` in AWS's error shape, never a dropped connection. ``PutEvents`` callers cannot use
+``aws.*`` sources (``NotAuthorizedForSourceException``): the services' own events reach the bus
+in-process only (:meth:`LocalEventsClient.put_service_events`).
+
+``--port 0`` binds a free port; the process reports the port it listens on in
+``<data_dir>/run/eventbridge.port`` (:func:`infra.local.stack.bound_port` reads it back).
 
 Deliveries run on a worker pool, as EventBridge delivers asynchronously after ``PutEvents`` returns;
 every ``--tick`` seconds the scheduler fires the scheduled rules that are due. ``GET /health`` (no
@@ -23,50 +26,29 @@ import logging
 import signal
 import sys
 import threading
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
-from http.server import ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from aircast.settings import Settings, load_settings
+from infra.local.core.config import LocalConfig
 from infra.local.core.jsonserver import make_handler
 from infra.local.eventbridge.client import LocalEventsClient
-from infra.local.stack import ServiceSpec, python_module_argv
+from infra.local.eventbridge.scheduler import Scheduler
+from infra.local.stack import ServiceSpec, python_module_argv, write_bound_port
+
+__all__ = ["NAME", "Scheduler", "health", "main", "serve", "service"]
 
 log = logging.getLogger("aircast.eventbridge.service")
 
-SERVICE = ServiceSpec(
-    name="eventbridge",
-    port=lambda s: s.eventbus_port,
-    argv=python_module_argv("infra.local.eventbridge.service"),
-)
+#: the service's name in the stack (PID, port and log files)
+NAME = "eventbridge"
 
 
-class Scheduler:
-    """Fires due scheduled rules on a timer thread until stopped."""
-
-    def __init__(self, events: LocalEventsClient, submit: Any, tick_s: float = 1.0) -> None:
-        self.events = events
-        self.tick_s = tick_s
-        self._submit = submit
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="eventbridge-scheduler", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                for fired in self.events.fire_due_schedules(submit=self._submit):
-                    log.info("fired scheduled rule %s (event %s, scheduled for %s)", fired["rule"], fired["event_id"],
-                             fired["scheduled_for"])
-            except Exception:  # noqa: BLE001 - one bad tick (e.g. a locked database) must not stop the schedule
-                log.exception("scheduler tick failed")
-            self._stop.wait(self.tick_s)
+def service(config: LocalConfig, port: int, env: Mapping[str, str] | None = None) -> ServiceSpec:
+    """The bus as a stack service on 127.0.0.1:``port`` (0: any free port, reported back)."""
+    return ServiceSpec(name=NAME, port=port, env=dict(env or {}),
+                       argv=python_module_argv("infra.local.eventbridge.service", config, "--port", str(port)))
 
 
 def health(events: LocalEventsClient) -> dict[str, Any]:
@@ -75,14 +57,16 @@ def health(events: LocalEventsClient) -> dict[str, Any]:
     return {"status": "ok", "rules": len(events.list_rules()["Rules"]), "next_fire_times": times}
 
 
-def serve(settings: Settings, tick_s: float = 1.0) -> None:
-    """Serve EventBridge's API and fire schedules until SIGTERM/SIGINT."""
+def serve(config: LocalConfig, port: int, tick_s: float = 1.0) -> None:
+    """Serve EventBridge's API on 127.0.0.1:``port`` and fire schedules until SIGTERM/SIGINT."""
     pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="eventbridge-target")
-    events = LocalEventsClient(settings, submit=pool.submit)
+    events = LocalEventsClient(config, submit=pool.submit)
     scheduler = Scheduler(events, pool.submit, tick_s=tick_s)
-    handler = make_handler("events", events, settings.data_dir, settings.eventbus_port,
-                           extra_get={"/health": lambda: health(events)})
-    server = ThreadingHTTPServer(("127.0.0.1", settings.eventbus_port), handler)
+    # bind first: with port 0 the handler must know the port the kernel chose (its Host check names it)
+    server = ThreadingHTTPServer(("127.0.0.1", port), BaseHTTPRequestHandler)
+    port = server.server_address[1]
+    server.RequestHandlerClass = make_handler("events", events, config.data_dir, port,
+                                              extra_get={"/health": lambda: health(events)})
     server.daemon_threads = True
 
     def _shutdown(signum: int, frame: Any) -> None:
@@ -91,7 +75,8 @@ def serve(settings: Settings, tick_s: float = 1.0) -> None:
     signal.signal(signal.SIGTERM, _shutdown)
     signal.signal(signal.SIGINT, _shutdown)
     scheduler.start()
-    log.info("eventbridge listening on 127.0.0.1:%d, data in %s", settings.eventbus_port, events.db_path)
+    write_bound_port(config.run_dir, NAME, port)
+    log.info("eventbridge listening on 127.0.0.1:%d, data in %s", port, events.db_path)
     try:
         server.serve_forever(poll_interval=0.2)
     finally:
@@ -101,15 +86,14 @@ def serve(settings: Settings, tick_s: float = 1.0) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m infra.local.eventbridge.service --data-dir DIR [--port N] [--tick S]``."""
-    parser = argparse.ArgumentParser(description="aircast local EventBridge (JSON protocol) and scheduler")
-    parser.add_argument("--data-dir", help="aircast data dir (default: settings)")
-    parser.add_argument("--port", type=int, help="port on 127.0.0.1 (default: settings.eventbus_port)")
+    """``python -m infra.local.eventbridge.service --data-dir DIR --port N [--tick S]``."""
+    parser = argparse.ArgumentParser(description="local EventBridge (JSON protocol) and scheduler")
+    LocalConfig.add_arguments(parser)
+    parser.add_argument("--port", type=int, required=True, help="port on 127.0.0.1 (0: any free port)")
     parser.add_argument("--tick", type=float, default=1.0, help="seconds between schedule checks")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s %(message)s")
-    settings = load_settings(data_dir=args.data_dir, eventbus_port=args.port)
-    serve(settings, tick_s=args.tick)
+    serve(LocalConfig.from_arguments(args), args.port, tick_s=args.tick)
     return 0
 
 

@@ -9,21 +9,21 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from aircast.settings import Settings
+    from infra.local.firehose.config import DeliveryConfig
 
 
 class FlushTimeout(TimeoutError):
     """The delivery stream did not answer a flush in time (probably not running)."""
 
 
-def flush(settings: Settings, timeout: float = 30.0) -> dict[str, Any]:
+def flush(config: DeliveryConfig, timeout: float = 30.0) -> dict[str, Any]:
     """Make the delivery stream write every record the broker accepted so far; return its counters.
 
     Imported lazily so ``python -m infra.local.firehose.delivery`` does not import itself twice.
     """
     from infra.local.firehose.control import flush as _flush
 
-    return _flush(settings, timeout)
+    return _flush(config, timeout)
 
 
 __all__ = ["FlushTimeout", "flush"]

@@ -19,8 +19,8 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from aircast.settings import Settings
 from infra.local.firehose import FlushTimeout
+from infra.local.firehose.config import DeliveryConfig
 from infra.local.firehose.delivery import control_topic
 from infra.local.iot_core import pki
 
@@ -28,15 +28,15 @@ from infra.local.iot_core import pki
 REPEAT_S = 2.0
 
 
-def flush(settings: Settings, timeout: float = 30.0) -> dict[str, Any]:
+def flush(config: DeliveryConfig, timeout: float = 30.0) -> dict[str, Any]:
     """Make the delivery stream write every buffered record now; return its counters.
 
     Raises :class:`FlushTimeout` when it does not answer within ``timeout`` seconds,
     or ``ConnectionError`` when the broker cannot be reached.
     """
-    creds = pki.control_credentials(settings.pki_dir)
+    creds = pki.control_credentials(config.local.pki_dir)
     token = uuid.uuid4().hex
-    reply_topic = control_topic(settings, f"flushed/{token}")
+    reply_topic = control_topic(config, f"flushed/{token}")
     subscribed = threading.Event()
     answered = threading.Event()
     reply: dict[str, Any] = {}
@@ -69,10 +69,10 @@ def flush(settings: Settings, timeout: float = 30.0) -> dict[str, Any]:
     client.on_message = on_message
     deadline = time.monotonic() + timeout
     try:
-        client.connect(settings.mqtt_host, settings.mqtt_port, keepalive=30)
+        client.connect(config.mqtt_host, config.mqtt_port, keepalive=30)
     except OSError as exc:
-        raise ConnectionError(f"cannot reach the local IoT Core at {settings.mqtt_host}:{settings.mqtt_port}: {exc} "
-                              "(is the stack up? aircast local status)") from exc
+        raise ConnectionError(f"cannot reach the local IoT Core at {config.mqtt_host}:{config.mqtt_port}: {exc} "
+                              "(is the stack up?)") from exc
     client.loop_start()
     try:
         if not subscribed.wait(max(0.0, deadline - time.monotonic())):
@@ -83,12 +83,12 @@ def flush(settings: Settings, timeout: float = 30.0) -> dict[str, Any]:
         # Ask again every few seconds: a stream whose session the broker lost (a broker
         # restarted without its save) subscribes again only when it reconnects.
         while True:
-            client.publish(control_topic(settings, "flush"), token, qos=1)
+            client.publish(control_topic(config, "flush"), token, qos=1)
             if answered.wait(max(0.0, min(REPEAT_S, deadline - time.monotonic()))) or time.monotonic() >= deadline:
                 break
         if not answered.is_set():
-            raise FlushTimeout(f"the delivery stream {settings.delivery_stream} did not flush within {timeout:.0f} s "
-                               "(is it running? aircast local status)")
+            raise FlushTimeout(f"the delivery stream {config.stream} did not flush within {timeout:.0f} s "
+                               "(is it running?)")
     finally:
         client.disconnect()
         client.loop_stop()

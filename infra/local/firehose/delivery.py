@@ -30,7 +30,6 @@ endpoint host's ``AIRCAST_FAULT_INJECTION``.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import os
 import signal
@@ -43,8 +42,9 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from aircast.settings import Settings, load_settings
+from infra.local.core import clock
 from infra.local.firehose import rule, writer
+from infra.local.firehose.config import DeliveryConfig
 from infra.local.iot_core import pki
 from infra.local.iot_core.broker import CONTROL_TOPIC_ROOT
 
@@ -66,22 +66,22 @@ def parse_fault(value: str | None) -> int | None:
     return int(count) if colon else 1
 
 
-def control_topic(settings: Settings, kind: str) -> str:
-    return f"{CONTROL_TOPIC_ROOT}/{settings.delivery_stream}/{kind}"
+def control_topic(config: DeliveryConfig, kind: str) -> str:
+    return f"{CONTROL_TOPIC_ROOT}/{config.stream}/{kind}"
 
 
-def client_id(settings: Settings) -> str:
+def client_id(config: DeliveryConfig) -> str:
     """Fixed client id, so the broker keeps the session (and its queue) across restarts;
     the broker accepts it only with the stream's own certificate (CN = client id)."""
-    return pki.delivery_identity(settings.delivery_stream)
+    return pki.delivery_identity(config.stream)
 
 
-def ready_path(settings: Settings) -> Path:
-    return settings.run_dir / "firehose.ready"
+def ready_path(config: DeliveryConfig) -> Path:
+    return config.local.run_dir / "firehose.ready"
 
 
-def stats_path(settings: Settings) -> Path:
-    return settings.run_dir / "firehose.stats.json"
+def stats_path(config: DeliveryConfig) -> Path:
+    return config.local.run_dir / "firehose.stats.json"
 
 
 @dataclass
@@ -107,11 +107,11 @@ class Buffer:
 class DeliveryStream:
     """Buffers rule output and writes objects; owns the MQTT session (single-threaded)."""
 
-    def __init__(self, settings: Settings, log=print) -> None:
-        self.settings = settings
+    def __init__(self, config: DeliveryConfig, log=print) -> None:
+        self.config = config
         self.log = log
-        self.buffer_bytes = max(1, int(settings.firehose_buffer_mib * 1024 * 1024))
-        self.buffer_seconds = max(0.001, settings.firehose_buffer_seconds)
+        self.buffer_bytes = max(1, int(config.buffer_mib * 1024 * 1024))
+        self.buffer_seconds = max(0.001, config.buffer_seconds)
         self.telemetry = Buffer()
         self.errors = Buffer()
         # (mid, qos) of messages whose records are only in memory
@@ -125,15 +125,15 @@ class DeliveryStream:
         self.writes = 0
         self.stats_written_at = 0.0
         self.stats_counts: dict[str, int] = {}
-        creds = pki.delivery_credentials(settings.pki_dir, settings.delivery_stream)
-        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id(settings), clean_session=False,
+        creds = pki.delivery_credentials(config.local.pki_dir, config.stream)
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id(config), clean_session=False,
                                   protocol=mqtt.MQTTv311, manual_ack=True)
         self.client.tls_set(ca_certs=str(creds.ca_path), certfile=str(creds.cert_path), keyfile=str(creds.key_path),
                             cert_reqs=ssl.CERT_REQUIRED)
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.on_message = self._on_message
-        self.flush_topic = control_topic(settings, "flush")
+        self.flush_topic = control_topic(config, "flush")
 
     # ---- MQTT callbacks ---------------------------------------------------------
     def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
@@ -142,8 +142,8 @@ class DeliveryStream:
             return
         self.connected = True
         client.subscribe([(TELEMETRY_FILTER, 1), (self.flush_topic, 1)])
-        self.log(f"firehose: connected to {self.settings.mqtt_host}:{self.settings.mqtt_port} "
-                 f"as {client_id(self.settings)} (session present: {flags.session_present})")
+        self.log(f"firehose: connected to {self.config.mqtt_host}:{self.config.mqtt_port} "
+                 f"as {client_id(self.config)} (session present: {flags.session_present})")
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
         held = len(self.telemetry.lines) + len(self.errors.lines)
@@ -166,7 +166,7 @@ class DeliveryStream:
         self._write_stats()
 
     def _on_message(self, client, userdata, msg: mqtt.MQTTMessage) -> None:
-        now_ms = time.time_ns() // 1_000_000
+        now_ms = clock.now_ms()
         self.pending.append((msg.mid, msg.qos))
         topic = msg.topic
         if topic == self.flush_topic:
@@ -199,15 +199,15 @@ class DeliveryStream:
 
     def _write_buffers(self) -> list[str]:
         """Write both buffers as objects (durably) and empty them; return the keys written."""
-        bucket = self.settings.lake_bucket
-        stream = self.settings.delivery_stream
+        bucket = self.config.bucket
+        stream = self.config.stream
         keys = []
         for buf, prefix, kind in ((self.telemetry, rule.TELEMETRY_PREFIX, "objects"),
                                   (self.errors, rule.ERRORS_PREFIX, "error_objects")):
             if not buf.lines:
                 continue
-            key = rule.object_key(prefix, stream, rule.epoch_ms_to_datetime(buf.first_arrival_ms or 0))
-            writer.write_object(self.settings, bucket, key, buf.lines)
+            key = rule.object_key(prefix, stream, clock.from_epoch_ms(buf.first_arrival_ms or 0))
+            writer.write_object(self.config.local, bucket, key, buf.lines)
             keys.append(f"{key} ({len(buf.lines)} records)")
             self.counts[kind] += 1
             self.counts["delivered" if kind == "objects" else "errors"] += len(buf.lines)
@@ -230,7 +230,7 @@ class DeliveryStream:
                 self.client.ack(mid, qos)
         self.pending.clear()
         for token in self.flush_tokens:
-            self.client.publish(control_topic(self.settings, f"flushed/{token}"),
+            self.client.publish(control_topic(self.config, f"flushed/{token}"),
                                 json.dumps(self.counts), qos=1)
         self.flush_tokens.clear()
         self._write_stats()
@@ -239,34 +239,34 @@ class DeliveryStream:
         self.stats_written_at = time.monotonic()
         self.stats_counts = dict(self.counts)
         try:
-            tmp = stats_path(self.settings).with_suffix(".tmp")
+            tmp = stats_path(self.config).with_suffix(".tmp")
             tmp.write_text(json.dumps({**self.counts, "pid": os.getpid(),
-                                       "updated_at": dt.datetime.now(dt.UTC).isoformat()}))
-            os.replace(tmp, stats_path(self.settings))
+                                       "updated_at": clock.utc_now().isoformat()}))
+            os.replace(tmp, stats_path(self.config))
         except OSError:
             pass
 
     # ---- main loop ---------------------------------------------------------------
     def run(self) -> int:
         """Connect, consume, flush on hints; return 0 after a clean stop (SIGTERM/SIGINT)."""
-        settings = self.settings
-        removed = writer.clean_temp(settings)
+        config = self.config
+        removed = writer.clean_temp(config.local)
         if removed:
             self.log(f"firehose: removed {removed} partial temp file(s) from an earlier crash")
-        settings.run_dir.mkdir(parents=True, exist_ok=True)
+        config.local.run_dir.mkdir(parents=True, exist_ok=True)
         backoff = 0.2
         while not self.stop_requested:
             try:
-                self.client.connect(settings.mqtt_host, settings.mqtt_port, keepalive=30)
+                self.client.connect(config.mqtt_host, config.mqtt_port, keepalive=30)
                 break
             except (OSError, ssl.SSLError) as exc:
-                self.log(f"firehose: cannot reach broker {settings.mqtt_host}:{settings.mqtt_port}: {exc}; "
+                self.log(f"firehose: cannot reach broker {config.mqtt_host}:{config.mqtt_port}: {exc}; "
                          f"retrying in {backoff:.1f} s")
                 time.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
         ready_written = False
         while not self.stop_requested:
-            now_ms = time.time_ns() // 1_000_000
+            now_ms = clock.now_ms()
             rc = self.client.loop(timeout=min(0.2, self.seconds_until_due(now_ms)))
             if rc != mqtt.MQTT_ERR_SUCCESS:
                 # paho has already called on_disconnect (buffers dropped, broker will redeliver)
@@ -274,11 +274,11 @@ class DeliveryStream:
                 self._reconnect()
                 continue
             if self.connected and not ready_written:
-                ready_path(settings).write_text(str(os.getpid()))
+                ready_path(config).write_text(str(os.getpid()))
                 ready_written = True
             if self.counts != self.stats_counts and time.monotonic() - self.stats_written_at >= STATS_EVERY_S:
                 self._write_stats()
-            if self.connected and self.due(time.time_ns() // 1_000_000):
+            if self.connected and self.due(clock.now_ms()):
                 try:
                     self.flush()
                 except OSError as exc:
@@ -290,7 +290,7 @@ class DeliveryStream:
             self.flush()
             self.client.loop(timeout=0.2)
             self.client.disconnect()
-        ready_path(settings).unlink(missing_ok=True)
+        ready_path(config).unlink(missing_ok=True)
         self.log(f"firehose: stopped; {json.dumps(self.counts)}")
         return 0
 
@@ -309,15 +309,14 @@ class DeliveryStream:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m infra.local.firehose.delivery",
                                      description="Local IoT rule + Firehose delivery stream (MQTT → raw lake).")
-    parser.add_argument("--data-dir", help="aircast data dir (env AIRCAST_DATA_DIR)")
-    args = parser.parse_args(argv)
-    settings = load_settings(data_dir=args.data_dir)
+    DeliveryConfig.add_arguments(parser)
+    config = DeliveryConfig.from_arguments(parser.parse_args(argv))
 
     def log(msg: str) -> None:
-        print(f"{dt.datetime.now(dt.UTC):%Y-%m-%dT%H:%M:%S} {msg}", file=sys.stderr, flush=True)
+        print(f"{clock.utc_now():%Y-%m-%dT%H:%M:%S} {msg}", file=sys.stderr, flush=True)
 
     try:
-        stream = DeliveryStream(settings, log=log)
+        stream = DeliveryStream(config, log=log)
     except ValueError as exc:
         print(f"firehose: error: {exc}", file=sys.stderr)
         return 2
@@ -331,8 +330,8 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, on_stop)
     signal.signal(signal.SIGINT, on_stop)
     signal.signal(signal.SIGUSR1, on_flush)
-    log(f"firehose: stream {settings.delivery_stream} → s3://{settings.lake_bucket}/{rule.TELEMETRY_PREFIX} "
-        f"(buffer {settings.firehose_buffer_mib} MiB / {settings.firehose_buffer_seconds} s)")
+    log(f"firehose: stream {config.stream} → s3://{config.bucket}/{rule.TELEMETRY_PREFIX} "
+        f"(buffer {config.buffer_mib} MiB / {config.buffer_seconds} s)")
     return stream.run()
 
 

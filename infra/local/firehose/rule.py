@@ -87,8 +87,3 @@ def object_key(prefix: str, stream: str, arrival: dt.datetime, object_id: str | 
     """Firehose's S3 key: ``<prefix>YYYY/MM/DD/HH/<stream>-1-YYYY-MM-DD-HH-MM-SS-<uuid>`` (UTC)."""
     t = arrival.astimezone(dt.UTC)
     return (f"{prefix}{t:%Y/%m/%d/%H}/{stream}-1-{t:%Y-%m-%d-%H-%M-%S}-{object_id or uuid.uuid4()}")
-
-
-def epoch_ms_to_datetime(ms: int) -> dt.datetime:
-    return dt.datetime.fromtimestamp(ms / 1000.0, dt.UTC)
-

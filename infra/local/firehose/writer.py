@@ -11,17 +11,17 @@ import os
 import uuid
 from pathlib import Path
 
-from aircast.settings import Settings
+from infra.local.core.config import LocalConfig
 
 
-def temp_dir(settings: Settings) -> Path:
+def temp_dir(config: LocalConfig) -> Path:
     """Where objects are assembled before the rename (same filesystem, outside the bucket)."""
-    return settings.data_dir / "firehose" / "tmp"
+    return config.data_dir / "firehose" / "tmp"
 
 
-def clean_temp(settings: Settings) -> int:
+def clean_temp(config: LocalConfig) -> int:
     """Remove temp files a killed writer left behind; return how many."""
-    d = temp_dir(settings)
+    d = temp_dir(config)
     removed = 0
     if d.is_dir():
         for p in d.iterdir():
@@ -53,10 +53,10 @@ def _makedirs_durable(path: Path) -> None:
         _fsync_dir(d.parent)
 
 
-def write_object(settings: Settings, bucket: str, key: str, chunks: list[bytes]) -> Path:
+def write_object(config: LocalConfig, bucket: str, key: str, chunks: list[bytes]) -> Path:
     """Write ``chunks`` as the object ``s3://bucket/key`` atomically and durably; return its path."""
-    final = settings.s3_root / bucket / key
-    tmp_dir = temp_dir(settings)
+    final = config.s3_root / bucket / key
+    tmp_dir = temp_dir(config)
     tmp_dir.mkdir(parents=True, exist_ok=True)
     tmp = tmp_dir / f"{uuid.uuid4().hex}.part"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)

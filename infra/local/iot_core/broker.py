@@ -34,9 +34,10 @@ from __future__ import annotations
 import os
 import pwd
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
-from aircast.settings import Settings
+from infra.local.core.config import LocalConfig
 from infra.local.iot_core import client_id_plugin, pki
 
 MOSQUITTO_CANDIDATES = ("/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto")
@@ -55,12 +56,23 @@ def find_mosquitto() -> str | None:
     return None
 
 
-def broker_dir(settings: Settings) -> Path:
-    return settings.data_dir / "iot_core"
+@dataclass(frozen=True)
+class BrokerConfig:
+    """The local IoT Core: its emulator, its TCP port on 127.0.0.1, the delivery stream it serves
+    (whose identity reads all telemetry) and how often it saves sessions and queued messages."""
+
+    local: LocalConfig
+    port: int
+    delivery_stream: str
+    autosave_seconds: int = 30
 
 
-def config_path(settings: Settings) -> Path:
-    return broker_dir(settings) / "mosquitto.conf"
+def broker_dir(config: BrokerConfig) -> Path:
+    return config.local.data_dir / "iot_core"
+
+
+def config_path(config: BrokerConfig) -> Path:
+    return broker_dir(config) / "mosquitto.conf"
 
 
 def render_acl(stream: str) -> str:
@@ -89,9 +101,9 @@ def _current_user() -> str:
         return "root" if os.getuid() == 0 else "nobody"
 
 
-def render_config(settings: Settings, acl_path: Path, persistence_dir: Path, plugin_path: Path) -> str:
+def render_config(config: BrokerConfig, acl_path: Path, persistence_dir: Path, plugin_path: Path) -> str:
     """mosquitto.conf for the local IoT Core (pure: paths and port in, text out)."""
-    pki_dir = settings.pki_dir
+    pki_dir = config.local.pki_dir
     ca, _ = pki.ca_paths(pki_dir)
     cert, key = pki.server_paths(pki_dir)
     return "\n".join([
@@ -110,7 +122,7 @@ def render_config(settings: Settings, acl_path: Path, persistence_dir: Path, plu
         # (a kill -9 loses what was acknowledged since: see the module docstring).
         "persistence true",
         f"persistence_location {persistence_dir}/",
-        f"autosave_interval {settings.mqtt_autosave_seconds}",
+        f"autosave_interval {config.autosave_seconds}",
         # The delivery stream acknowledges only after a durable write, so it holds a whole
         # buffer unacknowledged: no in-flight cap, and a deep queue while it is down.
         "max_inflight_messages 0",
@@ -122,7 +134,7 @@ def render_config(settings: Settings, acl_path: Path, persistence_dir: Path, plu
         "log_timestamp_format %Y-%m-%dT%H:%M:%S",
         "connection_messages true",
         "",
-        f"listener {settings.mqtt_port} 127.0.0.1",
+        f"listener {config.port} 127.0.0.1",
         "protocol mqtt",
         f"cafile {ca}",
         f"certfile {cert}",
@@ -134,28 +146,30 @@ def render_config(settings: Settings, acl_path: Path, persistence_dir: Path, plu
     ])
 
 
-def prepare(settings: Settings) -> Path:
+def prepare(config: BrokerConfig) -> Path:
     """Generate certificates (first use), ACL and config; return the config path."""
     plugin = client_id_plugin.build()
-    pki.ensure_server_cert(settings.pki_dir)
-    pki.delivery_credentials(settings.pki_dir, settings.delivery_stream)
-    pki.control_credentials(settings.pki_dir)
-    d = broker_dir(settings)
+    pki_dir = config.local.pki_dir
+    pki.ensure_server_cert(pki_dir)
+    pki.delivery_credentials(pki_dir, config.delivery_stream)
+    pki.control_credentials(pki_dir)
+    d = broker_dir(config)
     persistence = d / "persistence"
     persistence.mkdir(parents=True, exist_ok=True)
     acl = d / "acl"
-    acl.write_text(render_acl(settings.delivery_stream))
-    conf = config_path(settings)
-    conf.write_text(render_config(settings, acl, persistence, plugin))
+    acl.write_text(render_acl(config.delivery_stream))
+    conf = config_path(config)
+    conf.write_text(render_config(config, acl, persistence, plugin))
     return conf
 
 
-def argv(settings: Settings) -> list[str]:
+def argv(config: BrokerConfig) -> list[str]:
     """argv that runs mosquitto in the foreground with the generated config."""
-    return [find_mosquitto() or "mosquitto", "-c", str(config_path(settings))]
+    return [find_mosquitto() or "mosquitto", "-c", str(config_path(config))]
 
 
-def precheck(settings: Settings) -> str | None:
+def precheck() -> str | None:
+    """Why mosquitto cannot run here (not installed, plugin not buildable), or None."""
     if find_mosquitto() is None:
         return ("mosquitto is not installed (the local IoT Core runs it): "
                 "install it with apt-get install mosquitto or run make demo")

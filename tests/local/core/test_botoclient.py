@@ -97,3 +97,11 @@ def test_a_member_aws_never_returns_is_a_stand_in_bug(monkeypatch) -> None:
     bad_enum = local_client("sagemaker", _Backend({"ModelPackageGroupStatus": "Fine"}), region="us-east-1")
     with pytest.raises(LocalShapeError, match="not one of"):
         bad_enum.describe_model_package_group(ModelPackageGroupName="g")
+
+
+def test_tests_on_the_settings_fixture_run_with_strict_responses(settings) -> None:
+    """The suite's promise (tests/conftest.py): a stand-in answering a member AWS never returns fails
+    the test, in every test, also those that take the isolated settings."""
+    client = local_client("sagemaker", _Backend({"ModelPackageGroupName": "g", "LocalOnly": 1}), region="us-east-1")
+    with pytest.raises(LocalShapeError, match="no member 'LocalOnly'"):
+        client.describe_model_package_group(ModelPackageGroupName="g")

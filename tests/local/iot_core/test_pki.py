@@ -9,6 +9,7 @@ import pytest
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
+from infra.local.core.config import LocalConfig
 from infra.local.iot_core import broker, pki
 
 
@@ -55,11 +56,12 @@ def test_acl_lets_a_thing_write_only_its_own_topic() -> None:
     assert not [line for line in acl[control:] if "sensors" in line and "pattern" not in line]
 
 
-def test_broker_config_requires_client_certificates_and_binds_client_ids(settings) -> None:
-    conf = broker.render_config(settings, Path("/x/acl"), Path("/x/p"), Path("/x/plugin.so")).splitlines()
+def test_broker_config_requires_client_certificates_and_binds_client_ids(tmp_path: Path) -> None:
+    config = broker.BrokerConfig(LocalConfig(tmp_path), port=18883, delivery_stream="s", autosave_seconds=7)
+    conf = broker.render_config(config, Path("/x/acl"), Path("/x/p"), Path("/x/plugin.so")).splitlines()
     for line in ("allow_anonymous false", "require_certificate true", "plugin /x/plugin.so",
-                 f"listener {settings.mqtt_port} 127.0.0.1", "acl_file /x/acl",
-                 f"autosave_interval {settings.mqtt_autosave_seconds}"):
+                 f"listener {config.port} 127.0.0.1", "acl_file /x/acl",
+                 f"autosave_interval {config.autosave_seconds}", f"cafile {tmp_path / 'pki' / 'ca.pem'}"):
         assert line in conf
     # mosquitto skips authentication plugins for use_identity_as_username listeners
     assert "use_identity_as_username true" not in conf

@@ -6,17 +6,14 @@ from __future__ import annotations
 import base64
 import json
 import time
-from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from botocore.exceptions import ClientError
 
 from aircast.clients import get_client
-from aircast.functions import FUNCTIONS
 from aircast.settings import Settings
-from infra.local.awslambda import LocalLambdaBackend, register_function, registered_functions
+from infra.local.awslambda import LocalLambdaBackend, register_function
 
 SEEN: list[Any] = []
 
@@ -142,30 +139,9 @@ def test_registration_names_a_module_level_handler(settings: Settings) -> None:
         register_function(settings.data_dir, "bad", "no_dot")
     with pytest.raises(ValueError, match="1-900 seconds"):
         register_function(settings.data_dir, "long", echo, timeout_s=901)
-    register_function(settings.data_dir, "late", "tests.local.test_awslambda.not_there")
+    register_function(settings.data_dir, "late", "tests.local.awslambda.test_awslambda.not_there")
     backend = LocalLambdaBackend(settings.data_dir, settings.region, settings.account_id)
     assert backend.run("late", b"{}").error() == ("Runtime.HandlerNotFound: Handler 'not_there' missing on module "
-                                                  "'tests.local.test_awslambda'")
+                                                  "'tests.local.awslambda.test_awslambda'")
     register_function(settings.data_dir, "gone", "no_such_module.handler")
     assert backend.run("gone", b"{}").error().startswith("Runtime.ImportModuleError: Unable to import module")
-
-
-def _template_functions() -> dict[str, dict[str, Any]]:
-    class Loader(yaml.SafeLoader):
-        pass
-
-    Loader.add_multi_constructor("!", lambda loader, suffix, node: None)  # CloudFormation's !Ref, !Sub...
-    template = yaml.load((Path(__file__).resolve().parents[2] / "infra/aws/aircast.yaml").read_text(), Loader)
-    return {r["Properties"]["Handler"]: r["Properties"] for r in template["Resources"].values()
-            if r["Type"] == "AWS::Lambda::Function"}
-
-
-def test_aircast_functions_are_registered_as_the_stack_defines_them(settings: Settings) -> None:
-    get_client("lambda", settings)  # what a local client does first
-    registered = registered_functions(settings.data_dir)
-    template = _template_functions()
-    assert set(registered) == set(FUNCTIONS)
-    for name, spec in FUNCTIONS.items():
-        props = template[spec.handler]
-        assert (registered[name].handler, registered[name].timeout_s, registered[name].memory_mb) == (
-            props["Handler"], props["Timeout"], props["MemorySize"])

@@ -16,28 +16,14 @@ from aircast.event_rules import lambda_arn, pipeline_arn
 from aircast.settings import Settings
 from infra.local.awslambda import register_function
 from infra.local.eventbridge.client import LocalEventsClient
-
-RECEIVED: list[dict[str, Any]] = []
-CONTEXTS: list[dict[str, Any]] = []
-
-
-def recording_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    """A Lambda handler for the bus mechanics tests: records what it got."""
-    RECEIVED.append(event)
-    CONTEXTS.append({"aws_request_id": context.aws_request_id, "function_name": context.function_name,
-                     "remaining_ms": context.get_remaining_time_in_millis(),
-                     "invoked_function_arn": context.invoked_function_arn})
-    return {"status": "recorded", "function": context.function_name}
-
-
-def failing_handler(event: dict[str, Any], context: Any) -> None:
-    raise RuntimeError("handler exploded on purpose")
-
-
-def echo_handler(event: dict[str, Any], context: Any) -> None:
-    from aircast.settings import load_settings
-
-    LocalEventsClient(load_settings()).put_events(Entries=[_entry(source="aircast.loop")])
+from tests.local.eventbridge.handlers import (
+    CONTEXTS,
+    RECEIVED,
+    echo_handler,
+    entry,
+    failing_handler,
+    recording_handler,
+)
 
 
 @pytest.fixture
@@ -51,16 +37,12 @@ def events(settings: Settings) -> Any:
     return get_client("events", settings)
 
 
-def _entry(source: str = "aircast.test", detail_type: str = "Thing Happened", **detail: Any) -> dict[str, Any]:
-    return {"Source": source, "DetailType": detail_type, "Detail": json.dumps(detail)}
-
-
 def _code(err: pytest.ExceptionInfo[ClientError]) -> str:
     return err.value.response["Error"]["Code"]
 
 
 def _history(settings: Settings, **kwargs: Any) -> list[dict[str, Any]]:
-    return LocalEventsClient(settings).history(**kwargs)
+    return LocalEventsClient(settings.local_config()).history(**kwargs)
 
 
 def test_put_rule_validates_pattern_and_schedule(events: Any) -> None:
@@ -141,9 +123,9 @@ def test_lambda_targets_get_the_event_as_eventbridge_delivers_it(events: Any, se
     events.put_targets(Rule="disabled", Targets=[{"Id": "fn", "Arn": lambda_arn(settings, "test-recorder")}])
 
     when = datetime(2026, 3, 1, 12, 30, tzinfo=UTC)
-    first = {**_entry(status="Approved", n=1), "Time": when, "Resources": ["arn:aws:test:r"]}
-    resp = events.put_events(Entries=[first, _entry(status="Rejected", n=2),
-                                      _entry(source="elsewhere", status="Approved", n=3)])
+    first = {**entry(status="Approved", n=1), "Time": when, "Resources": ["arn:aws:test:r"]}
+    resp = events.put_events(Entries=[first, entry(status="Rejected", n=2),
+                                      entry(source="elsewhere", status="Approved", n=3)])
     assert resp["FailedEntryCount"] == 0 and all("EventId" in e for e in resp["Entries"])
     (got,) = RECEIVED
     assert got == {"version": "0", "id": resp["Entries"][0]["EventId"], "detail-type": "Thing Happened",
@@ -155,10 +137,10 @@ def test_lambda_targets_get_the_event_as_eventbridge_delivers_it(events: Any, se
 
     history = _history(settings)
     assert len(history) == 3
-    entry = next(h for h in history if h["event_id"] == got["id"])
-    assert entry["matched_rules"] == ["approved"]
-    assert entry["invocations"][0]["status"] == "succeeded"
-    assert entry["invocations"][0]["result"] == {"status": "recorded", "function": "test-recorder"}
+    record = next(h for h in history if h["event_id"] == got["id"])
+    assert record["matched_rules"] == ["approved"]
+    assert record["invocations"][0]["status"] == "succeeded"
+    assert record["invocations"][0]["result"] == {"status": "recorded", "function": "test-recorder"}
     # Lambda's own log of the invocation (CloudWatch Logs, /aws/lambda/<name>)
     logs = get_client("logs", settings).filter_log_events(logGroupName="/aws/lambda/test-recorder")["events"]
     assert any(e["message"].startswith(f"START RequestId: {ctx['aws_request_id']}") for e in logs)
@@ -170,7 +152,7 @@ def test_input_and_input_path_shape_the_payload(events: Any, settings: Settings)
         {"Id": "a", "Arn": lambda_arn(settings, "test-recorder"), "Input": '{"fixed": true}'},
         {"Id": "b", "Arn": lambda_arn(settings, "test-recorder"), "InputPath": "$.detail"},
     ])
-    events.put_events(Entries=[_entry(value=7)])
+    events.put_events(Entries=[entry(value=7)])
     assert RECEIVED == [{"fixed": True}, {"value": 7}]
 
 
@@ -181,7 +163,7 @@ def test_failing_target_is_recorded_and_never_raises(events: Any, settings: Sett
         {"Id": "missing", "Arn": lambda_arn(settings, "no-such-function")},
         {"Id": "ok", "Arn": lambda_arn(settings, "test-recorder")},
     ])
-    resp = events.put_events(Entries=[_entry()])
+    resp = events.put_events(Entries=[entry()])
     assert resp["FailedEntryCount"] == 0
     invs = {i["target_id"]: i for i in _history(settings)[0]["invocations"]}
     assert invs["boom"]["status"] == "failed" and invs["boom"]["error"] == "RuntimeError: handler exploded on purpose"
@@ -197,7 +179,7 @@ def test_put_events_entries_follow_eventbridge_rules(events: Any, settings: Sett
         {"Source": "a", "Detail": "{}"},
         {"Source": "a", "DetailType": "b", "Detail": "[1]"},
         {"Source": "aws.sagemaker", "DetailType": "SageMaker Model Package State Change", "Detail": "{}"},
-        _entry(),
+        entry(),
     ])
     assert resp["FailedEntryCount"] == 4
     assert [(e.get("ErrorCode"), e.get("ErrorMessage")) for e in resp["Entries"][:4]] == [
@@ -209,14 +191,14 @@ def test_put_events_entries_follow_eventbridge_rules(events: Any, settings: Sett
     assert "EventId" in resp["Entries"][4]
     assert [h["source"] for h in _history(settings)] == ["aircast.test"]  # refused entries never reach the bus
     with pytest.raises(ClientError, match="length less than or equal to 10"):
-        events.put_events(Entries=[_entry()] * 11)
+        events.put_events(Entries=[entry()] * 11)
     with pytest.raises(ParamValidationError):
         events.put_events(Entries=[])
     # EventBridge's entry size: Time 14 bytes + Source + DetailType + Detail + Resources, under 256 KB in all
     big = json.dumps({"blob": "x" * (128 * 1024)})
     with pytest.raises(ClientError, match="Total size of the entries in the request is over the limit."):
-        events.put_events(Entries=[_entry(blob="x" * (128 * 1024)), {**_entry(), "Detail": big}])
-    assert events.put_events(Entries=[{**_entry(), "Detail": json.dumps({"blob": "x" * 200_000})}])[
+        events.put_events(Entries=[entry(blob="x" * (128 * 1024)), {**entry(), "Detail": big}])
+    assert events.put_events(Entries=[{**entry(), "Detail": json.dumps({"blob": "x" * 200_000})}])[
         "FailedEntryCount"] == 0
 
 
@@ -226,7 +208,7 @@ def test_aws_services_emit_their_sources_in_process_only(events: Any, settings: 
               "Detail": json.dumps({"ModelApprovalStatus": "Approved"})}
     assert events.put_events(Entries=[forged])["Entries"][0]["ErrorCode"] == "NotAuthorizedForSourceException"
     assert not hasattr(events, "put_service_events")  # not an EventBridge operation
-    resp = LocalEventsClient(settings).put_service_events([forged])
+    resp = LocalEventsClient(settings.local_config()).put_service_events([forged])
     assert resp["FailedEntryCount"] == 0
     assert [h["source"] for h in _history(settings)] == ["aws.sagemaker"]
 
@@ -236,7 +218,7 @@ def test_scheduled_rules_fire_when_due_and_only_once(events: Any, settings: Sett
     events.put_targets(Rule="every5", Targets=[{"Id": "fn", "Arn": lambda_arn(settings, "test-recorder")}])
     events.put_rule(Name="pattern-only", EventPattern=json.dumps({"source": ["aws.events"]}))
     events.put_targets(Rule="pattern-only", Targets=[{"Id": "fn", "Arn": lambda_arn(settings, "test-failer")}])
-    bus = LocalEventsClient(settings)
+    bus = LocalEventsClient(settings.local_config())
     due = bus.next_fire_times()["every5"]
     assert due is not None
     assert bus.fire_due_schedules(now=due - timedelta(seconds=1)) == []
@@ -256,7 +238,7 @@ def test_scheduled_rules_fire_when_due_and_only_once(events: Any, settings: Sett
 def test_cron_rule_fires_at_its_minute(events: Any, settings: Settings) -> None:
     events.put_rule(Name="noon", ScheduleExpression="cron(0 12 * * ? *)")
     events.put_targets(Rule="noon", Targets=[{"Id": "fn", "Arn": lambda_arn(settings, "test-recorder")}])
-    bus = LocalEventsClient(settings)
+    bus = LocalEventsClient(settings.local_config())
     due = bus.next_fire_times()["noon"]
     assert due is not None and (due.hour, due.minute) == (12, 0) and due > datetime.now(UTC)
     assert len(bus.fire_due_schedules(now=due)) == 1
@@ -282,7 +264,7 @@ def test_pipeline_target_starts_an_execution_with_its_parameters(events: Any, se
          "SageMakerPipelineParameters": params},
         {"Id": "ghost", "Arn": pipeline_arn(settings, "no-such-pipeline-xyz"), "RoleArn": settings.role_arn}])
     assert resp["FailedEntryCount"] == 0
-    events.put_events(Entries=[_entry(source="aircast.monitoring")])
+    events.put_events(Entries=[entry(source="aircast.monitoring")])
     invs = {i["target_id"]: i for i in _history(settings)[0]["invocations"]}
     assert invs["p"]["status"] == "succeeded", invs["p"]["error"]
     execution = invs["p"]["result"]["PipelineExecutionArn"]
@@ -295,7 +277,7 @@ def test_pipeline_target_starts_an_execution_with_its_parameters(events: Any, se
 def test_target_emitting_events_cannot_recurse_forever(events: Any, settings: Settings) -> None:
     events.put_rule(Name="loop", EventPattern=json.dumps({"source": ["aircast.loop"]}))
     events.put_targets(Rule="loop", Targets=[{"Id": "echo", "Arn": lambda_arn(settings, "test-echo")}])
-    events.put_events(Entries=[_entry(source="aircast.loop")])
+    events.put_events(Entries=[entry(source="aircast.loop")])
     history = _history(settings, limit=100)
     statuses = [i["status"] for h in history for i in h["invocations"]]
     assert "failed" in statuses and len(statuses) <= 10

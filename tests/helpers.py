@@ -1,0 +1,36 @@
+"""Helpers every test may use: settings on free ports, and waiting for a condition."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from aircast.settings import Settings, load_settings
+from infra.local.core.poll import poll_until
+
+T = TypeVar("T")
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now (racy: another process may take it
+    before the caller binds it; only for services that cannot bind port 0 and report the port back)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def make_settings(data_dir: Path, **overrides: Any) -> Settings:
+    """Settings on ``data_dir`` that never use the default ports: the event bus binds port 0 and reports
+    the port it got (``run/eventbridge.port``); mosquitto, the endpoint host and the console cannot
+    report one, so they get a port that was free a moment ago."""
+    ports: dict[str, Any] = {"mqtt_port": free_port(), "endpoint_port": free_port(), "eventbus_port": 0,
+                             "console_port": free_port()}
+    return load_settings(data_dir=data_dir, **{**ports, **overrides})
+
+
+def wait_until(condition: Callable[[], T], timeout_s: float = 20.0, interval_s: float = 0.05,
+               what: str = "condition") -> T:
+    """Poll ``condition`` until it returns a truthy value (returned); fail the test after ``timeout_s``."""
+    return poll_until(condition, timeout_s, interval_s, what)
