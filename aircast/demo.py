@@ -277,7 +277,7 @@ class Demo:
                      f"quarantined {counts['quarantined']} in {counts['duration_s']:.0f} s")
 
     def pipeline(self, notes: list[str]) -> None:
-        from infra.local.sagemaker.pipelines import run_local_pipeline
+        from aircast.local_wiring import run_local_pipeline
 
         opts = self.options
         params = {"ContextLength": opts.context_length, "NumEvalWindows": opts.eval_windows,

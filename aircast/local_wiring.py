@@ -21,7 +21,8 @@ Glue jobs and pipelines are still wired inside ``infra/local/glue`` and ``infra/
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import sys
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from aircast.settings import Settings, load_settings, settings_env
@@ -106,6 +107,44 @@ def install_rules(settings: Settings) -> list[str]:
     from aircast.event_rules import ensure_default_rules
 
     return ensure_default_rules(settings)
+
+
+# ---- aircast's pipeline, run here -------------------------------------------------------------
+def run_local_pipeline(settings: Settings, parameters: Mapping[str, Any] | None = None, *, progress: bool = True,
+                       pipeline_name: str | None = None, wait: bool = True,
+                       definition: tuple[str, str] | None = None) -> dict[str, Any]:
+    """Build the aircast pipeline, upload its scripts to local S3, upsert it and run one execution.
+
+    ``parameters``: pipeline parameter overrides by name (e.g. ``{"Epochs": 2}``; None values are skipped).
+    ``definition``: an already built (definition JSON, script prefix), to skip rebuilding it.
+    With ``wait`` the execution runs in this process (progress lines on stderr) and the result is
+    :func:`pipelines.executions.execution_summary`; without, the local SageMaker runs it detached and
+    only the ARN is returned.
+    """
+    from aircast.clients import get_client
+    from infra.local.sagemaker.client import LocalSageMakerClient
+    from infra.local.sagemaker.pipelines import run_execution
+    from pipelines.code import definition_code_version, upload_code
+    from pipelines.definition import build_definition
+    from pipelines.executions import execution_summary, pipeline_parameters, upsert_pipeline
+
+    local = settings.replace(backend="local")
+    name = pipeline_name or local.pipeline_name
+    definition_json, prefix = definition or build_definition(local, pipeline_name=name)
+    upload_code(get_client("s3", local), local.artifacts_bucket, prefix, version=definition_code_version(definition_json))
+    client = get_client("sagemaker", local)
+    upsert_pipeline(client, name, definition_json, local.role_arn)
+    # None means "the parameter's default", as when a caller's option was not given
+    params = pipeline_parameters({k: v for k, v in (parameters or {}).items() if v is not None})
+    if not wait:
+        arn = client.start_pipeline_execution(PipelineName=name, PipelineParameters=params)["PipelineExecutionArn"]
+        return {"execution_arn": arn, "status": "Executing"}
+    arn = LocalSageMakerClient(local).create_pipeline_execution_record(name, params)
+    say = (lambda line: print(line, file=sys.stderr, flush=True)) if progress else None
+    if say:
+        say(f"pipeline {name}: execution {arn}")
+    run_execution(local, arn, progress=say)
+    return execution_summary(client, arn)
 
 
 # ---- the stack ----------------------------------------------------------------------------------

@@ -112,7 +112,8 @@ def seed(settings: Any, executions: int, packages: int) -> dict[str, Any]:
     from infra.local.sagemaker.client import LocalSageMakerClient
     from infra.local.sagemaker.cloudwatch import write_minutes
     from infra.local.sagemaker.endpoints import EndpointStore
-    from infra.local.sagemaker.pipelines import run_execution, upsert_pipeline
+    from infra.local.sagemaker.pipelines import run_execution
+    from pipelines.executions import upsert_pipeline
 
     rng = np.random.default_rng(0)
     s3, sm = get_client("s3", settings), get_client("sagemaker", settings)

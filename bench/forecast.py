@@ -123,9 +123,9 @@ def write_curated(frame: pd.DataFrame, s3_root: Path) -> None:
 
 def run_pipeline(frame: pd.DataFrame, params: dict[str, Any], keep: Path | None = None) -> dict[str, Any]:
     """The local pipeline on ``frame`` in a fresh data dir; its evaluation, steps, trials and peak memory."""
+    from aircast.local_wiring import run_local_pipeline
     from aircast.settings import load_settings
     from infra.local.sagemaker.client import LocalSageMakerClient
-    from infra.local.sagemaker.pipelines import run_local_pipeline
 
     data_dir = Path(tempfile.mkdtemp(prefix="bench-forecast-"))
     try:

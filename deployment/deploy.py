@@ -25,13 +25,13 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from botocore.exceptions import ClientError
 
+from aircast.poll import WaitTimeout, poll_until
 from deployment.policy import DeploymentPolicy, alarm_names, deployment_config, rollback_alarms
 from deployment.validation import validate_production_variants
 
@@ -290,14 +290,18 @@ def _lost_race(sm_client: Any, endpoint_name: str, arn: str) -> DeploymentResult
 def wait_for_endpoint(sm_client: Any, endpoint_name: str, timeout_s: float = 600.0,
                       poll_s: float = 0.25) -> dict[str, Any]:
     """Poll until the endpoint is InService or Failed (after creation, update or rollback); returns describe."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        desc = sm_client.describe_endpoint(EndpointName=endpoint_name)
-        if desc["EndpointStatus"] in ("InService", "Failed", "UpdateRollbackFailed"):
-            return desc
-        if time.monotonic() > deadline:
-            raise DeploymentError(f"endpoint {endpoint_name} still {desc['EndpointStatus']} after {timeout_s:.0f} s")
-        time.sleep(poll_s)
+    last: dict[str, Any] = {}
+
+    def settled() -> dict[str, Any] | None:
+        last.clear()
+        last.update(sm_client.describe_endpoint(EndpointName=endpoint_name))  # the latest answer only
+        return last if last["EndpointStatus"] in ("InService", "Failed", "UpdateRollbackFailed") else None
+
+    try:
+        return poll_until(settled, timeout_s, poll_s, f"endpoint {endpoint_name}")
+    except WaitTimeout:
+        raise DeploymentError(f"endpoint {endpoint_name} still {last['EndpointStatus']} after {timeout_s:.0f} s") \
+            from None
 
 
 # ---------------------------------------------------------------------------- A/B and several models

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import importlib
 import inspect
-import json
 import logging
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -81,7 +80,3 @@ def quiet_sdk_logging() -> None:
     for name in list(logging.root.manager.loggerDict):
         if name.split(".")[0] == "sagemaker":
             logging.getLogger(name).setLevel(logging.ERROR)
-
-
-def pretty(definition: str) -> str:
-    return json.dumps(json.loads(definition), indent=2)

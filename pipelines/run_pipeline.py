@@ -62,8 +62,8 @@ def _run(args: argparse.Namespace) -> int:
 
     from aircast.clients import get_client
     from aircast.settings import load_settings
-    from infra.local.sagemaker.pipelines import upsert_pipeline, wait_for_execution
     from pipelines.code import CodeChanged, definition_code_version, upload_code
+    from pipelines.executions import pipeline_parameters, upsert_pipeline, wait_for_execution
 
     kwargs = _json_arg(args.kwargs, "--kwargs", dict)
     tags = _json_arg(args.tags, "--tags", list)
@@ -92,11 +92,8 @@ def _run(args: argparse.Namespace) -> int:
         client = get_client("sagemaker", settings)
         arn = upsert_pipeline(client, pipeline.name, definition, args.role_arn, args.description, tags)
         print(f"upserted {arn}", file=sys.stderr)
-        start = client.start_pipeline_execution(
-            PipelineName=pipeline.name,
-            PipelineParameters=[{"Name": k, "Value": v if isinstance(v, str) else json.dumps(v)}
-                                for k, v in parameters.items()],
-        )
+        start = client.start_pipeline_execution(PipelineName=pipeline.name,
+                                                PipelineParameters=pipeline_parameters(parameters))
     except (ClientError, BotoCoreError, CodeChanged) as exc:
         print(f"run-pipeline: error: {exc}", file=sys.stderr)
         return 1

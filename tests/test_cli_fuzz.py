@@ -152,17 +152,16 @@ def fuzz_env(settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
     monkeypatch.chdir(tmp_path)
 
-    from aircast import demo
+    from aircast import demo, local_wiring
     from aircast.commands import pipeline
     from aircast.console import service as console_service
     from device import publisher
     from infra.local import stack
-    from infra.local.sagemaker import pipelines
 
     recorder = Recorder()
     monkeypatch.setattr(pipeline, "_definition", lambda s: _built_definition())  # the SDK build, once
     monkeypatch.setattr(demo.Demo, "run", recorder("demo", demo.DemoReport))
-    monkeypatch.setattr(pipelines, "run_local_pipeline", recorder("pipeline run", lambda: {
+    monkeypatch.setattr(local_wiring, "run_local_pipeline", recorder("pipeline run", lambda: {
         "execution_arn": "arn:aws:sagemaker:us-east-1:000000000000:pipeline/p/execution/x", "status": "Succeeded",
         "steps": []}))
     monkeypatch.setattr(stack, "start_service", lambda spec, config: recorder("local up")() or {

@@ -48,7 +48,7 @@ def test_aircast_functions_are_registered_as_the_stack_defines_them(settings: Se
 
 
 def _retrain_rule(settings: Settings, events: Any) -> None:
-    from infra.local.sagemaker.pipelines import upsert_pipeline
+    from pipelines.executions import upsert_pipeline
 
     upsert_pipeline(get_client("sagemaker", settings), "retrain-me", json.dumps(TRIVIAL_PIPELINE), settings.role_arn)
     events.put_rule(Name="retrain", EventPattern=json.dumps({"source": ["aircast.monitoring"]}))

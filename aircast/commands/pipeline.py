@@ -83,9 +83,9 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     definition, prefix = _definition(settings)
     _check_param_names(definition, params)
     if settings.backend == "local":
-        from infra.local.sagemaker.pipelines import run_local_pipeline
+        from aircast import local_wiring
 
-        summary = run_local_pipeline(settings, params, progress=True, wait=not args.no_wait,
+        summary = local_wiring.run_local_pipeline(settings, params, progress=True, wait=not args.no_wait,
                                      definition=(definition, prefix))
     else:
         summary = _run_aws(settings, definition, prefix, params, wait=not args.no_wait)
@@ -98,8 +98,8 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
 
 def _run_aws(settings: Settings, definition: str, prefix: str, params: dict[str, str], wait: bool) -> dict[str, Any]:
     from aircast.clients import get_client
-    from infra.local.sagemaker.pipelines import execution_summary, upsert_pipeline, wait_for_execution
     from pipelines.code import definition_code_version, upload_code
+    from pipelines.executions import execution_summary, pipeline_parameters, upsert_pipeline, wait_for_execution
 
     upload_code(get_client("s3", settings), settings.artifacts_bucket, prefix,
                 version=definition_code_version(definition))
@@ -107,7 +107,7 @@ def _run_aws(settings: Settings, definition: str, prefix: str, params: dict[str,
     upsert_pipeline(client, settings.pipeline_name, definition, settings.role_arn, "aircast model build")
     arn = client.start_pipeline_execution(
         PipelineName=settings.pipeline_name,
-        PipelineParameters=[{"Name": k, "Value": v} for k, v in params.items()])["PipelineExecutionArn"]
+        PipelineParameters=pipeline_parameters(params))["PipelineExecutionArn"]
     print(f"started {arn}", file=sys.stderr)
     if not wait:
         return {"execution_arn": arn, "status": "Executing"}
@@ -178,7 +178,7 @@ def cmd_executions(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_steps(args: argparse.Namespace, settings: Settings) -> int:
     from botocore.exceptions import ClientError
 
-    from infra.local.sagemaker.pipelines import execution_summary
+    from pipelines.executions import execution_summary
 
     rows = _executions(settings)
     if args.execution:

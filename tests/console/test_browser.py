@@ -39,10 +39,10 @@ def test_reviewer_approves_in_the_browser_and_sees_the_deployment(settings, tmp_
     from aircast.console.service import login_url
     from aircast.demo import deepar_cat
     from aircast.event_rules import ensure_default_rules
+    from aircast.local_wiring import run_local_pipeline
     from aircast.monitoring import run_monitor_for
     from aircast.settings import settings_env
     from deployment.deploy import wait_for_endpoint
-    from infra.local.sagemaker.pipelines import run_local_pipeline
 
     shots = Path(os.environ.get("CONSOLE_SCREENSHOTS") or tmp_path / "screenshots")
     # a canary needs 2+ instances (nominal locally)

@@ -24,9 +24,9 @@ TINY = {"Epochs": 1, "NumCells": 8, "NumLayers": 1, "ContextLength": 24, "NumEva
 
 @pytest.mark.slow
 def test_drift_event_starts_the_real_pipeline_and_a_new_version_registers(settings: Settings) -> None:
-    from infra.local.sagemaker.pipelines import upsert_pipeline, wait_for_execution
     from pipelines import definition as definition_module
     from pipelines.code import upload_code
+    from pipelines.executions import upsert_pipeline, wait_for_execution
 
     settings = settings.replace(retrain_pipeline_parameters=json.dumps(TINY))
     events = LocalEventsClient(settings)

@@ -205,7 +205,7 @@ def test_unknown_hyperparameter_fails_training_like_builtin(settings, store) -> 
 
 def test_detached_execution_through_the_client(settings, store) -> None:
     from infra.local.sagemaker.client import LocalSageMakerClient
-    from infra.local.sagemaker.pipelines import upsert_pipeline, wait_for_execution
+    from pipelines.executions import upsert_pipeline, wait_for_execution
 
     client = LocalSageMakerClient(settings)
     upsert_pipeline(client, "p", json.dumps(_definition()), "arn:aws:iam::000000000000:role/r")
@@ -233,7 +233,7 @@ def test_detached_execution_through_the_client(settings, store) -> None:
 
 def test_stop_execution_kills_the_detached_run(settings, store) -> None:
     from infra.local.sagemaker.client import LocalSageMakerClient
-    from infra.local.sagemaker.pipelines import upsert_pipeline
+    from pipelines.executions import upsert_pipeline
 
     store.put_object(Bucket="aircast-artifacts", Key="code/job.py", Body="import time\ntime.sleep(120)\n")
     client = LocalSageMakerClient(settings)
@@ -270,7 +270,8 @@ def test_job_output_reaches_cloudwatch_logs_and_the_execution_keeps_its_definiti
     <job name>/...), line by line; DescribePipelineDefinitionForExecution returns what that execution ran."""
     from infra.local.logs import LocalLogsClient
     from infra.local.sagemaker.client import LocalSageMakerClient
-    from infra.local.sagemaker.pipelines import run_execution, upsert_pipeline
+    from infra.local.sagemaker.pipelines import run_execution
+    from pipelines.executions import upsert_pipeline
 
     client = LocalSageMakerClient(settings)
     upsert_pipeline(client, "p", json.dumps(_definition()), "arn:aws:iam::000000000000:role/r")

@@ -18,8 +18,8 @@ FAST = {"Epochs": 1, "NumEvalWindows": 2, "NumValidationWindows": 2, "ContextLen
 @pytest.mark.slow
 def test_pipeline_registers_a_package_and_a_failing_gate_registers_nothing(settings, capsys) -> None:
     from aircast.cli import main
+    from aircast.local_wiring import run_local_pipeline
     from infra.local.sagemaker.client import LocalSageMakerClient
-    from infra.local.sagemaker.pipelines import run_local_pipeline
 
     write_curated_hourly(settings.s3_root, things=("station-a", "station-b"), pollutants=("pm2_5", "pm10"), days=10)
 

@@ -3,8 +3,8 @@
 ``PipelinesAPI`` (a mixin of ``LocalSageMakerClient``) offers the boto3 calls
 aircast uses. ``start_pipeline_execution`` returns the execution ARN at once and
 runs the execution in a detached ``python -m infra.local.sagemaker.pipelines``
-process; :func:`run_execution` is the same run in this process (the CLI and
-:func:`run_local_pipeline` use it to show progress and wait).
+process; :func:`run_execution` is the same run in this process (for a caller that shows
+progress and waits).
 """
 
 from __future__ import annotations
@@ -357,101 +357,6 @@ def run_execution(settings: Settings, execution_arn: str,
             db.execute("UPDATE executions SET status=?, failure_reason=?, modified=? WHERE arn=?",
                        (status, reason, time.time(), execution_arn))
     return client.describe_pipeline_execution(PipelineExecutionArn=execution_arn)
-
-
-def wait_for_execution(client: Any, execution_arn: str, timeout_s: float = 3600, poll_s: float = 2.0) -> dict[str, Any]:
-    """Poll ``describe_pipeline_execution`` until the execution ends (works on boto3 and local)."""
-    deadline = time.time() + timeout_s
-    while True:
-        desc = client.describe_pipeline_execution(PipelineExecutionArn=execution_arn)
-        if desc["PipelineExecutionStatus"] in _TERMINAL:
-            return desc
-        if time.time() > deadline:
-            raise TimeoutError(f"execution {execution_arn} still {desc['PipelineExecutionStatus']} after {timeout_s} s")
-        time.sleep(poll_s)
-
-
-def execution_summary(client: Any, execution_arn: str) -> dict[str, Any]:
-    """Status, failure reason, steps (in run order) and the registered package of one execution."""
-    desc = client.describe_pipeline_execution(PipelineExecutionArn=execution_arn)
-    steps = client.list_pipeline_execution_steps(PipelineExecutionArn=execution_arn, SortOrder="Ascending")
-    rows = []
-    package = None
-    for s in steps["PipelineExecutionSteps"]:
-        start, end = s.get("StartTime"), s.get("EndTime")
-        meta = s.get("Metadata", {})
-        if "RegisterModel" in meta:
-            package = meta["RegisterModel"]["Arn"]
-        rows.append({"step": s["StepName"], "status": s["StepStatus"],
-                     "seconds": round((end - start).total_seconds(), 1) if start and end else None,
-                     "detail": _step_detail(meta), "failure_reason": s.get("FailureReason")})
-    return {"execution_arn": execution_arn, "status": desc["PipelineExecutionStatus"],
-            "failure_reason": desc.get("FailureReason"), "model_package_arn": package, "steps": rows}
-
-
-def _step_detail(meta: Mapping[str, Any]) -> str:
-    if "Condition" in meta:
-        return f"outcome {meta['Condition']['Outcome']}"
-    if "Lambda" in meta:
-        return ", ".join(f"{o['Name']}={o['Value']}" for o in meta["Lambda"].get("OutputParameters", []))
-    for key, value in meta.items():
-        if isinstance(value, dict) and "Arn" in value:
-            return value["Arn"].rsplit("/", 1)[-1] if key != "RegisterModel" else value["Arn"]
-    return ""
-
-
-def run_local_pipeline(settings: Settings, parameters: Mapping[str, Any] | None = None, *, progress: bool = True,
-                       pipeline_name: str | None = None, wait: bool = True,
-                       definition: tuple[str, str] | None = None) -> dict[str, Any]:
-    """Build the aircast pipeline, upload its scripts to local S3, upsert it and run one execution.
-
-    ``parameters``: pipeline parameter overrides by name (e.g. ``{"Epochs": 2}``; None values are skipped).
-    ``definition``: an already built (definition JSON, script prefix), to skip rebuilding it.
-    With ``wait`` the execution runs here (progress lines on stderr) and the result is
-    :func:`execution_summary`; without, it runs detached and only the ARN is returned.
-    """
-    from aircast.clients import get_client
-    from infra.local.sagemaker.client import LocalSageMakerClient
-    from pipelines.code import definition_code_version, upload_code
-    from pipelines.definition import build_definition
-
-    local = settings.replace(backend="local")
-    name = pipeline_name or local.pipeline_name
-    definition_json, prefix = definition or build_definition(local, pipeline_name=name)
-    upload_code(get_client("s3", local), local.artifacts_bucket, prefix, version=definition_code_version(definition_json))
-    client = get_client("sagemaker", local)
-    upsert_pipeline(client, name, definition_json, local.role_arn)
-    # None means "the parameter's default", as when a caller's option was not given
-    params = _parameter_list({k: v if isinstance(v, str) else json.dumps(v)
-                              for k, v in (parameters or {}).items() if v is not None})
-    if not wait:
-        arn = client.start_pipeline_execution(PipelineName=name, PipelineParameters=params)["PipelineExecutionArn"]
-        return {"execution_arn": arn, "status": "Executing"}
-    arn = LocalSageMakerClient(local).create_pipeline_execution_record(name, params)
-    say = (lambda line: print(line, file=sys.stderr, flush=True)) if progress else None
-    if say:
-        say(f"pipeline {name}: execution {arn}")
-    run_execution(local, arn, progress=say)
-    return execution_summary(client, arn)
-
-
-def upsert_pipeline(client: Any, name: str, definition: str, role_arn: str, description: str = "",
-                    tags: list[dict[str, str]] | None = None) -> str:
-    """Create the pipeline or update its definition (boto3 or local client); return its ARN."""
-    from botocore.exceptions import ClientError
-
-    try:
-        client.describe_pipeline(PipelineName=name)
-    except ClientError as exc:
-        if exc.response["Error"]["Code"] not in ("ResourceNotFound", "ValidationException"):
-            raise
-        kwargs: dict[str, Any] = {"PipelineName": name, "PipelineDefinition": definition, "RoleArn": role_arn,
-                                  "PipelineDescription": description}
-        if tags:
-            kwargs["Tags"] = tags
-        return client.create_pipeline(**kwargs)["PipelineArn"]
-    return client.update_pipeline(PipelineName=name, PipelineDefinition=definition, RoleArn=role_arn,
-                                  PipelineDescription=description)["PipelineArn"]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -253,7 +253,7 @@ TRIVIAL_PIPELINE = {
 
 
 def test_pipeline_target_starts_an_execution_with_its_parameters(events: Any, settings: Settings) -> None:
-    from infra.local.sagemaker.pipelines import upsert_pipeline
+    from pipelines.executions import upsert_pipeline
 
     sm = get_client("sagemaker", settings)
     upsert_pipeline(sm, "retrain-me", json.dumps(TRIVIAL_PIPELINE), settings.role_arn)
