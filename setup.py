@@ -6,7 +6,7 @@ setup(
     description="IoT air-quality forecasting MLOps: MQTT → lake → SageMaker DeepAR pipeline → endpoints, on AWS or one machine",
     python_requires=">=3.11",
     packages=find_packages(include=["aircast*", "device*", "processing*", "evaluation*", "pipelines*",
-                                    "deployment*", "infra*", "bench*"]),
+                                    "deployment*", "awsrules*", "infra*", "bench*"]),
     include_package_data=True,
     package_data={"": ["*.json", "*.yaml", "*.yml", "*.csv", "*.properties", "*.sql", "*.html", "*.css"]},
     entry_points={

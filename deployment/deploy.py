@@ -32,8 +32,8 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from aircast.poll import WaitTimeout, poll_until
+from awsrules.sagemaker_endpoints import validate_production_variants
 from deployment.policy import DeploymentPolicy, alarm_names, deployment_config, rollback_alarms
-from deployment.validation import validate_production_variants
 
 DEFAULT_VARIANT = "AllTraffic"
 _PACKAGE_ARN = re.compile(r"^arn:aws[a-z-]*:sagemaker:[a-z0-9-]+:\d{12}:model-package/([^/]+)/(\d+)$")

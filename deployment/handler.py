@@ -17,9 +17,9 @@ import logging
 from typing import Any
 
 from aircast.settings import Settings, load_settings
+from awsrules.sagemaker_endpoints import DeploymentConfigError
 from deployment.deploy import DeploymentError, deploy_model_package, resolve_model_package
 from deployment.policy import DeploymentPolicy
-from deployment.validation import DeploymentConfigError
 
 log = logging.getLogger("aircast.deploy")
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from deployment.validation import DeploymentConfigError, shift_possible, validate_deployment_config
+from awsrules.sagemaker_endpoints import DeploymentConfigError, shift_possible, validate_deployment_config
 
 STRATEGIES = {"all-at-once": "ALL_AT_ONCE", "canary": "CANARY", "linear": "LINEAR"}
 #: ``auto``: a canary where the fleet can take one, else all at once with a baking period

@@ -103,10 +103,10 @@ def _invoke(args: argparse.Namespace, settings: Settings) -> int:
 def _deploy(args: argparse.Namespace, settings: Settings) -> int:
     from botocore.exceptions import ClientError
 
+    from awsrules.sagemaker_endpoints import DeploymentConfigError
     from deployment.deploy import DeploymentError, deploy_model_package, wait_for_endpoint
     from deployment.handler import clients
     from deployment.policy import DeploymentPolicy
-    from deployment.validation import DeploymentConfigError
 
     base = DeploymentPolicy.from_settings(settings)
     policy = DeploymentPolicy(

@@ -36,7 +36,7 @@ DEFAULT_STACK_NAME = "aircast"
 #: CloudFormation's limit for an inline TemplateBody; larger templates go through S3.
 MAX_TEMPLATE_BODY_BYTES = 51_200
 #: packages the deploy Lambda needs besides boto3 (which the Lambda runtime provides)
-LAMBDA_PACKAGES = ("deployment", "aircast", "evaluation")  # deploy Lambda + scheduled drift check
+LAMBDA_PACKAGES = ("deployment", "awsrules", "aircast", "evaluation")  # deploy Lambda + scheduled drift check
 GLUE_SCRIPT = Path("processing") / "glue_etl.py"
 #: Amazon Root CA 1, the CA of IoT Core's ATS endpoints (``iot:Data-ATS``)
 AMAZON_ROOT_CA_SUBJECT = "Amazon Root CA 1"

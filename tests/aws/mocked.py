@@ -20,7 +20,7 @@ CODE_BUCKET = "aircast-cfn-assets-test"
 
 def make_checkout(root: Path, handler_body: str = "def lambda_handler(event, context):\n    return {}\n") -> Path:
     """A minimal aircast checkout: what build_assets packages."""
-    for package in ("deployment", "aircast", "evaluation", "processing"):
+    for package in ("deployment", "awsrules", "aircast", "evaluation", "processing"):
         (root / package).mkdir(parents=True, exist_ok=True)
         (root / package / "__init__.py").write_text("")
     (root / "deployment" / "handler.py").write_text(handler_body)

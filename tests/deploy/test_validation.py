@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 from botocore.exceptions import ClientError
 
+from awsrules.sagemaker_endpoints import DeploymentConfigError, traffic_steps, validate_deployment_config
 from deployment.policy import DeploymentPolicy, deployment_config
-from deployment.validation import DeploymentConfigError, traffic_steps, validate_deployment_config
 from infra.local.sagemaker.client import LocalSageMakerClient
 from infra.local.sagemaker.cloudwatch import LocalCloudWatchClient, Sample, evaluate_alarm
 from infra.local.sagemaker.host import parse_fault_injection

@@ -31,7 +31,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from deployment.validation import (
+from awsrules.sagemaker_endpoints import (
     MODEL_NAME_PATTERN,
     DeploymentConfigError,
     validate_deployment_config,

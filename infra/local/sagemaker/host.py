@@ -66,7 +66,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
 from aircast.settings import Settings, load_settings
-from deployment.validation import traffic_steps
+from awsrules.sagemaker_endpoints import traffic_steps
 from infra.local.core.botoclient import constraint_violations
 from infra.local.s3 import parse_s3_uri, uri_to_path
 from infra.local.sagemaker.cloudwatch import Sample, add_to_minute, alarm_dimensions, evaluate_alarm, write_minutes

@@ -1,9 +1,11 @@
-"""AWS's validation rules for endpoint deployment requests, as pure functions.
+"""SageMaker's validation rules for endpoint deployment requests, as pure functions.
 
 SageMaker rejects a bad ``DeploymentConfig`` or production-variant list with a
 ``ValidationException`` before anything changes. The deployment code checks the
 same rules client-side (so a bad policy fails fast on AWS too) and the local
-control plane enforces them server-side, so both backends refuse the same input.
+control plane (``infra/local/sagemaker``) enforces them server-side, so both
+backends refuse the same input; the local endpoint host shifts traffic by
+:func:`traffic_steps`, as SageMaker does.
 Each function returns nothing and raises :class:`DeploymentConfigError` whose
 message names the offending field, the value and the allowed range.
 """
