@@ -43,19 +43,21 @@ def get_client(service: str, settings: Settings) -> Any:
         import boto3
         from botocore.config import Config
 
+        from aircast.local_wiring import endpoint_host_url
+
         return boto3.client(
-            "sagemaker-runtime", region_name=settings.region, endpoint_url=settings.endpoint_url,
+            "sagemaker-runtime", region_name=settings.region, endpoint_url=endpoint_host_url(settings),
             aws_access_key_id="local", aws_secret_access_key="local",
             config=Config(retries={"max_attempts": 1}, read_timeout=120),
         )
     if service == "sagemaker":
-        from infra.local.sagemaker.client import LocalSageMakerClient
+        from aircast.local_wiring import sagemaker_backend
 
-        return local_client("sagemaker", LocalSageMakerClient(settings), region=settings.region)
+        return local_client("sagemaker", sagemaker_backend(settings), region=settings.region)
     if service == "cloudwatch":
-        from infra.local.sagemaker.cloudwatch import LocalCloudWatchClient
+        from aircast.local_wiring import cloudwatch_backend
 
-        return local_client("cloudwatch", LocalCloudWatchClient(settings), region=settings.region)
+        return local_client("cloudwatch", cloudwatch_backend(settings), region=settings.region)
     if service == "events":
         from aircast.local_wiring import event_bus_url, events_backend
 
@@ -93,6 +95,6 @@ def deployment_history(settings: Settings, endpoint_name: str) -> list[dict[str,
     where the same story is in the endpoint's EventBridge state-change events."""
     if settings.backend != "local":
         return []
-    from infra.local.sagemaker.client import LocalSageMakerClient
+    from aircast.local_wiring import sagemaker_backend
 
-    return LocalSageMakerClient(settings).deployment_history(EndpointName=endpoint_name)
+    return sagemaker_backend(settings).deployment_history(EndpointName=endpoint_name)

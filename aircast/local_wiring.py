@@ -8,15 +8,17 @@ Locally this module does the same, in one place:
   own configuration, built from aircast's :class:`~aircast.settings.Settings`.
 - **Lambda functions**: aircast's handlers (:data:`aircast.functions.FUNCTIONS`) registered on the local
   Lambda by name (:func:`register_local`).
-- **Pipeline targets**: how the event bus starts a SageMaker pipeline (:func:`start_pipeline`,
-  registered for the data dir so the bus process uses it too).
+- **Backends**: the local SageMaker and CloudWatch of these settings (:func:`sagemaker_backend`,
+  :func:`cloudwatch_backend`), the endpoint host's URL (:func:`endpoint_host_url`).
+- **Pipelines**: aircast's own pipeline built, upserted and run on the local SageMaker
+  (:func:`run_local_pipeline`); the event bus starts pipeline targets on the local SageMaker itself.
 - **Rules**: aircast's EventBridge rules (:func:`aircast.event_rules.ensure_default_rules`), installed
   when the bus starts (:func:`install_rules`).
 - **Services**: which stack services run, in which order, with which ports (:data:`LOCAL_SERVICES`,
   :func:`stack_services`), and ``up`` / ``down`` / ``status`` over them.
 
-Glue jobs and pipelines are still wired inside ``infra/local/glue`` and ``infra/local/sagemaker``
-(they import aircast's job and pipeline code); moving that wiring here is the next step.
+Glue jobs are still wired inside ``infra/local/glue`` (it imports aircast's job code); moving that
+wiring here is the next step.
 """
 
 from __future__ import annotations
@@ -25,13 +27,14 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from aircast.settings import Settings, load_settings, settings_env
+from aircast.settings import Settings, settings_env
 
 if TYPE_CHECKING:
-    from infra.local.core.config import LocalConfig
     from infra.local.eventbridge.client import LocalEventsClient
     from infra.local.firehose.config import DeliveryConfig
     from infra.local.iot_core.broker import BrokerConfig
+    from infra.local.sagemaker.client import LocalSageMakerClient
+    from infra.local.sagemaker.cloudwatch import LocalCloudWatchClient
     from infra.local.stack import ServiceSpec
 
 #: the local stack's services in start order (the broker before the delivery stream that subscribes
@@ -59,47 +62,34 @@ def delivery_config(settings: Settings) -> DeliveryConfig:
 
 # ---- what aircast registers ---------------------------------------------------------------------
 def register_local(settings: Settings) -> None:
-    """Register aircast's Lambda functions and its pipeline starter with the local emulator of
-    ``settings.data_dir``, as the CloudFormation stack creates them on AWS (idempotent, cheap when unchanged)."""
+    """Register aircast's Lambda functions with the local emulator of ``settings.data_dir``, as the
+    CloudFormation stack creates them on AWS (idempotent, cheap when unchanged)."""
     from aircast.functions import FUNCTIONS
     from infra.local.awslambda import register_function
-    from infra.local.eventbridge.targets import register_pipeline_starter
 
     for name, spec in FUNCTIONS.items():
         register_function(settings.data_dir, name, spec.handler, timeout_s=spec.timeout_s, memory_mb=spec.memory_mb)
-    register_pipeline_starter(settings.data_dir, start_pipeline)
 
 
-def pipeline_starter(settings: Settings) -> Callable[[str, list[dict[str, str]], str], dict[str, Any]]:
-    """How the event bus starts a SageMaker pipeline for these settings: ``StartPipelineExecution`` on
-    the local SageMaker's validated client, the event id as idempotency token."""
+def sagemaker_backend(settings: Settings) -> LocalSageMakerClient:
+    """The local SageMaker of these settings (a model created without a role gets aircast's)."""
+    from infra.local.sagemaker.client import LocalSageMakerClient
 
-    def start(pipeline: str, parameters: list[dict[str, str]], event_id: str) -> dict[str, Any]:
-        from infra.local.core import local_client
-        from infra.local.sagemaker.client import LocalSageMakerClient
-
-        client = local_client("sagemaker", LocalSageMakerClient(settings), region=settings.region)
-        response = client.start_pipeline_execution(PipelineName=pipeline, PipelineParameters=parameters,
-                                                   ClientRequestToken=event_id[:128])
-        return {"PipelineExecutionArn": response["PipelineExecutionArn"]}
-
-    return start
+    return LocalSageMakerClient(settings.local_config(), default_role_arn=settings.role_arn)
 
 
-def start_pipeline(config: LocalConfig, pipeline: str, parameters: list[dict[str, str]],
-                   event_id: str) -> dict[str, Any]:
-    """The pipeline starter registered for the data dir: a bus that was not handed one (the bus process,
-    the Model Registry's events) starts pipelines with the settings of its environment and ``config``."""
-    settings = load_settings(data_dir=config.data_dir, region=config.region, account_id=config.account_id,
-                             clock_scale=config.clock_scale)
-    return pipeline_starter(settings)(pipeline, parameters, event_id)
+def cloudwatch_backend(settings: Settings) -> LocalCloudWatchClient:
+    """The local CloudWatch (endpoint alarms and metrics) of these settings."""
+    from infra.local.sagemaker.cloudwatch import LocalCloudWatchClient
+
+    return LocalCloudWatchClient(settings.local_config())
 
 
 def events_backend(settings: Settings, submit: Callable[..., Any] | None = None) -> LocalEventsClient:
-    """The local event bus of these settings, starting pipelines with exactly these settings."""
+    """The local event bus of these settings."""
     from infra.local.eventbridge.client import LocalEventsClient
 
-    return LocalEventsClient(settings.local_config(), submit=submit, start_pipeline=pipeline_starter(settings))
+    return LocalEventsClient(settings.local_config(), submit=submit)
 
 
 def install_rules(settings: Settings) -> list[str]:
@@ -122,7 +112,6 @@ def run_local_pipeline(settings: Settings, parameters: Mapping[str, Any] | None 
     only the ARN is returned.
     """
     from aircast.clients import get_client
-    from infra.local.sagemaker.client import LocalSageMakerClient
     from infra.local.sagemaker.pipelines import run_execution
     from pipelines.code import definition_code_version, upload_code
     from pipelines.definition import build_definition
@@ -139,11 +128,11 @@ def run_local_pipeline(settings: Settings, parameters: Mapping[str, Any] | None 
     if not wait:
         arn = client.start_pipeline_execution(PipelineName=name, PipelineParameters=params)["PipelineExecutionArn"]
         return {"execution_arn": arn, "status": "Executing"}
-    arn = LocalSageMakerClient(local).create_pipeline_execution_record(name, params)
+    arn = sagemaker_backend(local).create_pipeline_execution_record(name, params)
     say = (lambda line: print(line, file=sys.stderr, flush=True)) if progress else None
     if say:
         say(f"pipeline {name}: execution {arn}")
-    run_execution(local, arn, progress=say)
+    run_execution(local.local_config(), arn, progress=say)
     return execution_summary(client, arn)
 
 
@@ -166,7 +155,7 @@ def stack_services(settings: Settings, names: Sequence[str] = ()) -> list[Servic
     build: dict[str, Callable[[], ServiceSpec]] = {
         "iot_core": lambda: iot_core_service(broker_config(settings), env),
         "firehose": lambda: firehose_service(delivery_config(settings), env),
-        "sagemaker-endpoints": lambda: endpoints_service(config, settings.endpoint_port, env),
+        "sagemaker-endpoints": lambda: endpoints_service(config, settings.endpoint_port, env, settings.endpoint_host),
         "eventbridge": lambda: eventbridge_service(config, settings.eventbus_port, env),
         "console": lambda: console_service(settings, env),
     }
@@ -200,6 +189,16 @@ def read_pid(settings: Settings, name: str) -> int | None:
     from infra.local import stack
 
     return stack.read_pid(settings.local_config(), name)
+
+
+def endpoint_host_url(settings: Settings) -> str:
+    """URL of this data dir's endpoint host: the port it reported while it runs (it may have been given
+    port 0), else the configured one."""
+    from infra.local import stack
+    from infra.local.sagemaker.service import NAME
+
+    port = stack.bound_port(settings.local_config(), NAME)
+    return f"http://{settings.endpoint_host}:{port}" if port is not None else settings.endpoint_url
 
 
 def event_bus_url(settings: Settings) -> str | None:

@@ -122,9 +122,9 @@ def seed(settings: Any, executions: int, packages: int) -> dict[str, Any]:
     t0 = time.monotonic()
     ids = []
     for i in range(executions):
-        arn = LocalSageMakerClient(settings).create_pipeline_execution_record(settings.pipeline_name, [
+        arn = LocalSageMakerClient(settings.local_config()).create_pipeline_execution_record(settings.pipeline_name, [
             {"Name": "Score", "Value": str(round(float(rng.uniform(0.1, 0.8)), 3))}])
-        run_execution(settings, arn)
+        run_execution(settings.local_config(), arn)
         ids.append(arn.rsplit("/", 1)[-1])
         if (i + 1) % 10 == 0:
             _log(f"{i + 1}/{executions} executions ({time.monotonic() - t0:.0f} s)")

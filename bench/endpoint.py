@@ -23,7 +23,6 @@ import argparse
 import http.client
 import json
 import math
-import os
 import socket
 import subprocess
 import sys
@@ -158,10 +157,9 @@ def main(argv: list[str] | None = None) -> int:
         dest.write_bytes(Path(source).read_bytes())
 
     _log(f"starting the endpoint host on port {settings.endpoint_port}")
-    env = {**os.environ, "AIRCAST_DATA_DIR": str(settings.data_dir), "AIRCAST_ENDPOINT_PORT": str(settings.endpoint_port)}
     log = open(work / "host.log", "wb")
-    host = subprocess.Popen([sys.executable, "-m", "infra.local.sagemaker.host"], cwd=REPO_ROOT, env=env,
-                            stdout=log, stderr=subprocess.STDOUT)
+    host = subprocess.Popen([sys.executable, "-m", "infra.local.sagemaker.host", *settings.local_config().argv(),
+                             "--port", str(settings.endpoint_port)], cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 120
         while True:
@@ -172,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
                 if host.poll() is not None or time.monotonic() > deadline:
                     raise RuntimeError(f"endpoint host did not start; see {work / 'host.log'}") from None
                 time.sleep(0.2)
-        sm = LocalSageMakerClient(settings)
+        sm = LocalSageMakerClient(settings.local_config())
         from deployment.deploy import wait_for_endpoint
 
         for name, key in (("bench", "bench/model.tar.gz"), ("cheap", "bench/cheap.tar.gz")):

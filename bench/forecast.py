@@ -141,7 +141,7 @@ def run_pipeline(frame: pd.DataFrame, params: dict[str, Any], keep: Path | None 
         report = next(data_dir.rglob("evaluation/evaluation/evaluation.json"), None) or next(
             p for p in data_dir.rglob("evaluation.json") if "Evaluate" in p.parts)
         evaluation = json.loads(report.read_text())
-        client = LocalSageMakerClient(settings)
+        client = LocalSageMakerClient(settings.local_config())
         with client._tuning_db() as db:
             trials = [dict(r) for r in db.execute("SELECT * FROM tuning_training_jobs ORDER BY number")]
         work = next(data_dir.rglob("Evaluate/opt/ml/processing/input"), None)

@@ -1,5 +1,6 @@
 """One direction of dependency: the import-linter contracts of pyproject.toml hold (the local AWS
-emulator's services import nothing of aircast; aircast wires them in aircast/local_wiring.py)."""
+emulator imports nothing of aircast, aircast wires it in aircast/local_wiring.py; the code that runs on
+AWS imports nothing of the emulator; AWS's rules in awsrules/ import nothing of ours)."""
 
 from __future__ import annotations
 

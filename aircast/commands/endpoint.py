@@ -88,10 +88,12 @@ def _invoke(args: argparse.Namespace, settings: Settings) -> int:
         kwargs["TargetVariant"] = args.variant
     if args.target_model:
         kwargs["TargetModel"] = args.target_model
+    runtime = get_client("sagemaker-runtime", settings)
     try:
-        resp = get_client("sagemaker-runtime", settings).invoke_endpoint(**kwargs)
+        resp = runtime.invoke_endpoint(**kwargs)
     except EndpointConnectionError:
-        raise CommandError(f"no endpoint host answers at {settings.endpoint_url}; start it with `aircast local up`") from None
+        raise CommandError(f"no endpoint host answers at {runtime.meta.endpoint_url}; start it with "
+                           "`aircast local up`") from None
     except ClientError as exc:
         raise _client_error(exc) from None
     payload = json.loads(resp["Body"].read())

@@ -1,4 +1,4 @@
-"""SQLite stores of the local stand-ins (event bus, registry, pipeline executions): one way to open them."""
+"""SQLite stores of the local stand-ins (event bus, registry, pipelines, endpoints): one way to open them."""
 
 from __future__ import annotations
 
@@ -12,9 +12,12 @@ BUSY_TIMEOUT_S = 30.0
 
 
 @contextmanager
-def open_store(path: Path, schema: str = "") -> Iterator[sqlite3.Connection]:
+def open_store(path: Path, schema: str = "", *, immediate: bool = False) -> Iterator[sqlite3.Connection]:
     """A connection with ``schema`` applied (if given), rows by name, WAL so readers never block the writer;
     the block is one transaction (committed on success, rolled back on an exception).
+
+    ``immediate``: take the write lock at once (``BEGIN IMMEDIATE``), so a read-modify-write in the block
+    cannot lose another process's update made between its read and its write.
 
     One short-lived connection per call: service threads, scheduler threads and CLI processes all
     write to the same file, and each waits up to :data:`BUSY_TIMEOUT_S` for the others."""
@@ -26,6 +29,8 @@ def open_store(path: Path, schema: str = "") -> Iterator[sqlite3.Connection]:
         if schema:
             db.executescript(schema)
         with db:
+            if immediate:
+                db.execute("BEGIN IMMEDIATE")
             yield db
     finally:
         db.close()

@@ -1,24 +1,24 @@
-"""Fixtures of the endpoint tests: one tiny DeepAR model trained per session, and a real
-endpoint host process on a free port with a scaled clock."""
+"""Fixtures of the endpoint tests: one tiny DeepAR model trained per session, and a real endpoint host
+process started by the stack as ``aircast local up`` starts it, on the port it bound, with a scaled clock."""
 
 from __future__ import annotations
 
 import json
 import math
-import os
-import subprocess
-import sys
 import tarfile
-import time
 import urllib.request
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from aircast.settings import Settings, load_settings
-from tests.conftest import REPO_ROOT, free_port
+from aircast.local_wiring import stack_services
+from aircast.settings import Settings
+from infra.local import stack
+from infra.local.sagemaker.service import NAME as SERVICE
+from tests.helpers import make_settings, wait_until
 
 PREDICTION_LENGTH = 6
 CLOCK_SCALE = 0.01  # a 300 s wait interval takes 3 s
@@ -72,57 +72,50 @@ def put_model(settings: Settings, tarball: Path, key: str) -> str:
     return f"s3://{settings.artifacts_bucket}/{key}"
 
 
-class HostProcess:
-    """``python -m infra.local.sagemaker.host`` as a child process of the test."""
+@dataclass(frozen=True)
+class RunningHost:
+    """The endpoint host the stack started for the endpoint tests: the port it bound and reported."""
 
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        log = open(settings.data_dir / "host.log", "wb")
-        env = {**os.environ, "AIRCAST_DATA_DIR": str(settings.data_dir),
-               "AIRCAST_ENDPOINT_PORT": str(settings.endpoint_port), "AIRCAST_CLOCK_SCALE": str(settings.clock_scale)}
-        self.proc = subprocess.Popen([sys.executable, "-m", "infra.local.sagemaker.host"], cwd=REPO_ROOT, env=env,
-                                     stdout=log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"endpoint host exited: {self.log_tail()}")
-            try:
-                with urllib.request.urlopen(f"{settings.endpoint_url}/ping", timeout=1) as resp:
-                    if resp.status == 200:
-                        return
-            except OSError:
-                time.sleep(0.1)
-        self.stop()
-        raise RuntimeError(f"endpoint host did not answer /ping: {self.log_tail()}")
+    settings: Settings
+    port: int
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
 
     def log_tail(self) -> str:
-        return (self.settings.data_dir / "host.log").read_text(errors="replace")[-3000:]
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        return (self.settings.run_dir / f"{SERVICE}.log").read_text(errors="replace")[-3000:]
 
 
 @pytest.fixture(scope="session")
 def host_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
-    data_dir = tmp_path_factory.mktemp("endpoint-data")
-    return load_settings(data_dir=data_dir, endpoint_port=free_port(), mqtt_port=free_port(),
-                         eventbus_port=free_port(), clock_scale=CLOCK_SCALE)
+    """Settings of the endpoint tests' data dir; the host binds port 0 and reports the port it got."""
+    return make_settings(tmp_path_factory.mktemp("endpoint-data"), clock_scale=CLOCK_SCALE)
 
 
 @pytest.fixture(scope="session")
-def host(host_settings: Settings) -> Iterator[HostProcess]:
-    """A running endpoint host shared by the endpoint tests (stopped at the end of the session)."""
-    proc = HostProcess(host_settings)
+def host(host_settings: Settings) -> Iterator[RunningHost]:
+    """The endpoint host shared by the endpoint tests, started as ``aircast local up`` starts it (stopped at
+    the end of the session)."""
+    (spec,) = stack_services(host_settings, [SERVICE])
+    config = host_settings.local_config()
+    started = stack.start_service(spec, config)
     try:
-        yield proc
+        port = stack.bound_port(config, SERVICE)
+        assert port is not None and started["port"] == port > 0, started
+        running = RunningHost(host_settings, port)
+        wait_until(lambda: _pings(running.url), 30, what="the endpoint host's /ping")
+        yield running
     finally:
-        proc.stop()
+        stack.stop_service(spec, config)
+
+
+def _pings(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/ping", timeout=1) as resp:
+            return resp.status == 200
+    except OSError:
+        return False
 
 
 @pytest.fixture(scope="session")

@@ -179,14 +179,14 @@ def test_deploy_refuses_latest_unapproved_and_busy(deploy_env, sm, model_url):
         lambda_handler({"hello": "world"}, None)
 
 
-def test_cli_deploy_of_a_faulty_package_rolls_back(deploy_env, sm, model_url, capsys):
+def test_cli_deploy_of_a_faulty_package_rolls_back(deploy_env, host, sm, model_url, capsys):
     from aircast.cli import main
     from tests.deploy.helpers import LoadClient
 
     arn = _register(sm, model_url, status="Approved")
     # registering as Approved fires the approval rule too: let that deployment finish first
     before = wait_for_endpoint(sm, ENDPOINT, 60)["EndpointConfigName"]
-    with LoadClient(deploy_env.endpoint_port, ENDPOINT, request_body(num_samples=5), threads=2) as load:
+    with LoadClient(host.port, ENDPOINT, request_body(num_samples=5), threads=2) as load:
         rc = main(["endpoint", "deploy", "--model-package", arn.rsplit("/", 1)[1], "--endpoint", ENDPOINT,
                    "--strategy", "canary", "--step-percent", "50", "--instance-count", "2", "--wait-seconds", "300",
                    "--termination-wait-seconds", "0", "--max-timeout-seconds", "1200",

@@ -33,7 +33,7 @@ def _policy(strategy: str, step: int = 20, wait: int = 300, latency_p99_ms: floa
 def _alarms(host_settings, name: str, policy: DeploymentPolicy) -> list[str]:
     from deployment.deploy import ensure_rollback_alarms
 
-    return ensure_rollback_alarms(LocalCloudWatchClient(host_settings), policy, name)
+    return ensure_rollback_alarms(LocalCloudWatchClient(host_settings.local_config()), policy, name)
 
 
 def _deploy(sm, host_settings, host, name: str, model_url: str, policy: DeploymentPolicy,
@@ -41,7 +41,7 @@ def _deploy(sm, host_settings, host, name: str, model_url: str, policy: Deployme
     create_endpoint(sm, name, model_url)
     green = create_model_and_config(sm, name + "-green", model_url, environment, instance_count=policy.instance_count)
     config = deployment_config(policy, _alarms(host_settings, name, policy))
-    with LoadClient(host_settings.endpoint_port, name, BODY, threads=2) as load:
+    with LoadClient(host.port, name, BODY, threads=2) as load:
         time.sleep(0.5)  # blue serving under load before the update
         sm.update_endpoint(EndpointName=name, EndpointConfigName=green, DeploymentConfig=config)
         assert sm.describe_endpoint(EndpointName=name)["EndpointStatus"] == "Updating"
@@ -108,7 +108,7 @@ def test_faulty_model_rolls_back_with_failures_confined_to_green(sm, host_settin
     # the host's metrics show the green fleet's invocations
     import urllib.request
 
-    text = urllib.request.urlopen(f"{host_settings.endpoint_url}/metrics").read().decode()
+    text = urllib.request.urlopen(f"{host.url}/metrics").read().decode()
     assert f'endpoint="{name}",variant="AllTraffic",endpoint_config="{name}-green"' in text
 
 

@@ -27,7 +27,7 @@ def cw(settings):
         metrics.record("ep", "cfg-blue", "AllTraffic", Sample(MINUTE + i, 1000.0 * (i + 1), outcome))
     metrics.record("ep", "cfg-green", "AllTraffic", Sample(MINUTE + 61, 500.0, "ok"))  # minute 1, the green fleet
     metrics.record("other", "cfg", "AllTraffic", Sample(MINUTE + 5, 1.0, "ok"))
-    client = LocalCloudWatchClient(settings)
+    client = LocalCloudWatchClient(settings.local_config())
     write_minutes(client._store, metrics.drain_minutes())
     assert metrics.drain_minutes() == {}  # drained: nothing changed since
     return client

@@ -122,7 +122,7 @@ def _capture_records(root) -> list[dict]:
     return [json.loads(line) for f in sorted(root.glob("*/*/*/*/*.jsonl")) for line in f.read_text().splitlines()]
 
 
-def test_data_capture_and_metrics(runtime, served, host_settings):
+def test_data_capture_and_metrics(runtime, served, host_settings, host):
     import time
 
     runtime.invoke_endpoint(EndpointName=served, Body=_body(), ContentType="application/json")
@@ -147,7 +147,7 @@ def test_data_capture_and_metrics(runtime, served, host_settings):
     assert [r["eventMetadata"].get("inferenceId") for r in records[-2:]] == [None, "req-42"]
     assert json.loads(records[-1]["captureData"]["endpointInput"]["data"])["instances"]
     assert json.loads(records[-1]["captureData"]["endpointOutput"]["data"])["predictions"]
-    text = urllib.request.urlopen(f"{host_settings.endpoint_url}/metrics").read().decode()
+    text = urllib.request.urlopen(f"{host.url}/metrics").read().decode()
     line = next(ln for ln in text.splitlines() if ln.startswith("aircast_endpoint_invocations_total")
                 and 'endpoint="rt"' in ln)
     assert int(line.rsplit(" ", 1)[1]) >= 3

@@ -77,9 +77,9 @@ def _send(port: int, method: str, path: str, headers: dict[str, str], body: byte
 @settings(max_examples=150, deadline=None, derandomize=True,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(call=invocations())
-def test_no_client_error_is_a_5xx(host_settings, fuzz_endpoint, call) -> None:
+def test_no_client_error_is_a_5xx(host, fuzz_endpoint, call) -> None:
     method, path, headers, body = call
-    status, answer_headers, data = _send(host_settings.endpoint_port, method, path, headers, body)
+    status, answer_headers, data = _send(host.port, method, path, headers, body)
     assert status < 500, (status, method, path, headers, body[:200], data[:300])
     if status >= 400:
         assert answer_headers.get("x-amzn-errortype"), (status, path, headers, data[:200])
@@ -88,7 +88,7 @@ def test_no_client_error_is_a_5xx(host_settings, fuzz_endpoint, call) -> None:
             assert message.get("message") or message.get("Message"), data[:200]
 
 
-def test_the_host_still_serves_after_the_fuzzing(host_settings, fuzz_endpoint) -> None:
-    status, headers, data = _send(host_settings.endpoint_port, "POST", f"/endpoints/{ENDPOINT}/invocations",
+def test_the_host_still_serves_after_the_fuzzing(host, fuzz_endpoint) -> None:
+    status, headers, data = _send(host.port, "POST", f"/endpoints/{ENDPOINT}/invocations",
                                   {"Content-Type": "application/json"}, request_body(num_samples=5))
     assert status == 200 and headers["x-amzn-invoked-production-variant"] == "AllTraffic", data[:200]

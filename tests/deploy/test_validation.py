@@ -146,8 +146,8 @@ def _model_file(settings, key: str = "models/model.tar.gz") -> str:
 
 
 def test_control_plane_refuses_bad_requests(settings):
-    sm = LocalSageMakerClient(settings)
-    cw = LocalCloudWatchClient(settings)
+    sm = LocalSageMakerClient(settings.local_config())
+    cw = LocalCloudWatchClient(settings.local_config())
     url = _model_file(settings)
     with pytest.raises(ClientError, match="ModelDataUrl"):
         sm.create_model(ModelName="m", PrimaryContainer={"Image": "x"})
@@ -233,7 +233,7 @@ def _in_service(settings, name: str) -> None:
 
 
 def test_update_endpoint_validates_deployment_config(settings):
-    sm = LocalSageMakerClient(settings)
+    sm = LocalSageMakerClient(settings.local_config())
     sm.create_model(ModelName="m", PrimaryContainer={"Image": "x", "ModelDataUrl": _model_file(settings)})
     sm.create_endpoint_config(EndpointConfigName="c", ProductionVariants=[{"VariantName": "v", "ModelName": "m"}])
     sm.create_endpoint(EndpointName="e", EndpointConfigName="c")

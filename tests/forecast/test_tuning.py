@@ -97,7 +97,7 @@ def output_shape(operation: str) -> Any:
 def tuner(settings) -> tuple[LocalSageMakerClient, str]:
     bucket = settings.s3_root / "aircast-artifacts"
     write_channels(bucket, n_series=3, hours=96)
-    return LocalSageMakerClient(settings), "s3://aircast-artifacts"
+    return LocalSageMakerClient(settings.local_config()), "s3://aircast-artifacts"
 
 
 def wait_for(client: LocalSageMakerClient, name: str, timeout: float = 300) -> dict[str, Any]:
@@ -216,7 +216,7 @@ def test_requests_aws_refuses_are_refused(tuner, path: str, value: Any, code: st
 
 @pytest.mark.slow
 def test_failed_trials_fail_the_job_with_the_first_reason(settings, tmp_path: Path) -> None:
-    client = LocalSageMakerClient(settings)
+    client = LocalSageMakerClient(settings.local_config())
     (settings.s3_root / "aircast-artifacts" / "train").mkdir(parents=True)
     (settings.s3_root / "aircast-artifacts" / "test").mkdir(parents=True)
     bad = json.dumps({"start": "2021-01-01 00:00:00", "target": [-1.0] * 60}) + "\n"

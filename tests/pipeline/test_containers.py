@@ -61,7 +61,7 @@ def run(settings):
     s3.put_object(Bucket="aircast-artifacts", Key="lib/jobpkg/helper.py", Body=HELPER)
 
     def go(image: str, *arguments: str):
-        ex = PipelineExecutor(_definition(image, *arguments), {}, settings=settings, pipeline_name="p",
+        ex = PipelineExecutor(_definition(image, *arguments), {}, config=settings.local_config(), pipeline_name="p",
                               execution_arn="arn:aws:sagemaker:us-east-1:000000000000:pipeline/p/execution/c1")
         result = ex.run()
         return result, settings.s3_root / "aircast-artifacts" / "runs" / "report", ex.work_dir

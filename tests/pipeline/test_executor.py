@@ -121,7 +121,7 @@ def store(settings):
 def _run(settings, params: dict, arn_id: str = "abc123"):
     recorder = _Recorder()
     lines: list[str] = []
-    ex = PipelineExecutor(_definition(), params, settings=settings, pipeline_name="p",
+    ex = PipelineExecutor(_definition(), params, config=settings.local_config(), pipeline_name="p",
                           execution_arn=f"arn:aws:sagemaker:us-east-1:000000000000:pipeline/p/execution/{arn_id}",
                           recorder=recorder, progress=lines.append)
     return ex.run(), recorder, lines
@@ -196,7 +196,7 @@ def test_unknown_hyperparameter_fails_training_like_builtin(settings, store) -> 
         "InputDataConfig": [{"ChannelName": "train", "DataSource": {"S3DataSource": {
             "S3DataType": "S3Prefix", "S3Uri": "s3://aircast-artifacts/train"}}}],
         "OutputDataConfig": {"S3OutputPath": "s3://aircast-artifacts/models"}}}]}
-    ex = PipelineExecutor(definition, {}, settings=settings, pipeline_name="p",
+    ex = PipelineExecutor(definition, {}, config=settings.local_config(), pipeline_name="p",
                           execution_arn="arn:aws:sagemaker:us-east-1:000000000000:pipeline/p/execution/t1")
     result = ex.run()
     assert result.status == "Failed" and result.failed_step == "Train"
@@ -207,7 +207,7 @@ def test_detached_execution_through_the_client(settings, store) -> None:
     from infra.local.sagemaker.client import LocalSageMakerClient
     from pipelines.executions import upsert_pipeline, wait_for_execution
 
-    client = LocalSageMakerClient(settings)
+    client = LocalSageMakerClient(settings.local_config())
     upsert_pipeline(client, "p", json.dumps(_definition()), "arn:aws:iam::000000000000:role/r")
     upsert_pipeline(client, "p", json.dumps(_definition()), "arn:aws:iam::000000000000:role/r")  # update path
     with pytest.raises(ClientError, match="unknown pipeline parameter"):
@@ -236,7 +236,7 @@ def test_stop_execution_kills_the_detached_run(settings, store) -> None:
     from pipelines.executions import upsert_pipeline
 
     store.put_object(Bucket="aircast-artifacts", Key="code/job.py", Body="import time\ntime.sleep(120)\n")
-    client = LocalSageMakerClient(settings)
+    client = LocalSageMakerClient(settings.local_config())
     upsert_pipeline(client, "p", json.dumps(_definition()), "arn:aws:iam::000000000000:role/r")
     arn = client.start_pipeline_execution(PipelineName="p")["PipelineExecutionArn"]
     deadline = time.time() + 60
@@ -249,7 +249,7 @@ def test_stop_execution_kills_the_detached_run(settings, store) -> None:
         client.stop_pipeline_execution(PipelineExecutionArn=arn)
     from infra.local.sagemaker.pipelines import connect
 
-    with connect(settings) as db:
+    with connect(settings.local_config()) as db:
         pid = db.execute("SELECT pid FROM executions WHERE arn=?", (arn,)).fetchone()["pid"]
     deadline = time.time() + 20
     while _running(pid):
@@ -273,12 +273,12 @@ def test_job_output_reaches_cloudwatch_logs_and_the_execution_keeps_its_definiti
     from infra.local.sagemaker.pipelines import run_execution
     from pipelines.executions import upsert_pipeline
 
-    client = LocalSageMakerClient(settings)
+    client = LocalSageMakerClient(settings.local_config())
     upsert_pipeline(client, "p", json.dumps(_definition()), "arn:aws:iam::000000000000:role/r")
     arn = client.create_pipeline_execution_record("p", [{"Name": "Fail", "Value": "yes"}])
     upsert_pipeline(client, "p", json.dumps({"Version": "2020-12-01", "Parameters": [], "Steps": [
         {"Name": "Other", "Type": "Fail", "Arguments": {"ErrorMessage": "x"}}]}), "arn:aws:iam::000000000000:role/r")
-    assert run_execution(settings, arn)["PipelineExecutionStatus"] == "Failed"
+    assert run_execution(settings.local_config(), arn)["PipelineExecutionStatus"] == "Failed"
     ran = json.loads(client.describe_pipeline_definition_for_execution(PipelineExecutionArn=arn)["PipelineDefinition"])
     assert [s["Name"] for s in ran["Steps"]] == ["Score", "Gate"]  # not the pipeline's newer definition
     step = client.list_pipeline_execution_steps(PipelineExecutionArn=arn)["PipelineExecutionSteps"][0]

@@ -30,7 +30,7 @@ def test_pipeline_registers_a_package_and_a_failing_gate_registers_nothing(setti
                                                      "Evaluate", "QualityGate", "RegisterModel", "Deploy"]
     arn = passing["model_package_arn"]
     assert arn == f"arn:aws:sagemaker:us-east-1:000000000000:model-package/{settings.model_package_group}/1"
-    client = LocalSageMakerClient(settings)
+    client = LocalSageMakerClient(settings.local_config())
     pkg = client.describe_model_package(ModelPackageName=arn)
     assert pkg["ModelApprovalStatus"] == "PendingManualApproval"
     container = pkg["InferenceSpecification"]["Containers"][0]

@@ -22,7 +22,7 @@ def _register(client: LocalSageMakerClient, status: str = "PendingManualApproval
 
 
 def test_versions_and_approvals(settings) -> None:
-    client = LocalSageMakerClient(settings)
+    client = LocalSageMakerClient(settings.local_config())
     with pytest.raises(ClientError, match="does not exist"):
         _register(client)
     client.create_model_package_group(ModelPackageGroupName="aircast-deepar")
@@ -57,7 +57,7 @@ def test_versions_and_approvals(settings) -> None:
 def test_status_change_puts_event(settings) -> None:
     from infra.local.eventbridge.client import LocalEventsClient
 
-    client = LocalSageMakerClient(settings)
+    client = LocalSageMakerClient(settings.local_config())
     client.create_model_package_group(ModelPackageGroupName="aircast-deepar")
     arn = _register(client)
     client.update_model_package(ModelPackageArn=arn, ModelApprovalStatus="Rejected")
@@ -76,7 +76,7 @@ def test_status_change_puts_event(settings) -> None:
 def test_models_cli(settings, capsys: pytest.CaptureFixture[str]) -> None:
     from aircast.cli import main
 
-    client = LocalSageMakerClient(settings)
+    client = LocalSageMakerClient(settings.local_config())
     client.create_model_package_group(ModelPackageGroupName=settings.model_package_group)
     _register(client, wql="0.42")
     assert main(["models", "list", "--json"]) == 0

@@ -34,8 +34,8 @@ Delivery is EventBridge's: each matching enabled rule's targets get the event as
 delivers it (the envelope ``version, id, detail-type, source, account, time, region, resources,
 detail``, or the target's ``Input`` / ``InputPath``). A Lambda target is invoked asynchronously
 (``InvocationType=Event``) through the local Lambda (:mod:`infra.local.awslambda`); a pipeline target
-calls ``StartPipelineExecution`` with the target's ``SageMakerPipelineParameters`` through the
-pipeline starter its user gives (:mod:`.targets`). A failing target never reaches the producer; the
+calls ``StartPipelineExecution`` with the target's ``SageMakerPipelineParameters`` on the local
+SageMaker (:mod:`.targets`). A failing target never reaches the producer; the
 history records every delivery and (locally only) the function's outcome (:meth:`LocalEventsClient.history`,
 a local-only call). In-process
 deliveries run before ``put_events`` returns (a CLI may exit right after); the bus process passes
@@ -60,9 +60,9 @@ from infra.local.eventbridge import scheduler
 from infra.local.eventbridge.patterns import InvalidEventPattern, parse_event_pattern
 from infra.local.eventbridge.schedule import InvalidScheduleExpression, parse_schedule_expression
 from infra.local.eventbridge.store import DEFAULT_BUS, EventStore
-from infra.local.eventbridge.targets import Delivery, PipelineStarter, needs_role, target_problem
+from infra.local.eventbridge.targets import Delivery, needs_role, target_problem
 
-__all__ = ["DEFAULT_BUS", "LocalEventsClient", "PipelineStarter", "entry_size", "rule_arn"]
+__all__ = ["DEFAULT_BUS", "LocalEventsClient", "entry_size", "rule_arn"]
 
 MAX_ENTRIES_PER_PUT = 10
 MAX_PUT_EVENTS_BYTES = 256 * 1024  # the total entry size of one PutEvents request must be less than this
@@ -152,16 +152,14 @@ class LocalEventsClient:
 
     ``config``: the emulator's :class:`~infra.local.core.config.LocalConfig` (or any object with its
     four attributes). ``submit``: an executor's ``submit`` to deliver asynchronously (the bus process);
-    without it deliveries run before ``put_events`` returns. ``start_pipeline``: how pipeline targets
-    start executions (default: the starter registered for the data dir, :mod:`.targets`).
+    without it deliveries run before ``put_events`` returns.
     """
 
-    def __init__(self, config: Any, *, submit: Callable[..., Any] | None = None,
-                 start_pipeline: PipelineStarter | None = None) -> None:
+    def __init__(self, config: Any, *, submit: Callable[..., Any] | None = None) -> None:
         self.config = LocalConfig.of(config)
         self.store = EventStore(self.config.data_dir)
         self.db_path: Path = self.store.path
-        self.delivery = Delivery(self.config, self.store, submit=submit, start_pipeline=start_pipeline)
+        self.delivery = Delivery(self.config, self.store, submit=submit)
 
     # ---- rules ---------------------------------------------------------------
     def put_rule(self, *, Name: str, ScheduleExpression: str | None = None, EventPattern: str | None = None,

@@ -7,11 +7,8 @@ A target is what ``PutTargets`` stored: ``Id``, ``Arn`` and how to shape the pay
   (``InvocationType=Event``) on the local Lambda (:mod:`infra.local.awslambda`), which knows the
   functions registered in the data dir.
 - SageMaker pipelines (``arn:aws:sagemaker:...:pipeline/NAME``): ``StartPipelineExecution`` with the
-  target's ``SageMakerPipelineParameters``, through a :data:`PipelineStarter`. The emulator's
-  SageMaker needs its user's configuration to run a pipeline, so whoever runs the emulator gives the
-  starter: in-process to :class:`~infra.local.eventbridge.client.LocalEventsClient`, or registered
-  for the data dir by name (:func:`register_pipeline_starter`, Lambda's ``module.function``
-  notation) so every process of the data dir (the bus process too) starts pipelines the same way.
+  target's ``SageMakerPipelineParameters`` (the event id as idempotency token) on the emulator's own
+  SageMaker (:mod:`infra.local.sagemaker`), which runs whatever definition was upserted under that name.
 
 :class:`Delivery` records each event and its matching rules in the store, runs each target's sender
 (at once, or on the ``submit`` executor of the bus process), stops event chains that would recurse
@@ -22,14 +19,11 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
-import tempfile
 import threading
 import time
 import traceback
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from infra.local.core.config import LocalConfig
@@ -42,13 +36,6 @@ TARGET_ID = re.compile(r"^[.\-_A-Za-z0-9]{1,64}$")
 LAMBDA_ARN = re.compile(r"^arn:aws[a-z-]*:lambda:[a-z0-9-]*:\d*:function:[A-Za-z0-9_-]{1,64}(:[A-Za-z0-9$_-]+)?$")
 PIPELINE_ARN = re.compile(r"^arn:aws[a-z-]*:sagemaker:[a-z0-9-]*:\d*:pipeline/([A-Za-z0-9-]{1,256})$")
 INPUT_PATH = re.compile(r"^\$(\.[A-Za-z0-9_-]+)*$")
-#: the registered pipeline starter's handler name, relative to the data dir
-PIPELINE_STARTER_PATH = Path("eventbridge") / "pipeline-starter.json"
-
-#: ``start(pipeline_name, parameters, event_id)`` → ``StartPipelineExecution``'s response
-PipelineStarter = Callable[[str, list[dict[str, str]], str], dict[str, Any]]
-#: a registered starter: ``start(config, pipeline_name, parameters, event_id)``
-RegisteredStarter = Callable[[LocalConfig, str, list[dict[str, str]], str], dict[str, Any]]
 #: ``(result, error)`` of one delivery: the target's answer, and its error or None
 Outcome = tuple[Any, str | None]
 
@@ -107,42 +94,6 @@ def json_path(event: dict[str, Any], path: str) -> Any:
     return value
 
 
-# ---- the pipeline starter registry -----------------------------------------------------------
-def register_pipeline_starter(data_dir: Path, handler: str | Callable[..., Any]) -> str:
-    """Record who starts SageMaker pipelines for the bus of ``data_dir``: a module-level function
-    ``start(config, pipeline_name, parameters, event_id)`` (or its ``module.function`` name)."""
-    from infra.local.awslambda import handler_name
-
-    name = handler_name(handler)
-    path = Path(data_dir) / PIPELINE_STARTER_PATH
-    if _read_starter_name(path) == name:
-        return name
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".pipeline-starter-")
-    with os.fdopen(fd, "w") as fh:
-        json.dump({"handler": name}, fh)
-    os.replace(tmp, path)  # whole or not at all: a bus reading it never sees half a file
-    return name
-
-
-def _read_starter_name(path: Path) -> str | None:
-    try:
-        return str(json.loads(path.read_text())["handler"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-
-
-def registered_pipeline_starter(config: LocalConfig) -> PipelineStarter | None:
-    """The data dir's registered starter, bound to ``config``; None when nobody registered one."""
-    from infra.local.awslambda import resolve_handler
-
-    name = _read_starter_name(config.data_dir / PIPELINE_STARTER_PATH)
-    if name is None:
-        return None
-    start: RegisteredStarter = resolve_handler(name)
-    return lambda pipeline, parameters, event_id: start(config, pipeline, parameters, event_id)
-
-
 # ---- one sender per target service -----------------------------------------------------------
 class LambdaSender:
     """Invokes a Lambda function asynchronously, as EventBridge does, on the local Lambda."""
@@ -161,30 +112,30 @@ class LambdaSender:
 class PipelineSender:
     """Starts a SageMaker pipeline execution with the target's ``SageMakerPipelineParameters``."""
 
-    def __init__(self, config: LocalConfig, start: PipelineStarter | None = None) -> None:
+    def __init__(self, config: LocalConfig) -> None:
         self.config = config
-        self._start = start
 
     def send(self, target: dict[str, Any], body: Any, event: dict[str, Any]) -> Outcome:
+        from infra.local.core import local_client
+        from infra.local.sagemaker.client import LocalSageMakerClient
+
         match = PIPELINE_ARN.match(target["Arn"])
         assert match is not None  # chosen by its ARN
-        start = self._start or registered_pipeline_starter(self.config)
-        if start is None:
-            raise RuntimeError(f"no local SageMaker starts pipelines for {self.config.data_dir} "
-                               "(register one with infra.local.eventbridge.targets.register_pipeline_starter)")
         params = target.get("SageMakerPipelineParameters", {}).get("PipelineParameterList", [])
-        return start(match.group(1), list(params), event["id"]), None
+        sagemaker = local_client("sagemaker", LocalSageMakerClient(self.config), region=self.config.region)
+        response = sagemaker.start_pipeline_execution(PipelineName=match.group(1), PipelineParameters=list(params),
+                                                      ClientRequestToken=event["id"][:128])
+        return {"PipelineExecutionArn": response["PipelineExecutionArn"]}, None
 
 
 class Delivery:
     """Delivers events to the targets of the rules they match, and records what happened."""
 
-    def __init__(self, config: LocalConfig, store: EventStore, *, submit: Callable[..., Any] | None = None,
-                 start_pipeline: PipelineStarter | None = None) -> None:
+    def __init__(self, config: LocalConfig, store: EventStore, *, submit: Callable[..., Any] | None = None) -> None:
         self.store = store
         self._submit = submit
         self.lambda_sender = LambdaSender(config)
-        self.pipeline_sender = PipelineSender(config, start_pipeline)
+        self.pipeline_sender = PipelineSender(config)
 
     def dispatch(self, event: dict[str, Any], only_rule: str | None = None) -> list[dict[str, Any]]:
         """Record ``event``, find matching rules (or the one scheduled rule) and deliver to their targets.

@@ -30,8 +30,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from aircast.settings import Settings
-from infra.local.sagemaker.endpoints import EndpointStore, client_error
+from infra.local.core.arns import cloudwatch_alarm_arn
+from infra.local.core.config import LocalConfig
+from infra.local.core.errors import ServiceError
+from infra.local.sagemaker.endpoints import EndpointStore
 
 METRICS = ("Invocations", "Invocation4XXErrors", "Invocation5XXErrors", "InvocationModelErrors", "ModelLatency")
 STATISTICS = ("SampleCount", "Sum", "Average", "Minimum", "Maximum")
@@ -164,7 +166,8 @@ def _epoch(value: Any, name: str, op: str) -> float:
             return dt.datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
         except ValueError:
             pass
-    raise client_error(op, f"The parameter {name} must be a timestamp, got {value!r}", "InvalidParameterValue")
+    raise ServiceError("InvalidParameterValue",
+                       f"The parameter {name} must be a timestamp, got {value!r}", 400, op)
 
 
 def alarm_dimensions(alarm: Mapping[str, Any]) -> dict[str, str]:
@@ -174,9 +177,9 @@ def alarm_dimensions(alarm: Mapping[str, Any]) -> dict[str, str]:
 class LocalCloudWatchClient:
     """``boto3.client("cloudwatch")`` for the alarms the deployment code creates (local backend)."""
 
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        self._store = EndpointStore(settings.data_dir)
+    def __init__(self, config: LocalConfig) -> None:
+        self.config = config
+        self._store = EndpointStore(config.data_dir)
 
     def put_metric_alarm(self, *, AlarmName: str, MetricName: str | None = None, Namespace: str = "AWS/SageMaker",
                          Statistic: str | None = None, ExtendedStatistic: str | None = None,
@@ -186,29 +189,30 @@ class LocalCloudWatchClient:
         """Create or replace an alarm (the subset of ``PutMetricAlarm`` that endpoint alarms use)."""
         op = "PutMetricAlarm"
         if not AlarmName or len(AlarmName) > 255:
-            raise client_error(op, f"AlarmName {AlarmName!r} must be 1-255 characters")
+            raise ServiceError.validation(f"AlarmName {AlarmName!r} must be 1-255 characters", op)
         if kwargs.get("Metrics"):
-            raise client_error(op, "metric math (Metrics) is not supported locally; alarm on one metric")
+            raise ServiceError.validation("metric math (Metrics) is not supported locally; alarm on one metric", op)
         if Namespace != "AWS/SageMaker" or MetricName not in METRICS:
-            raise client_error(op, f"metric {Namespace}/{MetricName} is not an endpoint metric the local host "
-                                   f"publishes ({', '.join(METRICS)})")
+            raise ServiceError.validation(f"metric {Namespace}/{MetricName} is not an endpoint metric the local host "
+                                          f"publishes ({', '.join(METRICS)})", op)
         if (Statistic is None) == (ExtendedStatistic is None):
-            raise client_error(op, "give exactly one of Statistic or ExtendedStatistic")
+            raise ServiceError.validation("give exactly one of Statistic or ExtendedStatistic", op)
         if Statistic is not None and Statistic not in STATISTICS:
-            raise client_error(op, f"Statistic {Statistic!r} is not one of {', '.join(STATISTICS)}")
+            raise ServiceError.validation(f"Statistic {Statistic!r} is not one of {', '.join(STATISTICS)}", op)
         if ExtendedStatistic is not None and not _PERCENTILE.match(ExtendedStatistic):
-            raise client_error(op, f"ExtendedStatistic {ExtendedStatistic!r} is not a percentile like p99")
+            raise ServiceError.validation(f"ExtendedStatistic {ExtendedStatistic!r} is not a percentile like p99", op)
         if ComparisonOperator not in COMPARISONS:
-            raise client_error(op, f"ComparisonOperator {ComparisonOperator!r} is not one of {', '.join(COMPARISONS)}")
+            raise ServiceError.validation(
+                f"ComparisonOperator {ComparisonOperator!r} is not one of {', '.join(COMPARISONS)}", op)
         if Threshold is None:
-            raise client_error(op, "Threshold is required")
+            raise ServiceError.validation("Threshold is required", op)
         if not isinstance(Period, int) or Period < 10 or not isinstance(EvaluationPeriods, int) or EvaluationPeriods < 1:
-            raise client_error(op, "Period must be an integer >= 10 and EvaluationPeriods an integer >= 1")
+            raise ServiceError.validation("Period must be an integer >= 10 and EvaluationPeriods an integer >= 1", op)
         dims = list(Dimensions or [])
         if "EndpointName" not in {d.get("Name") for d in dims}:
-            raise client_error(op, "Dimensions must include EndpointName")
-        doc = {"AlarmName": AlarmName, "AlarmArn": f"arn:aws:cloudwatch:{self.settings.region}:"
-                                                   f"{self.settings.account_id}:alarm:{AlarmName}",
+            raise ServiceError.validation("Dimensions must include EndpointName", op)
+        doc = {"AlarmName": AlarmName, "AlarmArn": cloudwatch_alarm_arn(self.config.region, self.config.account_id,
+                                                                        AlarmName),
                "MetricName": MetricName, "Namespace": Namespace, "Statistic": Statistic,
                "ExtendedStatistic": ExtendedStatistic, "Dimensions": dims, "Period": Period,
                "EvaluationPeriods": EvaluationPeriods, "Threshold": float(Threshold),
@@ -234,29 +238,31 @@ class LocalCloudWatchClient:
         """
         op = "GetMetricStatistics"
         if bool(Statistics) == bool(ExtendedStatistics):
-            raise client_error(op, "Must specify either Statistics or ExtendedStatistics, but not both.",
-                               "InvalidParameterCombination")
+            raise ServiceError("InvalidParameterCombination",
+                               "Must specify either Statistics or ExtendedStatistics, but not both.", 400, op)
         if ExtendedStatistics:
-            raise client_error(op, "ExtendedStatistics: the local stand-in keeps one-minute aggregates, not "
-                                   "distributions; ask for SampleCount, Sum, Average, Minimum or Maximum",
-                               "InvalidParameterValue")
+            raise ServiceError("InvalidParameterValue",
+                               "ExtendedStatistics: the local stand-in keeps one-minute aggregates, not "
+                               "distributions; ask for SampleCount, Sum, Average, Minimum or Maximum", 400, op)
         bad = [s for s in Statistics or [] if s not in STATISTICS]
         if bad:
-            raise client_error(op, f"The parameter Statistics contains {bad[0]!r}, which is not one of "
-                                   f"{', '.join(STATISTICS)}", "InvalidParameterValue")
+            raise ServiceError("InvalidParameterValue",
+                               f"The parameter Statistics contains {bad[0]!r}, which is not one of "
+                               f"{', '.join(STATISTICS)}", 400, op)
         if not isinstance(Period, int) or Period < 1 or (Period >= 60 and Period % 60) or \
                 (Period < 60 and Period not in (1, 5, 10, 30)):
-            raise client_error(op, "The parameter Period must be 1, 5, 10, 30 or a multiple of 60.",
-                               "InvalidParameterValue")
+            raise ServiceError("InvalidParameterValue",
+                               "The parameter Period must be 1, 5, 10, 30 or a multiple of 60.", 400, op)
         start, end = _epoch(StartTime, "StartTime", op), _epoch(EndTime, "EndTime", op)
         if start >= end:
-            raise client_error(op, "The parameter StartTime must be less than the parameter EndTime.",
-                               "InvalidParameterValue")
+            raise ServiceError("InvalidParameterValue",
+                               "The parameter StartTime must be less than the parameter EndTime.", 400, op)
         period = max(Period, 60)  # the data is one-minute resolution
         if (end - start) / period > MAX_DATAPOINTS:
-            raise client_error(op, f"You have requested up to {int((end - start) / period)} datapoints, which exceeds "
-                                   f"the limit of {MAX_DATAPOINTS}. You may reduce the datapoints requested by "
-                                   "increasing Period, or decreasing the time range.", "InvalidParameterCombination")
+            raise ServiceError("InvalidParameterCombination",
+                               f"You have requested up to {int((end - start) / period)} datapoints, which exceeds "
+                               f"the limit of {MAX_DATAPOINTS}. You may reduce the datapoints requested by "
+                               "increasing Period, or decreasing the time range.", 400, op)
         unit = UNITS.get(MetricName, "None")
         out: dict[str, Any] = {"Label": MetricName, "Datapoints": []}
         dims = {d.get("Name"): d.get("Value") for d in Dimensions or []}

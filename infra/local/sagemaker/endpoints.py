@@ -20,7 +20,6 @@ lines of what the host did and why) is :meth:`EndpointsAPI.deployment_history`.
 from __future__ import annotations
 
 import contextlib
-import copy
 import datetime as dt
 import json
 import sqlite3
@@ -38,8 +37,11 @@ from awsrules.sagemaker_endpoints import (
     validate_production_variants,
     validate_resource_name,
 )
+from infra.local.core.arns import sagemaker_arn
+from infra.local.core.config import LocalConfig
 from infra.local.core.errors import ServiceError
 from infra.local.s3 import uri_to_path
+from infra.local.sqlite import open_store
 
 HISTORY_LIMIT = 100
 DEFAULT_IMAGE = "local/deepar:1"
@@ -83,11 +85,6 @@ CREATE TABLE IF NOT EXISTS metric_minutes (
 """
 
 
-def client_error(operation: str, message: str, code: str = "ValidationException") -> ServiceError:
-    """The error SageMaker answers a rejected request with."""
-    return ServiceError(code, message, 400, operation)
-
-
 def _ts(epoch: float | None) -> dt.datetime | None:
     return None if epoch is None else dt.datetime.fromtimestamp(epoch, tz=dt.UTC)
 
@@ -97,54 +94,32 @@ class EndpointStore:
 
     def __init__(self, data_dir: Path) -> None:
         self.path = Path(data_dir) / "sagemaker" / "endpoints.sqlite"
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self._connect() as conn:
-            conn.executescript(_SCHEMA)
-
-    def _connect(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-        conn.execute("PRAGMA journal_mode=WAL")
-        return conn
+        with open_store(self.path, _SCHEMA):
+            pass
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
         """One write transaction (``BEGIN IMMEDIATE``): read-modify-write without lost updates."""
-        conn = self._connect()
-        try:
-            conn.execute("BEGIN IMMEDIATE")
+        with open_store(self.path, immediate=True) as conn:
             yield conn
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        finally:
-            conn.close()
 
     def get(self, table: str, name: str, conn: sqlite3.Connection | None = None) -> dict[str, Any] | None:
-        own = conn is None
-        conn = conn or self._connect()
-        try:
+        if conn is not None:
             row = conn.execute(f"SELECT doc FROM {table} WHERE name = ?", (name,)).fetchone()
-        finally:
-            if own:
-                conn.close()
+        else:
+            with open_store(self.path) as own:
+                row = own.execute(f"SELECT doc FROM {table} WHERE name = ?", (name,)).fetchone()
         return None if row is None else json.loads(row[0])
 
     def all(self, table: str) -> list[dict[str, Any]]:
-        conn = self._connect()
-        try:
+        with open_store(self.path) as conn:
             rows = conn.execute(f"SELECT doc FROM {table} ORDER BY name").fetchall()
-        finally:
-            conn.close()
         return [json.loads(r[0]) for r in rows]
 
     def query(self, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         """Rows of one read-only statement (no write lock)."""
-        conn = self._connect()
-        try:
-            return conn.execute(sql, args).fetchall()
-        finally:
-            conn.close()
+        with open_store(self.path) as conn:
+            return [tuple(row) for row in conn.execute(sql, args).fetchall()]
 
     @staticmethod
     def put(conn: sqlite3.Connection, table: str, name: str, doc: Mapping[str, Any]) -> None:
@@ -165,26 +140,32 @@ def add_history(endpoint: dict[str, Any], message: str, now: float | None = None
 class EndpointsAPI:
     """Mixin of LocalSageMakerClient: SageMaker's model, endpoint-config and endpoint calls."""
 
-    settings: Any
+    config: LocalConfig  # set by LocalSageMakerClient.__init__
+    default_role_arn: str | None
 
     # ---- helpers -------------------------------------------------------------
     @property
     def _endpoint_store(self) -> EndpointStore:
         store = getattr(self, "_endpoint_store_cache", None)
-        if store is None or store.path.parent.parent != Path(self.settings.data_dir):
-            store = EndpointStore(self.settings.data_dir)
+        if store is None or store.path.parent.parent != self.config.data_dir:
+            store = EndpointStore(self.config.data_dir)
             self._endpoint_store_cache = store
         return store
 
     def _arn(self, kind: str, name: str) -> str:
-        return f"arn:aws:sagemaker:{self.settings.region}:{self.settings.account_id}:{kind}/{name.lower()}"
+        return sagemaker_arn(self.config.region, self.config.account_id, kind, name)
+
+    def _missing(self, operation: str, kind: str, name: str) -> ServiceError:
+        """SageMaker's answer for a model, endpoint configuration or endpoint that does not exist."""
+        noun = {"endpoint-config": "endpoint configuration"}.get(kind, kind)
+        return ServiceError.validation(f'Could not find {noun} "{self._arn(kind, name)}".', operation)
 
     @staticmethod
     def _validate(operation: str, check: Any, *args: Any) -> Any:
         try:
             return check(*args)
         except DeploymentConfigError as exc:
-            raise client_error(operation, str(exc)) from None
+            raise ServiceError.validation(str(exc), operation) from None
 
     def _resolve_container(self, operation: str, container: Mapping[str, Any]) -> dict[str, Any]:
         """Fill Image/ModelDataUrl of a container given as ``ModelPackageName`` (AWS resolves it at CreateModel)."""
@@ -193,12 +174,13 @@ class EndpointsAPI:
         if package:
             describe = getattr(self, "describe_model_package", None)
             if describe is None:
-                raise client_error(operation, "ModelPackageName needs the local Model Registry, which is not available")
+                raise ServiceError.validation("ModelPackageName needs the local Model Registry, which is not available",
+                                              operation)
             try:
                 desc = describe(ModelPackageName=package)
             except ClientError as exc:
-                raise client_error(operation, f"Could not find model package {package!r}: "
-                                              f"{exc.response['Error'].get('Message', '')}") from None
+                raise ServiceError.validation(f"Could not find model package {package!r}: "
+                                              f"{exc.response['Error'].get('Message', '')}", operation) from None
             spec_container = desc["InferenceSpecification"]["Containers"][0]
             resolved.setdefault("Image", spec_container.get("Image", DEFAULT_IMAGE))
             resolved["ModelDataUrl"] = spec_container.get("ModelDataUrl")
@@ -206,24 +188,24 @@ class EndpointsAPI:
             resolved["Environment"] = {**spec_container.get("Environment", {}), **container.get("Environment", {})}
             resolved["ModelPackageArn"] = desc.get("ModelPackageArn", package)
         if not resolved.get("ModelDataUrl"):
-            raise client_error(operation, "Container needs ModelDataUrl (s3://...) or ModelPackageName")
+            raise ServiceError.validation("Container needs ModelDataUrl (s3://...) or ModelPackageName", operation)
         url = str(resolved["ModelDataUrl"])
         try:
-            path = uri_to_path(url, self.settings.s3_root)
+            path = uri_to_path(url, self.config.s3_root)
         except ValueError as exc:
-            raise client_error(operation, f"ModelDataUrl {url!r} is not a usable S3 URI: {exc}") from None
+            raise ServiceError.validation(f"ModelDataUrl {url!r} is not a usable S3 URI: {exc}", operation) from None
         mode = resolved.get("Mode", "SingleModel")
         if mode not in ("SingleModel", "MultiModel"):
-            raise client_error(operation, f"Container Mode {mode!r} is not SingleModel or MultiModel")
+            raise ServiceError.validation(f"Container Mode {mode!r} is not SingleModel or MultiModel", operation)
         image = str(resolved.get("Image", DEFAULT_IMAGE))
         if mode == "MultiModel" and image_repository(image) not in MULTI_MODEL_REPOSITORIES:
-            raise client_error(operation, f"Your Ecr Image {image} does not contain required "
-                                          f"{MULTI_MODEL_LABEL} Docker label(s).")
+            raise ServiceError.validation(f"Your Ecr Image {image} does not contain required "
+                                          f"{MULTI_MODEL_LABEL} Docker label(s).", operation)
         if mode == "SingleModel" and not path.is_file():
-            raise client_error(operation, f"Could not find model data at {url}.")
+            raise ServiceError.validation(f"Could not find model data at {url}.", operation)
         env = resolved.get("Environment", {})
         if not isinstance(env, Mapping) or not all(isinstance(v, str) for v in env.values()):
-            raise client_error(operation, "Container Environment must map names to string values")
+            raise ServiceError.validation("Container Environment must map names to string values", operation)
         return resolved
 
     # ---- models ----------------------------------------------------------------
@@ -235,27 +217,31 @@ class EndpointsAPI:
         self._validate(op, validate_resource_name, ModelName, "ModelName", MODEL_NAME_PATTERN)
         if PrimaryContainer is None and Containers:
             if len(Containers) != 1:
-                raise client_error(op, "Only one container per model is supported locally (inference pipelines are not)")
+                raise ServiceError.validation(
+                    "Only one container per model is supported locally (inference pipelines are not)", op)
             PrimaryContainer = Containers[0]
         if PrimaryContainer is None:
-            raise client_error(op, "PrimaryContainer is required")
+            raise ServiceError.validation("PrimaryContainer is required", op)
         resolved = self._resolve_container(op, PrimaryContainer)
         arn = self._arn("model", ModelName)
         with self._endpoint_store.transaction() as conn:
             if self._endpoint_store.get("models", ModelName, conn) is not None:
-                raise client_error(op, f'Cannot create already existing model "{arn}".')
+                raise ServiceError.validation(f'Cannot create already existing model "{arn}".', op)
             self._endpoint_store.put(conn, "models", ModelName, {
                 "ModelName": ModelName, "ModelArn": arn, "PrimaryContainer": dict(PrimaryContainer),
-                "ResolvedContainer": resolved, "ExecutionRoleArn": ExecutionRoleArn or self.settings.role_arn,
+                "ResolvedContainer": resolved, "ExecutionRoleArn": ExecutionRoleArn or self.default_role_arn,
                 "Tags": kwargs.get("Tags", []), "CreationTime": time.time()})
         return {"ModelArn": arn}
 
     def describe_model(self, *, ModelName: str) -> dict[str, Any]:
         doc = self._endpoint_store.get("models", ModelName)
         if doc is None:
-            raise client_error("DescribeModel", f'Could not find model "{self._arn("model", ModelName)}".')
-        return {"ModelName": doc["ModelName"], "ModelArn": doc["ModelArn"], "PrimaryContainer": doc["PrimaryContainer"],
-                "ExecutionRoleArn": doc["ExecutionRoleArn"], "CreationTime": _ts(doc["CreationTime"])}
+            raise self._missing("DescribeModel", "model", ModelName)
+        out = {"ModelName": doc["ModelName"], "ModelArn": doc["ModelArn"], "PrimaryContainer": doc["PrimaryContainer"],
+               "CreationTime": _ts(doc["CreationTime"])}
+        if doc["ExecutionRoleArn"] is not None:
+            out["ExecutionRoleArn"] = doc["ExecutionRoleArn"]
+        return out
 
     def list_models(self, **kwargs: Any) -> dict[str, Any]:
         docs = self._endpoint_store.all("models")
@@ -265,7 +251,7 @@ class EndpointsAPI:
     def delete_model(self, *, ModelName: str) -> dict[str, Any]:
         with self._endpoint_store.transaction() as conn:
             if self._endpoint_store.get("models", ModelName, conn) is None:
-                raise client_error("DeleteModel", f'Could not find model "{self._arn("model", ModelName)}".')
+                raise self._missing("DeleteModel", "model", ModelName)
             self._endpoint_store.delete(conn, "models", ModelName)
         return {}
 
@@ -279,23 +265,24 @@ class EndpointsAPI:
         arn = self._arn("endpoint-config", EndpointConfigName)
         with self._endpoint_store.transaction() as conn:
             if self._endpoint_store.get("endpoint_configs", EndpointConfigName, conn) is not None:
-                raise client_error(op, f'Cannot create already existing endpoint configuration "{arn}".')
+                raise ServiceError.validation(f'Cannot create already existing endpoint configuration "{arn}".', op)
             variants = []
             for v in ProductionVariants:
                 if self._endpoint_store.get("models", v["ModelName"], conn) is None:
-                    raise client_error(op, f'Could not find model "{self._arn("model", v["ModelName"])}".')
+                    raise self._missing(op, "model", v["ModelName"])
                 variants.append({"InitialInstanceCount": 1, "InstanceType": "ml.m5.large",
                                  "InitialVariantWeight": 1.0, **dict(v)})
             if DataCaptureConfig is not None:
                 pct = DataCaptureConfig.get("InitialSamplingPercentage")
                 if not isinstance(pct, int) or not 0 <= pct <= 100:
-                    raise client_error(op, f"DataCaptureConfig.InitialSamplingPercentage: {pct!r} must be 0..100")
+                    raise ServiceError.validation(
+                        f"DataCaptureConfig.InitialSamplingPercentage: {pct!r} must be 0..100", op)
                 destination = str(DataCaptureConfig.get("DestinationS3Uri", ""))
                 try:
-                    uri_to_path(destination, self.settings.s3_root)
+                    uri_to_path(destination, self.config.s3_root)
                 except ValueError as exc:
-                    raise client_error(op, f"DataCaptureConfig.DestinationS3Uri {destination!r} is not a usable "
-                                           f"S3 URI: {exc}") from None
+                    raise ServiceError.validation(f"DataCaptureConfig.DestinationS3Uri {destination!r} is not a usable "
+                                                  f"S3 URI: {exc}", op) from None
             self._endpoint_store.put(conn, "endpoint_configs", EndpointConfigName, {
                 "EndpointConfigName": EndpointConfigName, "EndpointConfigArn": arn,
                 "ProductionVariants": variants, "DataCaptureConfig": dict(DataCaptureConfig or {}) or None,
@@ -305,8 +292,7 @@ class EndpointsAPI:
     def describe_endpoint_config(self, *, EndpointConfigName: str) -> dict[str, Any]:
         doc = self._endpoint_store.get("endpoint_configs", EndpointConfigName)
         if doc is None:
-            raise client_error("DescribeEndpointConfig", "Could not find endpoint configuration "
-                               f'"{self._arn("endpoint-config", EndpointConfigName)}".')
+            raise self._missing("DescribeEndpointConfig", "endpoint-config", EndpointConfigName)
         out = {k: v for k, v in doc.items() if v is not None}
         out["CreationTime"] = _ts(doc["CreationTime"])
         return out
@@ -314,8 +300,7 @@ class EndpointsAPI:
     def delete_endpoint_config(self, *, EndpointConfigName: str) -> dict[str, Any]:
         with self._endpoint_store.transaction() as conn:
             if self._endpoint_store.get("endpoint_configs", EndpointConfigName, conn) is None:
-                raise client_error("DeleteEndpointConfig", "Could not find endpoint configuration "
-                                   f'"{self._arn("endpoint-config", EndpointConfigName)}".')
+                raise self._missing("DeleteEndpointConfig", "endpoint-config", EndpointConfigName)
             self._endpoint_store.delete(conn, "endpoint_configs", EndpointConfigName)
         return {}
 
@@ -329,7 +314,7 @@ class EndpointsAPI:
     def _config_or_error(self, op: str, name: str, conn: sqlite3.Connection) -> dict[str, Any]:
         cfg = self._endpoint_store.get("endpoint_configs", name, conn)
         if cfg is None:
-            raise client_error(op, f'Could not find endpoint configuration "{self._arn("endpoint-config", name)}".')
+            raise self._missing(op, "endpoint-config", name)
         return cfg
 
     def create_endpoint(self, *, EndpointName: str, EndpointConfigName: str,
@@ -341,7 +326,7 @@ class EndpointsAPI:
         now = time.time()
         with self._endpoint_store.transaction() as conn:
             if self._endpoint_store.get("endpoints", EndpointName, conn) is not None:
-                raise client_error(op, f'Cannot create already existing endpoint "{arn}".')
+                raise ServiceError.validation(f'Cannot create already existing endpoint "{arn}".', op)
             cfg = self._config_or_error(op, EndpointConfigName, conn)
             doc: dict[str, Any] = {
                 "EndpointName": EndpointName, "EndpointArn": arn, "EndpointConfigName": EndpointConfigName,
@@ -360,10 +345,10 @@ class EndpointsAPI:
         """The endpoint's document, or AWS's error when it does not exist or is not InService."""
         doc = self._endpoint_store.get("endpoints", name, conn)
         if doc is None:
-            raise client_error(op, f'Could not find endpoint "{self._arn("endpoint", name)}".')
+            raise self._missing(op, "endpoint", name)
         if doc["EndpointStatus"] != "InService":
             # SageMaker's own words for an endpoint that is Creating, Updating or RollingBack
-            raise client_error(op, f'Cannot update in-progress endpoint "{doc["EndpointArn"]}".')
+            raise ServiceError.validation(f'Cannot update in-progress endpoint "{doc["EndpointArn"]}".', op)
         return doc
 
     def update_endpoint(self, *, EndpointName: str, EndpointConfigName: str,
@@ -387,17 +372,17 @@ class EndpointsAPI:
                 self._validate(op, validate_deployment_config, DeploymentConfig, counts)
                 for alarm in DeploymentConfig.get("AutoRollbackConfiguration", {}).get("Alarms", []):
                     if self._endpoint_store.get("alarms", alarm["AlarmName"], conn) is None:
-                        raise client_error(op, f"AutoRollbackConfiguration: alarm {alarm['AlarmName']!r} does not exist "
-                                               "(create it with put_metric_alarm first)")
+                        raise ServiceError.validation(f"AutoRollbackConfiguration: alarm {alarm['AlarmName']!r} does "
+                                                      "not exist (create it with put_metric_alarm first)", op)
                 # "Exclusions": a blue/green update keeps the old config's variant names
                 old = self._endpoint_store.get("endpoint_configs", doc["EndpointConfigName"], conn) or {}
                 old_names = sorted(v["VariantName"] for v in old.get("ProductionVariants", []))
                 new_names = sorted(v["VariantName"] for v in cfg["ProductionVariants"])
                 if old_names and old_names != new_names:
-                    raise client_error(op, "When doing a blue/green deployment, the new endpoint configuration must "
-                                           "have the same variant name as the old endpoint configuration: "
-                                           f"{EndpointConfigName} has {', '.join(new_names)}, "
-                                           f"{doc['EndpointConfigName']} has {', '.join(old_names)}")
+                    raise ServiceError.validation("When doing a blue/green deployment, the new endpoint configuration "
+                                                  "must have the same variant name as the old endpoint configuration: "
+                                                  f"{EndpointConfigName} has {', '.join(new_names)}, "
+                                                  f"{doc['EndpointConfigName']} has {', '.join(old_names)}", op)
                 models = [self._endpoint_store.get("models", v["ModelName"], conn) or {}
                           for v in cfg["ProductionVariants"]]
                 fallback = guardrails_excluded(cfg["ProductionVariants"], models)
@@ -430,18 +415,21 @@ class EndpointsAPI:
         with self._endpoint_store.transaction() as conn:
             doc = self._updatable_endpoint(op, EndpointName, conn)
             if not DesiredWeightsAndCapacities:
-                raise client_error(op, "DesiredWeightsAndCapacities must name at least one variant")
+                raise ServiceError.validation("DesiredWeightsAndCapacities must name at least one variant", op)
             for item in DesiredWeightsAndCapacities:
                 name = item.get("VariantName")
                 if name not in doc["Variants"]:
-                    raise client_error(op, f"The variant(s) \"[{name}]\" are not present in endpoint "
-                                           f"\"{doc['EndpointArn']}\"; variants: {', '.join(doc['Variants'])}")
+                    raise ServiceError.validation(f"The variant(s) \"[{name}]\" are not present in endpoint "
+                                                  f"\"{doc['EndpointArn']}\"; variants: {', '.join(doc['Variants'])}",
+                                                  op)
                 weight = item.get("DesiredWeight")
                 if weight is not None and (isinstance(weight, bool) or not isinstance(weight, (int, float)) or weight < 0):
-                    raise client_error(op, f"DesiredWeight {weight!r} of variant {name} must be a number >= 0")
+                    raise ServiceError.validation(f"DesiredWeight {weight!r} of variant {name} must be a number >= 0",
+                                                  op)
                 count = item.get("DesiredInstanceCount")
                 if count is not None and (not isinstance(count, int) or count < 0):
-                    raise client_error(op, f"DesiredInstanceCount {count!r} of variant {name} must be an integer >= 0")
+                    raise ServiceError.validation(
+                        f"DesiredInstanceCount {count!r} of variant {name} must be an integer >= 0", op)
             for item in DesiredWeightsAndCapacities:
                 v = doc["Variants"][item["VariantName"]]
                 if item.get("DesiredWeight") is not None:
@@ -449,7 +437,7 @@ class EndpointsAPI:
                 if item.get("DesiredInstanceCount") is not None:
                     v["DesiredInstanceCount"] = item["DesiredInstanceCount"]
             if sum(v["DesiredWeight"] for v in doc["Variants"].values()) <= 0:
-                raise client_error(op, "At least one variant must keep a weight above 0")
+                raise ServiceError.validation("At least one variant must keep a weight above 0", op)
             doc["EndpointStatus"] = "Updating"
             doc["LastModifiedTime"] = now
             doc["Operation"] = "weights"
@@ -464,7 +452,7 @@ class EndpointsAPI:
         store = self._endpoint_store
         doc = store.get("endpoints", EndpointName)
         if doc is None:
-            raise client_error("DescribeEndpoint", f'Could not find endpoint "{self._arn("endpoint", EndpointName)}".')
+            raise self._missing("DescribeEndpoint", "endpoint", EndpointName)
         cfg = store.get("endpoint_configs", doc["EndpointConfigName"]) or {"ProductionVariants": []}
         variants = []
         for pv in cfg["ProductionVariants"]:
@@ -531,7 +519,7 @@ class EndpointsAPI:
                 and (not StatusEquals or d["EndpointStatus"] == StatusEquals)]
         key = {"Name": "EndpointName", "CreationTime": "CreationTime", "Status": "EndpointStatus"}.get(SortBy)
         if key is None:
-            raise client_error("ListEndpoints", f"SortBy {SortBy!r} is not Name, CreationTime or Status")
+            raise ServiceError.validation(f"SortBy {SortBy!r} is not Name, CreationTime or Status", "ListEndpoints")
         rows.sort(key=lambda d: d[key], reverse=SortOrder == "Descending")
         return {"Endpoints": [{"EndpointName": d["EndpointName"], "EndpointArn": d["EndpointArn"],
                                "CreationTime": _ts(d["CreationTime"]), "LastModifiedTime": _ts(d["LastModifiedTime"]),
@@ -541,40 +529,6 @@ class EndpointsAPI:
         """``DeleteEndpoint``: the host stops serving it at its next poll (configs and models stay)."""
         with self._endpoint_store.transaction() as conn:
             if self._endpoint_store.get("endpoints", EndpointName, conn) is None:
-                raise client_error("DeleteEndpoint", f'Could not find endpoint "{self._arn("endpoint", EndpointName)}".')
+                raise self._missing("DeleteEndpoint", "endpoint", EndpointName)
             self._endpoint_store.delete(conn, "endpoints", EndpointName)
         return {}
-
-    # ---- waiters -----------------------------------------------------------------------
-    def get_waiter(self, name: str) -> Any:
-        """``endpoint_in_service`` / ``endpoint_deleted`` waiters (poll describe_endpoint)."""
-        if name not in ("endpoint_in_service", "endpoint_deleted"):
-            raise ValueError(f"no local waiter {name!r}")
-        return _LocalEndpointWaiter(self, name)
-
-
-class _LocalEndpointWaiter:
-    def __init__(self, client: EndpointsAPI, name: str) -> None:
-        self.client, self.name = client, name
-
-    def wait(self, *, EndpointName: str, WaiterConfig: Mapping[str, Any] | None = None) -> None:
-        from botocore.exceptions import WaiterError
-
-        cfg = dict(WaiterConfig or {})
-        delay, attempts = float(cfg.get("Delay", 0.2)), int(cfg.get("MaxAttempts", 600))
-        last: dict[str, Any] = {}
-        for _ in range(attempts):
-            try:
-                last = self.client.describe_endpoint(EndpointName=EndpointName)
-            except ClientError:
-                if self.name == "endpoint_deleted":
-                    return
-                raise
-            status = last["EndpointStatus"]
-            if self.name == "endpoint_in_service":
-                if status == "InService":
-                    return
-                if status == "Failed":
-                    raise WaiterError(self.name, f"endpoint failed: {last.get('FailureReason')}", last)
-            time.sleep(delay)
-        raise WaiterError(self.name, "Max attempts exceeded", copy.deepcopy(last))

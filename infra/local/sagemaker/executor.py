@@ -42,7 +42,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from aircast.settings import Settings
+from infra.local.core.arns import pipeline_arn, sagemaker_arn
+from infra.local.core.config import LocalConfig
 from infra.local.logs import LogStream, run_logged
 from infra.local.runtimes import Runtime, UnknownImage, contract, runtime_for_image
 from infra.local.s3 import atomic_write_bytes, parse_s3_uri, uri_to_path
@@ -340,19 +341,19 @@ class ExecutionResult:
 class PipelineExecutor:
     """Execute one pipeline definition for one execution, step by step, in dependency order."""
 
-    def __init__(self, definition: Mapping[str, Any], parameters: Mapping[str, Any], *, settings: Settings,
+    def __init__(self, definition: Mapping[str, Any], parameters: Mapping[str, Any], *, config: LocalConfig,
                  pipeline_name: str, execution_arn: str, recorder: StepRecorder | None = None,
                  sagemaker_client: Any = None, work_dir: Path | None = None,
                  progress: Callable[[str], None] | None = None) -> None:
         self.definition = definition
         self.params = resolve_parameters(definition, parameters)
-        self.settings = settings
+        self.config = config
         self.pipeline_name = pipeline_name
         self.execution_arn = execution_arn
         self.execution_id = execution_arn.rsplit("/", 1)[-1]
         self.recorder = recorder
         self.client = sagemaker_client
-        self.work_dir = Path(work_dir or Path(settings.data_dir) / "sagemaker" / "executions" / self.execution_id)
+        self.work_dir = Path(work_dir or config.data_dir / "sagemaker" / "executions" / self.execution_id)
         self._say = progress or (lambda line: None)
         self.show_progress = progress is not None
         self._jobs: dict[str, str] = {}
@@ -373,12 +374,12 @@ class PipelineExecutor:
         """The CloudWatch Logs stream AWS would give this step's job or function (None: no job, no log)."""
         group = _LOG_GROUPS.get(node.type)
         if group is not None:
-            return LogStream(self.settings.data_dir, group, f"{self._job_name(node)}/algo-1-{int(time.time())}")
+            return LogStream(self.config.data_dir, group, f"{self._job_name(node)}/algo-1-{int(time.time())}")
         if node.type == "Lambda":
             from infra.local import awslambda
 
             function = awslambda.function_name_of(node.spec.get("FunctionArn", "unknown"))
-            return LogStream(self.settings.data_dir, f"/aws/lambda/{function}",
+            return LogStream(self.config.data_dir, f"/aws/lambda/{function}",
                              time.strftime("%Y/%m/%d/[$LATEST]", time.gmtime()) + uuid.uuid4().hex)
         return None
 
@@ -389,12 +390,11 @@ class PipelineExecutor:
         return self.params[name]
 
     def execution_variable(self, name: str) -> Any:
-        region, account = self.settings.region, self.settings.account_id
         variables = {
             "PipelineExecutionId": self.execution_id,
             "PipelineExecutionArn": self.execution_arn,
             "PipelineName": self.pipeline_name,
-            "PipelineArn": f"arn:aws:sagemaker:{region}:{account}:pipeline/{self.pipeline_name}",
+            "PipelineArn": pipeline_arn(self.config.region, self.config.account_id, self.pipeline_name),
             "StartDateTime": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.start_time)),
             "CurrentDateTime": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
@@ -418,12 +418,12 @@ class PipelineExecutor:
 
     # -- S3 --
     def local_path(self, uri: str) -> Path:
-        return uri_to_path(uri, Path(self.settings.s3_root))
+        return uri_to_path(uri, self.config.s3_root)
 
     def download_prefix(self, uri: str, dest: Path) -> int:
         """Copy every object under the S3 prefix ``uri`` into ``dest`` (as SageMaker's S3Prefix File mode)."""
         bucket, prefix = parse_s3_uri(uri)
-        root = Path(self.settings.s3_root) / bucket
+        root = self.config.s3_root / bucket
         count = 0
         dest.mkdir(parents=True, exist_ok=True)
         if root.is_dir():
@@ -525,7 +525,7 @@ class PipelineExecutor:
         return self._jobs[node.name]
 
     def _job_arn(self, kind: str, name: str) -> str:
-        return f"arn:aws:sagemaker:{self.settings.region}:{self.settings.account_id}:{kind}/{name.lower()}"
+        return sagemaker_arn(self.config.region, self.config.account_id, kind, name)
 
     # -- Processing --
     def _run_processing(self, node: StepNode) -> dict[str, Any]:
@@ -573,7 +573,7 @@ class PipelineExecutor:
         log_path = job_dir / "job.log"
         timeout = args.get("StoppingCondition", {}).get("MaxRuntimeInSeconds", 86400)
         self.progress(f"[{node.name}] {' '.join(Path(a).name if a.startswith(str(job_dir)) else a for a in argv)}")
-        stream = self._log or LogStream(self.settings.data_dir, _LOG_GROUPS["Processing"], f"{job}/algo-1")
+        stream = self._log or LogStream(self.config.data_dir, _LOG_GROUPS["Processing"], f"{job}/algo-1")
         with open(log_path, "wb") as log:
             returncode = run_logged(argv, cwd=job_dir, env=env, timeout_s=timeout, log_file=log, stream=stream)
         if returncode is None:
@@ -848,7 +848,7 @@ class PipelineExecutor:
         payload = resolve(node.spec.get("Arguments", {}), self)
         arn = node.spec["FunctionArn"]
         name = awslambda.function_name_of(arn)
-        functions = awslambda.LocalLambdaBackend(self.settings.data_dir, self.settings.region, self.settings.account_id)
+        functions = awslambda.LocalLambdaBackend(self.config.data_dir, self.config.region, self.config.account_id)
         try:
             # SageMaker invokes the step's function synchronously and waits for its result
             record = functions.run(arn, json.dumps(payload).encode(), invocation_type="RequestResponse")

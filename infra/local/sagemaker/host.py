@@ -65,9 +65,9 @@ from anyio import to_thread
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
-from aircast.settings import Settings, load_settings
 from awsrules.sagemaker_endpoints import traffic_steps
 from infra.local.core.botoclient import constraint_violations
+from infra.local.core.config import LocalConfig
 from infra.local.s3 import parse_s3_uri, uri_to_path
 from infra.local.sagemaker.cloudwatch import Sample, add_to_minute, alarm_dimensions, evaluate_alarm, write_minutes
 from infra.local.sagemaker.deepar_format import DEFAULT_MAX_BYTES, InvalidRequest, parse_request
@@ -237,15 +237,15 @@ def parse_fault_injection(value: str | None) -> FaultSpec:
 class ModelCache:
     """DeepAR predictors loaded from ``model.tar.gz`` in the local S3, shared by every fleet."""
 
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        self.root = settings.data_dir / "sagemaker" / "model-cache"
+    def __init__(self, config: LocalConfig) -> None:
+        self.config = config
+        self.root = config.data_dir / "sagemaker" / "model-cache"
         self._models: dict[str, Any] = {}
         self._locks: dict[str, threading.Lock] = {}
         self._guard = threading.Lock()
 
     def path_of(self, model_data_url: str) -> Path:
-        return uri_to_path(model_data_url, self.settings.s3_root)
+        return uri_to_path(model_data_url, self.config.s3_root)
 
     def get(self, model_data_url: str) -> Any:
         """The predictor for an artifact (loaded once; raises FileNotFoundError/AlgorithmError)."""
@@ -401,8 +401,8 @@ def _percentile(values: list[float], q: float) -> float:
 class DataCaptureWriter:
     """Writes Data Capture JSON lines from a background thread (keeps file I/O off the request path)."""
 
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
+    def __init__(self, config: LocalConfig) -> None:
+        self.config = config
         self.run_id = uuid.uuid4().hex[:8]
         self._queue: queue.Queue[tuple[Path, str] | None] = queue.Queue()
         self._thread = threading.Thread(target=self._run, name="data-capture", daemon=True)
@@ -419,7 +419,7 @@ class DataCaptureWriter:
             return None
         base = str(cfg["DestinationS3Uri"])
         key = f"{endpoint}/{variant}/{when:%Y/%m/%d/%H}/{when:%M-%S}-{self.run_id}.jsonl"
-        return uri_to_path(base.rstrip("/") + "/" + key, self.settings.s3_root)
+        return uri_to_path(base.rstrip("/") + "/" + key, self.config.s3_root)
 
     def submit(self, path: Path, record: Mapping[str, Any]) -> None:
         self._queue.put((path, json.dumps(record, separators=(",", ":")) + "\n"))
@@ -490,12 +490,12 @@ def _preload_deepar() -> None:
 class EndpointHost:
     """Serves every endpoint in the control plane and executes their deployments."""
 
-    def __init__(self, settings: Settings, max_body_bytes: int = DEFAULT_MAX_BYTES) -> None:
-        self.settings = settings
-        self.store = EndpointStore(settings.data_dir)
-        self.models = ModelCache(settings)
+    def __init__(self, config: LocalConfig, max_body_bytes: int = DEFAULT_MAX_BYTES) -> None:
+        self.config = config
+        self.store = EndpointStore(config.data_dir)
+        self.models = ModelCache(config)
         self.metrics = Metrics()
-        self.capture = DataCaptureWriter(settings)
+        self.capture = DataCaptureWriter(config)
         self.max_body_bytes = max_body_bytes
         self.endpoints: dict[str, LiveEndpoint] = {}
         self._stop = threading.Event()
@@ -690,7 +690,7 @@ class EndpointHost:
                 continue  # an alarm on another endpoint's metrics: nothing of ours to evaluate
             variant = dims.get("VariantName")
             samples = self.metrics.samples(live.name, green.config_name, variant, since)
-            result = evaluate_alarm(alarm, samples, now, self.settings.clock_scale)
+            result = evaluate_alarm(alarm, samples, now, self.config.clock_scale)
             if result.state == "ALARM":
                 return f"alarm {alarm['AlarmName']} went into ALARM on the green fleet: {result.reason}"
         return None
@@ -715,7 +715,7 @@ class EndpointHost:
         pending = doc["Pending"]
         policy = pending["DeploymentConfig"]["BlueGreenUpdatePolicy"]
         routing = policy["TrafficRoutingConfiguration"]
-        scale = self.settings.clock_scale
+        scale = self.config.clock_scale
         started = time.monotonic()
         timeout = policy.get("MaximumExecutionTimeoutInSeconds")
         deadline = started + timeout * scale if timeout else None
@@ -800,7 +800,7 @@ class EndpointHost:
             raise InvocationError(503, "ServiceUnavailable", "The endpoint host is shutting down; retry shortly.")
         live = self.endpoints.get(name)
         if live is None:
-            raise endpoint_not_found(name, self.settings.account_id)
+            raise endpoint_not_found(name, self.config.account_id)
         if len(call.body) > self.max_body_bytes:
             raise validation_error(f"Request body of {len(call.body)} bytes exceeds the maximum payload size of "
                                    f"{self.max_body_bytes} bytes; send fewer instances per request")
@@ -955,31 +955,45 @@ async def _read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def serve(settings: Settings) -> None:
-    """Run the host in the foreground until interrupted."""
+def serve(config: LocalConfig, port: int, bind: str = "127.0.0.1") -> None:
+    """Serve the SageMaker Runtime API on ``bind``:``port`` (0: any free port, reported in the run dir)
+    until interrupted."""
+    import socket
+
     import uvicorn
 
-    host = EndpointHost(settings)
+    from infra.local.sagemaker.service import NAME
+    from infra.local.stack import write_bound_port
+
+    # bind first: with port 0 the port the kernel chose is reported before the first request can come
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((bind, port))
+    port = sock.getsockname()[1]
+    host = EndpointHost(config)
     host.start()
+    server = uvicorn.Server(uvicorn.Config(create_app(host), log_level="warning", access_log=False,
+                                           # clients (boto3, load generators) keep connections open
+                                           timeout_keep_alive=75))
+    print(f"endpoint host on http://{bind}:{port} (data dir {config.data_dir}, clock scale {config.clock_scale:g})",
+          flush=True)
+    write_bound_port(config.run_dir, NAME, port)
     try:
-        uvicorn.run(create_app(host), host=settings.endpoint_host, port=settings.endpoint_port,
-                    log_level="warning", access_log=False,
-                    # clients (boto3, load generators) keep connections open between requests
-                    timeout_keep_alive=75)
+        server.run(sockets=[sock])
     finally:
         host.stop()
 
 
 def main(argv: list[str] | None = None) -> None:
+    """``python -m infra.local.sagemaker.host --data-dir DIR --port N [--bind ADDR --region R --account-id A
+    --clock-scale S]``."""
     parser = argparse.ArgumentParser(description="aircast local SageMaker endpoint host (SageMaker Runtime API)")
-    parser.add_argument("--data-dir", help="local state folder (env AIRCAST_DATA_DIR)")
-    parser.add_argument("--port", type=int, help="port on 127.0.0.1 (env AIRCAST_ENDPOINT_PORT, default 8080)")
+    LocalConfig.add_arguments(parser)
+    parser.add_argument("--port", type=int, required=True, help="port to listen on (0: any free port, reported)")
+    parser.add_argument("--bind", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    settings = load_settings(data_dir=args.data_dir, endpoint_port=args.port)
-    print(f"endpoint host on {settings.endpoint_url} (data dir {settings.data_dir}, "
-          f"clock scale {settings.clock_scale:g})", flush=True)
-    serve(settings)
+    serve(LocalConfig.from_arguments(args), args.port, args.bind)
 
 
 if __name__ == "__main__":

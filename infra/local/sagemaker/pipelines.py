@@ -10,7 +10,6 @@ progress and waits).
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import os
 import secrets
@@ -25,10 +24,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from aircast.settings import Settings, load_settings
+from infra.local.core.arns import pipeline_arn, pipeline_execution_arn
+from infra.local.core.config import LocalConfig
+from infra.local.core.errors import ServiceError
 from infra.local.sagemaker.executor import PipelineDefinitionError, PipelineExecutor, resolve_parameters
-from infra.local.sagemaker.registry import client_error
 from infra.local.sqlite import open_store
+from infra.local.stack import python_module_argv
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS pipelines (
@@ -75,13 +76,13 @@ def _dt(ts: float | None) -> datetime | None:
     return None if ts is None else datetime.fromtimestamp(ts, tz=UTC)
 
 
-def db_path(settings: Settings) -> Path:
-    return Path(settings.data_dir) / "sagemaker" / "pipelines.sqlite"
+def db_path(config: LocalConfig) -> Path:
+    return config.data_dir / "sagemaker" / "pipelines.sqlite"
 
 
 @contextmanager
-def connect(settings: Settings) -> Iterator[sqlite3.Connection]:
-    with open_store(db_path(settings), _SCHEMA) as db:
+def connect(config: LocalConfig) -> Iterator[sqlite3.Connection]:
+    with open_store(db_path(config), _SCHEMA) as db:
         yield db
 
 
@@ -89,9 +90,9 @@ def _load_definition(text: str, op: str) -> dict[str, Any]:
     try:
         definition = json.loads(text)
     except (TypeError, json.JSONDecodeError) as exc:
-        raise client_error("ValidationException", f"PipelineDefinition is not valid JSON: {exc}", op) from exc
+        raise ServiceError.validation(f"PipelineDefinition is not valid JSON: {exc}", op) from exc
     if not isinstance(definition, dict) or not isinstance(definition.get("Steps"), list):
-        raise client_error("ValidationException", "PipelineDefinition must be an object with a Steps list", op)
+        raise ServiceError.validation("PipelineDefinition must be an object with a Steps list", op)
     return definition
 
 
@@ -102,16 +103,16 @@ def _parameter_list(values: Mapping[str, Any]) -> list[dict[str, str]]:
 class _Recorder:
     """Writes step status changes of one execution to the store."""
 
-    def __init__(self, settings: Settings, execution_arn: str) -> None:
-        self.settings, self.arn = settings, execution_arn
+    def __init__(self, config: LocalConfig, execution_arn: str) -> None:
+        self.config, self.arn = config, execution_arn
 
     def step_started(self, step: str, step_type: str) -> None:
-        with connect(self.settings) as db:
+        with connect(self.config) as db:
             db.execute("INSERT OR REPLACE INTO steps (execution_arn, name, type, status, started) VALUES (?,?,?,?,?)",
                        (self.arn, step, step_type, "Executing", time.time()))
 
     def step_finished(self, step: str, status: str, metadata: dict[str, Any], failure_reason: str | None) -> None:
-        with connect(self.settings) as db:
+        with connect(self.config) as db:
             db.execute("UPDATE steps SET status=?, ended=?, metadata=?, failure_reason=? WHERE execution_arn=? "
                        "AND name=?", (status, time.time(), json.dumps(metadata, default=str), failure_reason,
                                      self.arn, step))
@@ -120,17 +121,18 @@ class _Recorder:
 class PipelinesAPI:
     """Mixin of LocalSageMakerClient: the SageMaker Pipelines calls aircast uses."""
 
-    settings: Any  # set by LocalSageMakerClient.__init__
+    config: LocalConfig  # set by LocalSageMakerClient.__init__
 
     def _pipeline_arn(self, name: str) -> str:
-        return f"arn:aws:sagemaker:{self.settings.region}:{self.settings.account_id}:pipeline/{name.lower()}"
+        return pipeline_arn(self.config.region, self.config.account_id, name)
 
     def _pipeline_row(self, db: sqlite3.Connection, name: str, op: str) -> sqlite3.Row:
         # accept a name or an ARN, as the API does
         key = name.rsplit("/", 1)[-1] if name.startswith("arn:") else name
         row = db.execute("SELECT * FROM pipelines WHERE lower(name)=lower(?)", (key,)).fetchone()
         if row is None:
-            raise client_error("ResourceNotFound", f"Pipeline '{self._pipeline_arn(key)}' does not exist.", op)
+            raise ServiceError.not_found("ResourceNotFound", f"Pipeline '{self._pipeline_arn(key)}' does not exist.",
+                                         op)
         return row
 
     # ---- pipelines -----------------------------------------------------------------
@@ -139,14 +141,13 @@ class PipelinesAPI:
                         Tags: list[dict[str, str]] | None = None, **_: Any) -> dict[str, Any]:
         op = "CreatePipeline"
         if PipelineDefinition is None:
-            raise client_error("ValidationException", "PipelineDefinition is required locally", op)
+            raise ServiceError.validation("PipelineDefinition is required locally", op)
         _load_definition(PipelineDefinition, op)
         now = time.time()
-        with connect(self.settings) as db:
+        with connect(self.config) as db:
             if db.execute("SELECT 1 FROM pipelines WHERE lower(name)=lower(?)", (PipelineName,)).fetchone():
-                raise client_error("ValidationException",
-                                   f"Pipeline names must be unique within an AWS account and region. Pipeline with "
-                                   f"name ({PipelineName}) already exists.", op)
+                raise ServiceError.validation(f"Pipeline names must be unique within an AWS account and region. "
+                                              f"Pipeline with name ({PipelineName}) already exists.", op)
             db.execute("INSERT INTO pipelines VALUES (?,?,?,?,?,?,?,?)",
                        (PipelineName, PipelineDefinition, RoleArn, PipelineDescription or "",
                         PipelineDisplayName or PipelineName, json.dumps(Tags or []), now, now))
@@ -158,7 +159,7 @@ class PipelinesAPI:
         op = "UpdatePipeline"
         if PipelineDefinition is not None:
             _load_definition(PipelineDefinition, op)
-        with connect(self.settings) as db:
+        with connect(self.config) as db:
             row = self._pipeline_row(db, PipelineName, op)
             db.execute("UPDATE pipelines SET definition=?, role_arn=?, description=?, display_name=?, modified=? "
                        "WHERE name=?",
@@ -168,7 +169,7 @@ class PipelinesAPI:
         return {"PipelineArn": self._pipeline_arn(row["name"])}
 
     def describe_pipeline(self, *, PipelineName: str, **_: Any) -> dict[str, Any]:
-        with connect(self.settings) as db:
+        with connect(self.config) as db:
             row = self._pipeline_row(db, PipelineName, "DescribePipeline")
         return {
             "PipelineArn": self._pipeline_arn(row["name"]), "PipelineName": row["name"],
@@ -179,7 +180,7 @@ class PipelinesAPI:
 
     def list_pipelines(self, *, PipelineNamePrefix: str | None = None, SortBy: str = "CreationTime",
                        SortOrder: str = "Descending", **_: Any) -> dict[str, Any]:
-        with connect(self.settings) as db:
+        with connect(self.config) as db:
             rows = db.execute("SELECT * FROM pipelines").fetchall()
         rows = [r for r in rows if not PipelineNamePrefix or r["name"].startswith(PipelineNamePrefix)]
         rows.sort(key=(lambda r: r["name"]) if SortBy == "Name" else (lambda r: r["created"]),
@@ -198,17 +199,17 @@ class PipelinesAPI:
         overrides: dict[str, str] = {}
         for p in PipelineParameters or []:
             if "Name" not in p or "Value" not in p:
-                raise client_error("ValidationException", f"PipelineParameters entries need Name and Value: {p}", op)
+                raise ServiceError.validation(f"PipelineParameters entries need Name and Value: {p}", op)
             overrides[p["Name"]] = p["Value"]
-        with connect(self.settings) as db:
+        with connect(self.config) as db:
             row = self._pipeline_row(db, PipelineName, op)
             definition = json.loads(row["definition"])
             try:
                 resolve_parameters(definition, overrides)
             except PipelineDefinitionError as exc:
-                raise client_error("ValidationException", str(exc), op) from exc
+                raise ServiceError.validation(str(exc), op) from exc
             exec_id = "".join(secrets.choice(_ID_CHARS) for _ in range(12))
-            arn = f"{self._pipeline_arn(row['name'])}/execution/{exec_id}"
+            arn = pipeline_execution_arn(self.config.region, self.config.account_id, row["name"], exec_id)
             now = time.time()
             db.execute("INSERT INTO executions (arn, pipeline, definition, parameters, status, display_name, "
                        "description, created, modified) VALUES (?,?,?,?,?,?,?,?,?)",
@@ -222,32 +223,29 @@ class PipelinesAPI:
         """Record the execution and run it in a detached process; return its ARN at once."""
         arn = self.create_pipeline_execution_record(PipelineName, PipelineParameters,
                                                     PipelineExecutionDisplayName, PipelineExecutionDescription)
-        exec_dir = execution_dir(self.settings, arn)
+        exec_dir = execution_dir(self.config, arn)
         exec_dir.mkdir(parents=True, exist_ok=True)
-        settings_file = exec_dir / "settings.json"
-        settings_file.write_text(json.dumps(_settings_dict(self.settings)))
         repo_root = Path(__file__).resolve().parents[3]
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join([str(repo_root), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
         with open(exec_dir / "execution.log", "ab") as log:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "infra.local.sagemaker.pipelines", "--settings", str(settings_file),
-                 "--execution-arn", arn],
+                python_module_argv("infra.local.sagemaker.pipelines", self.config, "--execution-arn", arn),
                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, cwd=repo_root, env=env,
                 start_new_session=True,  # outlives the caller (a CLI or an EventBridge target)
             )
-        with connect(self.settings) as db:
+        with connect(self.config) as db:
             db.execute("UPDATE executions SET pid=? WHERE arn=?", (proc.pid, arn))
         return {"PipelineExecutionArn": arn}
 
     def _execution_row(self, db: sqlite3.Connection, arn: str, op: str) -> sqlite3.Row:
         row = db.execute("SELECT * FROM executions WHERE arn=?", (arn,)).fetchone()
         if row is None:
-            raise client_error("ResourceNotFound", f"Pipeline execution '{arn}' does not exist.", op)
+            raise ServiceError.not_found("ResourceNotFound", f"Pipeline execution '{arn}' does not exist.", op)
         return row
 
     def describe_pipeline_execution(self, *, PipelineExecutionArn: str, **_: Any) -> dict[str, Any]:
-        with connect(self.settings) as db:
+        with connect(self.config) as db:
             row = self._execution_row(db, PipelineExecutionArn, "DescribePipelineExecution")
         out = {
             "PipelineArn": self._pipeline_arn(row["pipeline"]), "PipelineExecutionArn": row["arn"],
@@ -261,7 +259,7 @@ class PipelinesAPI:
 
     def list_pipeline_executions(self, *, PipelineName: str, SortBy: str = "CreationTime",
                                  SortOrder: str = "Descending", MaxResults: int = 100, **_: Any) -> dict[str, Any]:
-        with connect(self.settings) as db:
+        with connect(self.config) as db:
             pipeline = self._pipeline_row(db, PipelineName, "ListPipelineExecutions")["name"]
             rows = db.execute("SELECT * FROM executions WHERE pipeline=? ORDER BY created "
                               + ("DESC" if SortOrder == "Descending" else "ASC"), (pipeline,)).fetchall()
@@ -277,13 +275,13 @@ class PipelinesAPI:
 
     def describe_pipeline_definition_for_execution(self, *, PipelineExecutionArn: str) -> dict[str, Any]:
         """The definition this execution ran (it may differ from the pipeline's current one)."""
-        with connect(self.settings) as db:
+        with connect(self.config) as db:
             row = self._execution_row(db, PipelineExecutionArn, "DescribePipelineDefinitionForExecution")
         return {"PipelineDefinition": row["definition"], "CreationTime": _dt(row["created"])}
 
     def list_pipeline_execution_steps(self, *, PipelineExecutionArn: str, SortOrder: str = "Descending",
                                       **_: Any) -> dict[str, Any]:
-        with connect(self.settings) as db:
+        with connect(self.config) as db:
             self._execution_row(db, PipelineExecutionArn, "ListPipelineExecutionSteps")
             rows = db.execute("SELECT * FROM steps WHERE execution_arn=? ORDER BY started "
                               + ("DESC" if SortOrder == "Descending" else "ASC") + ", rowid "
@@ -300,18 +298,18 @@ class PipelinesAPI:
         return {"PipelineExecutionSteps": steps}
 
     def list_pipeline_parameters_for_execution(self, *, PipelineExecutionArn: str, **_: Any) -> dict[str, Any]:
-        with connect(self.settings) as db:
+        with connect(self.config) as db:
             row = self._execution_row(db, PipelineExecutionArn, "ListPipelineParametersForExecution")
         values = resolve_parameters(json.loads(row["definition"]), json.loads(row["parameters"]))
         return {"PipelineParameters": _parameter_list(values)}
 
     def stop_pipeline_execution(self, *, PipelineExecutionArn: str, **_: Any) -> dict[str, Any]:
         """Stop a running execution: its process group is terminated and it is marked Stopped."""
-        with connect(self.settings) as db:
+        with connect(self.config) as db:
             row = self._execution_row(db, PipelineExecutionArn, "StopPipelineExecution")
             if row["status"] in _TERMINAL:
-                raise client_error("ValidationException", f"execution is already {row['status']}",
-                                   "StopPipelineExecution")
+                raise ServiceError.validation(f"execution is already {row['status']}",
+                                              "StopPipelineExecution")
             db.execute("UPDATE executions SET status='Stopped', modified=? WHERE arn=?",
                        (time.time(), PipelineExecutionArn))
         if row["pid"]:
@@ -322,35 +320,31 @@ class PipelinesAPI:
         return {"PipelineExecutionArn": PipelineExecutionArn}
 
 
-def execution_dir(settings: Settings, execution_arn: str) -> Path:
-    return Path(settings.data_dir) / "sagemaker" / "executions" / execution_arn.rsplit("/", 1)[-1]
+def execution_dir(config: LocalConfig, execution_arn: str) -> Path:
+    return config.data_dir / "sagemaker" / "executions" / execution_arn.rsplit("/", 1)[-1]
 
 
-def _settings_dict(settings: Settings) -> dict[str, Any]:
-    return {k: str(v) if isinstance(v, Path) else v for k, v in dataclasses.asdict(settings).items()}
-
-
-def run_execution(settings: Settings, execution_arn: str,
+def run_execution(config: LocalConfig, execution_arn: str,
                   progress: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Run a recorded execution to its end in this process; return ``describe_pipeline_execution``."""
     from infra.local.core import local_client
     from infra.local.sagemaker.client import LocalSageMakerClient
 
-    backend = LocalSageMakerClient(settings)
-    client = local_client("sagemaker", backend, region=settings.region)
-    with connect(settings) as db:
+    backend = LocalSageMakerClient(config)
+    client = local_client("sagemaker", backend, region=config.region)
+    with connect(config) as db:
         row = backend._execution_row(db, execution_arn, "RunPipelineExecution")
     executor = PipelineExecutor(
-        json.loads(row["definition"]), json.loads(row["parameters"]), settings=settings,
-        pipeline_name=row["pipeline"], execution_arn=execution_arn, recorder=_Recorder(settings, execution_arn),
-        sagemaker_client=client, work_dir=execution_dir(settings, execution_arn), progress=progress,
+        json.loads(row["definition"]), json.loads(row["parameters"]), config=config,
+        pipeline_name=row["pipeline"], execution_arn=execution_arn, recorder=_Recorder(config, execution_arn),
+        sagemaker_client=client, work_dir=execution_dir(config, execution_arn), progress=progress,
     )
     try:
         result = executor.run()
         status, reason = result.status, result.failure_reason
     except Exception as exc:  # noqa: BLE001 - recorded as the execution's failure
         status, reason = "Failed", f"{type(exc).__name__}: {exc}"
-    with connect(settings) as db:
+    with connect(config) as db:
         # a stop request wins over the runner's own verdict
         current = db.execute("SELECT status FROM executions WHERE arn=?", (execution_arn,)).fetchone()["status"]
         if current != "Stopped":
@@ -362,11 +356,10 @@ def run_execution(settings: Settings, execution_arn: str,
 def main(argv: list[str] | None = None) -> int:
     """Entry of the detached execution process."""
     parser = argparse.ArgumentParser(description="run one local pipeline execution")
-    parser.add_argument("--settings", required=True, help="settings JSON written by start_pipeline_execution")
+    LocalConfig.add_arguments(parser)
     parser.add_argument("--execution-arn", required=True)
     args = parser.parse_args(argv)
-    settings = load_settings(None, **json.loads(Path(args.settings).read_text()))
-    desc = run_execution(settings, args.execution_arn,
+    desc = run_execution(LocalConfig.from_arguments(args), args.execution_arn,
                          progress=lambda line: print(line, flush=True))
     print(json.dumps(desc, default=str), flush=True)
     return 0 if desc["PipelineExecutionStatus"] == "Succeeded" else 1

@@ -19,6 +19,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from infra.local.core.arns import model_package_arn, model_package_group_arn
+from infra.local.core.config import LocalConfig
 from infra.local.core.errors import ServiceError
 from infra.local.sqlite import open_store
 
@@ -52,11 +54,6 @@ CREATE TABLE IF NOT EXISTS model_packages (
 """
 
 
-def client_error(code: str, message: str, operation: str) -> ServiceError:
-    """The error SageMaker answers a rejected request with."""
-    return ServiceError(code, message, 400, operation)
-
-
 def _dt(ts: float) -> datetime:
     return datetime.fromtimestamp(ts, tz=UTC)
 
@@ -75,12 +72,12 @@ def parse_model_package_arn(arn: str) -> tuple[str, int]:
 class ModelRegistryAPI:
     """Mixin of LocalSageMakerClient: the Model Registry calls aircast uses."""
 
-    settings: Any  # set by LocalSageMakerClient.__init__
+    config: LocalConfig  # set by LocalSageMakerClient.__init__
 
     # ---- storage --------------------------------------------------------------
     @property
     def registry_db_path(self) -> Path:
-        return Path(self.settings.data_dir) / "sagemaker" / "registry.sqlite"
+        return self.config.data_dir / "sagemaker" / "registry.sqlite"
 
     @contextmanager
     def _registry(self) -> Iterator[sqlite3.Connection]:
@@ -88,10 +85,10 @@ class ModelRegistryAPI:
             yield db
 
     def _group_arn(self, name: str) -> str:
-        return f"arn:aws:sagemaker:{self.settings.region}:{self.settings.account_id}:model-package-group/{name}"
+        return model_package_group_arn(self.config.region, self.config.account_id, name)
 
     def _package_arn(self, group: str, version: int) -> str:
-        return f"arn:aws:sagemaker:{self.settings.region}:{self.settings.account_id}:model-package/{group}/{version}"
+        return model_package_arn(self.config.region, self.config.account_id, group, version)
 
     # ---- groups -----------------------------------------------------------------
     def create_model_package_group(self, *, ModelPackageGroupName: str, ModelPackageGroupDescription: str = "",
@@ -101,8 +98,8 @@ class ModelRegistryAPI:
         _check_name(ModelPackageGroupName, op)
         with self._registry() as db:
             if db.execute("SELECT 1 FROM model_package_groups WHERE name=?", (ModelPackageGroupName,)).fetchone():
-                raise client_error("ValidationException",
-                                   f"Model Package Group already exists: {self._group_arn(ModelPackageGroupName)}", op)
+                raise ServiceError.validation(
+                    f"Model Package Group already exists: {self._group_arn(ModelPackageGroupName)}", op)
             db.execute("INSERT INTO model_package_groups VALUES (?,?,?,?)",
                        (ModelPackageGroupName, ModelPackageGroupDescription or "", time.time(), json.dumps(Tags or [])))
         return {"ModelPackageGroupArn": self._group_arn(ModelPackageGroupName)}
@@ -110,7 +107,7 @@ class ModelRegistryAPI:
     def _group_row(self, db: sqlite3.Connection, name: str, op: str) -> sqlite3.Row:
         row = db.execute("SELECT * FROM model_package_groups WHERE name=?", (name,)).fetchone()
         if row is None:
-            raise client_error("ValidationException", f"ModelPackageGroup {name} does not exist.", op)
+            raise ServiceError.validation(f"ModelPackageGroup {name} does not exist.", op)
         return row
 
     def describe_model_package_group(self, *, ModelPackageGroupName: str, **_: Any) -> dict[str, Any]:
@@ -144,17 +141,17 @@ class ModelRegistryAPI:
         """Register the next version in a group (versions count from 1)."""
         op = "CreateModelPackage"
         if not ModelPackageGroupName:
-            raise client_error("ValidationException", "only versioned packages are supported locally: "
-                               "give ModelPackageGroupName", op)
+            raise ServiceError.validation("only versioned packages are supported locally: "
+                                          "give ModelPackageGroupName", op)
         _check_status(ModelApprovalStatus, op)
         containers = (InferenceSpecification or {}).get("Containers") or []
         if not containers or any(not c.get("Image") for c in containers):
-            raise client_error("ValidationException",
-                               "InferenceSpecification.Containers must list at least one container with an Image", op)
+            raise ServiceError.validation(
+                "InferenceSpecification.Containers must list at least one container with an Image", op)
         for key, value in (CustomerMetadataProperties or {}).items():
             if not isinstance(value, str):
-                raise client_error("ValidationException",
-                                   f"CustomerMetadataProperties[{key!r}] must be a string, got {value!r}", op)
+                raise ServiceError.validation(
+                    f"CustomerMetadataProperties[{key!r}] must be a string, got {value!r}", op)
         now = time.time()
         with self._registry() as db:
             self._group_row(db, ModelPackageGroupName, op)
@@ -174,10 +171,10 @@ class ModelRegistryAPI:
         try:
             group, version = parse_model_package_arn(name_or_arn)
         except ValueError as exc:
-            raise client_error("ValidationException", str(exc), op) from exc
+            raise ServiceError.validation(str(exc), op) from exc
         row = db.execute("SELECT * FROM model_packages WHERE group_name=? AND version=?", (group, version)).fetchone()
         if row is None:
-            raise client_error("ValidationException", f"Model package {name_or_arn} does not exist.", op)
+            raise ServiceError.validation(f"Model package {name_or_arn} does not exist.", op)
         return row
 
     def _package_dict(self, row: sqlite3.Row) -> dict[str, Any]:
@@ -216,9 +213,9 @@ class ModelRegistryAPI:
         if ModelApprovalStatus is not None:
             _check_status(ModelApprovalStatus, op)
         if SortBy not in ("CreationTime", "Name"):
-            raise client_error("ValidationException", f"SortBy must be CreationTime or Name, got {SortBy!r}", op)
+            raise ServiceError.validation(f"SortBy must be CreationTime or Name, got {SortBy!r}", op)
         if SortOrder not in ("Ascending", "Descending"):
-            raise client_error("ValidationException", f"SortOrder must be Ascending or Descending, got {SortOrder!r}", op)
+            raise ServiceError.validation(f"SortOrder must be Ascending or Descending, got {SortOrder!r}", op)
         sql, args = "SELECT * FROM model_packages WHERE 1=1", []
         if ModelPackageGroupName:
             sql += " AND group_name=?"
@@ -283,18 +280,17 @@ class ModelRegistryAPI:
         # PutEvents caller cannot reach (they may not use aws.* sources)
         from infra.local.eventbridge.client import LocalEventsClient
 
-        LocalEventsClient(self.settings).put_service_events([self.model_package_event(arn)])
+        LocalEventsClient(self.config).put_service_events([self.model_package_event(arn)])
 
 
 def _check_status(status: str, op: str) -> None:
     if status not in APPROVAL_STATUSES:
-        raise client_error("ValidationException",
-                           f"ModelApprovalStatus must be one of {', '.join(APPROVAL_STATUSES)}, got {status!r}", op)
+        raise ServiceError.validation(
+            f"ModelApprovalStatus must be one of {', '.join(APPROVAL_STATUSES)}, got {status!r}", op)
 
 
 def _check_name(name: str, op: str) -> None:
     import re
 
     if not re.fullmatch(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}", name or ""):
-        raise client_error("ValidationException",
-                           f"ModelPackageGroupName {name!r} must be 1-63 letters, digits and hyphens", op)
+        raise ServiceError.validation(f"ModelPackageGroupName {name!r} must be 1-63 letters, digits and hyphens", op)

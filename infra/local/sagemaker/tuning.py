@@ -45,8 +45,10 @@ import botocore.session
 from botocore.exceptions import ParamValidationError
 from botocore.validate import validate_parameters
 
+from infra.local.core.arns import sagemaker_arn
+from infra.local.core.config import LocalConfig
+from infra.local.core.errors import ServiceError
 from infra.local.s3 import atomic_write_bytes, parse_s3_uri, uri_to_path
-from infra.local.sagemaker.registry import client_error
 from infra.local.sqlite import open_store
 
 #: what the built-in DeepAR reports and in which direction it is optimized (deepar-tuning)
@@ -172,20 +174,19 @@ def run_training_trial(hyperparameters: dict[str, str], channels: dict[str, str]
 class TuningAPI:
     """Mixin of LocalSageMakerClient: Automatic Model Tuning with local DeepAR trials."""
 
-    settings: Any  # set by LocalSageMakerClient.__init__
+    config: LocalConfig  # set by LocalSageMakerClient.__init__
 
     # -- storage --
     @contextmanager
     def _tuning_db(self) -> Iterator[sqlite3.Connection]:
-        with open_store(Path(self.settings.data_dir) / "sagemaker" / "tuning.sqlite", _SCHEMA) as db:
+        with open_store(self.config.data_dir / "sagemaker" / "tuning.sqlite", _SCHEMA) as db:
             yield db
 
     def _tuning_arn(self, name: str) -> str:
-        return f"arn:aws:sagemaker:{self.settings.region}:{self.settings.account_id}:hyper-parameter-tuning-job/" \
-               f"{name.lower()}"
+        return sagemaker_arn(self.config.region, self.config.account_id, "hyper-parameter-tuning-job", name)
 
     def _training_arn(self, name: str) -> str:
-        return f"arn:aws:sagemaker:{self.settings.region}:{self.settings.account_id}:training-job/{name.lower()}"
+        return sagemaker_arn(self.config.region, self.config.account_id, "training-job", name)
 
     # -- API --
     def create_hyper_parameter_tuning_job(self, **kwargs: Any) -> dict[str, Any]:
@@ -195,26 +196,27 @@ class TuningAPI:
         try:
             validate_parameters(kwargs, model.operation_model(op).input_shape)
         except ParamValidationError as exc:
-            raise client_error("ValidationException", str(exc).replace("\n", " "), op) from None
+            raise ServiceError.validation(str(exc).replace("\n", " "), op) from None
         name = kwargs["HyperParameterTuningJobName"]
         pattern = model.shape_for("HyperParameterTuningJobName").metadata["pattern"]
         if not re.fullmatch(pattern, name):  # botocore checks lengths, not patterns
-            raise client_error("ValidationException", f"1 validation error detected: Value '{name}' at "
-                               f"'hyperParameterTuningJobName' failed to satisfy constraint: Member must satisfy "
-                               f"regular expression pattern: {pattern}", op)
+            raise ServiceError.validation(f"1 validation error detected: Value '{name}' at "
+                                          f"'hyperParameterTuningJobName' failed to satisfy constraint: Member must "
+                                          f"satisfy regular expression pattern: {pattern}", op)
         config = kwargs["HyperParameterTuningJobConfig"]
         definition = _the_definition(kwargs, op)
         _check_tuning_request(config, definition, op)
         parallel = int(config["ResourceLimits"]["MaxParallelTrainingJobs"])
         cores = os.cpu_count() or 1
         if parallel > cores:
-            raise client_error("ResourceLimitExceeded",
+            raise ServiceError("ResourceLimitExceeded",
                                f"The account-level service limit 'Number of instances across all training jobs' is "
-                               f"{cores} (this machine's cores); MaxParallelTrainingJobs={parallel} exceeds it.", op)
+                               f"{cores} (this machine's cores); MaxParallelTrainingJobs={parallel} exceeds it.",
+                               400, op)
         now = time.time()
         with self._tuning_db() as db:
             if db.execute("SELECT 1 FROM tuning_jobs WHERE name=?", (name,)).fetchone():
-                raise client_error("ResourceInUse", f"Hyperparameter tuning job {name} already exists.", op)
+                raise ServiceError("ResourceInUse", f"Hyperparameter tuning job {name} already exists.", 400, op)
             db.execute("INSERT INTO tuning_jobs VALUES (?,?,?,?,?,?,?)",
                        (name, json.dumps(kwargs, default=str), "InProgress", now, now, None, None))
         runner = threading.Thread(target=self._run_tuning_job, args=(name,), name=f"tuning-{name}", daemon=True)
@@ -269,7 +271,7 @@ class TuningAPI:
         try:
             validate_parameters(request, _service_model().operation_model(op).input_shape)
         except ParamValidationError as exc:
-            raise client_error("ValidationException", str(exc).replace("\n", " "), op) from None
+            raise ServiceError.validation(str(exc).replace("\n", " "), op) from None
         with self._tuning_db() as db:
             row = self._tuning_row(db, HyperParameterTuningJobName, op)
             jobs = db.execute("SELECT * FROM tuning_training_jobs WHERE tuning_job=? ORDER BY number",
@@ -298,8 +300,8 @@ class TuningAPI:
         with self._tuning_db() as db:
             row = self._tuning_row(db, HyperParameterTuningJobName, op)
             if row["status"] != "InProgress":
-                raise client_error("ValidationException", f"Hyperparameter tuning job {row['name']} is "
-                                   f"{row['status']}; only an InProgress job can be stopped.", op)
+                raise ServiceError.validation(f"Hyperparameter tuning job {row['name']} is "
+                                              f"{row['status']}; only an InProgress job can be stopped.", op)
             db.execute("UPDATE tuning_jobs SET status='Stopping', modified=? WHERE name=?", (time.time(), row["name"]))
         return {}
 
@@ -309,8 +311,8 @@ class TuningAPI:
         with self._tuning_db() as db:
             job = db.execute("SELECT * FROM tuning_training_jobs WHERE name=?", (TrainingJobName,)).fetchone()
             if job is None:
-                raise client_error("ValidationException", f"Requested resource not found: training job "
-                                   f"{TrainingJobName} does not exist.", op)
+                raise ServiceError.validation(f"Requested resource not found: training job "
+                                              f"{TrainingJobName} does not exist.", op)
             tuning = db.execute("SELECT request FROM tuning_jobs WHERE name=?", (job["tuning_job"],)).fetchone()
         definition = json.loads(tuning["request"])["TrainingJobDefinition"]
         metrics = json.loads(job["metrics"] or "{}")
@@ -345,7 +347,8 @@ class TuningAPI:
     def _tuning_row(self, db: sqlite3.Connection, name: str, op: str) -> sqlite3.Row:
         row = db.execute("SELECT * FROM tuning_jobs WHERE name=?", (name,)).fetchone()
         if row is None:
-            raise client_error("ResourceNotFound", f"Amazon SageMaker can't find a tuning job with name {name}", op)
+            raise ServiceError.not_found("ResourceNotFound",
+                                         f"Amazon SageMaker can't find a tuning job with name {name}", op)
         return row
 
     def _summary(self, job: sqlite3.Row, request: dict[str, Any]) -> dict[str, Any]:
@@ -407,7 +410,7 @@ class TuningAPI:
         study.enqueue_trial({p["name"]: centre(p) for p in space if p["kind"] != "Categorical"} |
                             {p["name"]: p["choices"][0] for p in space if p["kind"] == "Categorical"})
         objective = config["HyperParameterTuningJobObjective"]["MetricName"]
-        work = Path(self.settings.data_dir) / "sagemaker" / "tuning" / name
+        work = self.config.data_dir / "sagemaker" / "tuning" / name
         channels = self._download_channels(definition, work / "input")
         static = {k: str(v) for k, v in (definition.get("StaticHyperParameters") or {}).items()}
         output = definition["OutputDataConfig"]["S3OutputPath"].rstrip("/")
@@ -442,7 +445,7 @@ class TuningAPI:
 
     def _download_channels(self, definition: dict[str, Any], dest: Path) -> dict[str, str]:
         channels: dict[str, str] = {}
-        s3_root = Path(self.settings.s3_root)
+        s3_root = self.config.s3_root
         for channel in definition.get("InputDataConfig", []):
             uri = channel["DataSource"]["S3DataSource"]["S3Uri"]
             bucket, prefix = parse_s3_uri(uri)
@@ -486,7 +489,7 @@ class TuningAPI:
                 db.execute("UPDATE tuning_training_jobs SET status='Failed', ended=?, failure_reason=? WHERE name=?",
                            (now, f"{kind}: {reason}", job))
             return
-        atomic_write_bytes(uri_to_path(artifact, Path(self.settings.s3_root)), tar_path.read_bytes(), fsync=False)
+        atomic_write_bytes(uri_to_path(artifact, self.config.s3_root), tar_path.read_bytes(), fsync=False)
         value = metrics.get(objective)
         if value is None or not math.isfinite(float(value)):
             study.tell(trial, state=_failed_state())
@@ -538,12 +541,12 @@ def _ranked(summaries: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def _the_definition(kwargs: dict[str, Any], op: str) -> dict[str, Any]:
     if "TrainingJobDefinitions" in kwargs:
-        raise client_error("ValidationException", "local mode tunes one TrainingJobDefinition; "
-                           "TrainingJobDefinitions (several algorithms) is not supported", op)
+        raise ServiceError.validation("local mode tunes one TrainingJobDefinition; "
+                                      "TrainingJobDefinitions (several algorithms) is not supported", op)
     if "TrainingJobDefinition" not in kwargs:
-        raise client_error("ValidationException", "TrainingJobDefinition is required", op)
+        raise ServiceError.validation("TrainingJobDefinition is required", op)
     if kwargs.get("WarmStartConfig") or kwargs.get("Autotune"):
-        raise client_error("ValidationException", "WarmStartConfig and Autotune are not supported locally", op)
+        raise ServiceError.validation("WarmStartConfig and Autotune are not supported locally", op)
     return kwargs["TrainingJobDefinition"]
 
 
@@ -556,69 +559,70 @@ def _check_tuning_request(config: dict[str, Any], definition: dict[str, Any], op
     try:
         algorithm = runtime_for_image(image).algorithm  # the image's manifest, as a training step checks it
     except UnknownImage as exc:
-        raise client_error("ValidationException", str(exc), op) from None
+        raise ServiceError.validation(str(exc), op) from None
     if algorithm != "deepar":
-        raise client_error("ValidationException", f"local mode tunes only the built-in DeepAR image, not {image!r}", op)
+        raise ServiceError.validation(f"local mode tunes only the built-in DeepAR image, not {image!r}", op)
     strategy = config["Strategy"]
     if strategy not in LOCAL_STRATEGIES:
-        raise client_error("ValidationException", f"Strategy {strategy} is valid on SageMaker but not supported by "
-                           f"the local tuner; use one of {', '.join(LOCAL_STRATEGIES)}", op)
+        raise ServiceError.validation(f"Strategy {strategy} is valid on SageMaker but not supported by "
+                                      f"the local tuner; use one of {', '.join(LOCAL_STRATEGIES)}", op)
     objective = config.get("HyperParameterTuningJobObjective") or definition.get("TuningObjective")
     if not objective:
-        raise client_error("ValidationException", "HyperParameterTuningJobObjective is required for a built-in "
-                           "algorithm", op)
+        raise ServiceError.validation("HyperParameterTuningJobObjective is required for a built-in "
+                                      "algorithm", op)
     metric = objective["MetricName"]
     if metric not in DEEPAR_METRICS:
-        raise client_error("ValidationException", f"The objective metric [{metric}] is not valid for the "
-                           f"[forecasting-deepar] algorithm. Choose one of {', '.join(DEEPAR_METRICS)}.", op)
+        raise ServiceError.validation(f"The objective metric [{metric}] is not valid for the "
+                                      f"[forecasting-deepar] algorithm. Choose one of {', '.join(DEEPAR_METRICS)}.", op)
     if objective["Type"] != DEEPAR_METRICS[metric]:
-        raise client_error("ValidationException", f"The objective metric type, [{objective['Type']}], that you "
-                           f"specified for objective metric, [{metric}], isn't valid for the [forecasting-deepar] "
-                           f"algorithm. Choose a valid objective metric type ({DEEPAR_METRICS[metric]}).", op)
+        raise ServiceError.validation(f"The objective metric type, [{objective['Type']}], that you specified for "
+                                      f"objective metric, [{metric}], isn't valid for the [forecasting-deepar] "
+                                      f"algorithm. Choose a valid objective metric type ({DEEPAR_METRICS[metric]}).",
+                                      op)
     channels = {c["ChannelName"] for c in definition.get("InputDataConfig", [])}
     if "train" not in channels:
-        raise client_error("ValidationException", "DeepAR needs a 'train' channel in InputDataConfig", op)
+        raise ServiceError.validation("DeepAR needs a 'train' channel in InputDataConfig", op)
     if metric.startswith("test:") and "test" not in channels:
-        raise client_error("ValidationException", f"The objective metric {metric} is computed on the 'test' channel; "
-                           "add a test channel to InputDataConfig", op)
+        raise ServiceError.validation(f"The objective metric {metric} is computed on the 'test' channel; "
+                                      "add a test channel to InputDataConfig", op)
     if config.get("ParameterRanges") and definition.get("HyperParameterRanges"):
-        raise client_error("ValidationException", "give ParameterRanges in HyperParameterTuningJobConfig or "
-                           "HyperParameterRanges in the TrainingJobDefinition, not both", op)
+        raise ServiceError.validation("give ParameterRanges in HyperParameterTuningJobConfig or "
+                                      "HyperParameterRanges in the TrainingJobDefinition, not both", op)
     space = parameter_space(definition.get("HyperParameterRanges") or config.get("ParameterRanges") or {})
     if not space:
-        raise client_error("ValidationException", "ParameterRanges must name at least one hyperparameter to tune", op)
+        raise ServiceError.validation("ParameterRanges must name at least one hyperparameter to tune", op)
     static = {k: str(v) for k, v in (definition.get("StaticHyperParameters") or {}).items()}
     names = [p["name"] for p in space]
     for name in names:
         if names.count(name) > 1:
-            raise client_error("ValidationException", f"Hyperparameter {name} is ranged more than once", op)
+            raise ServiceError.validation(f"Hyperparameter {name} is ranged more than once", op)
         if name not in DEEPAR_TUNABLE:
-            raise client_error("ValidationException", f"The hyperparameter {name} is not tunable for the "
-                               f"[forecasting-deepar] algorithm; tunable: {', '.join(DEEPAR_TUNABLE)}", op)
+            raise ServiceError.validation(f"The hyperparameter {name} is not tunable for the "
+                                          f"[forecasting-deepar] algorithm; tunable: {', '.join(DEEPAR_TUNABLE)}", op)
         if name in static:
-            raise client_error("ValidationException", f"Hyperparameter {name} is both static and tunable; "
-                               "remove it from StaticHyperParameters", op)
+            raise ServiceError.validation(f"Hyperparameter {name} is both static and tunable; "
+                                          "remove it from StaticHyperParameters", op)
     for p in space:
         if p["kind"] == "Categorical":
             continue
         if p["low"] > p["high"]:
-            raise client_error("ValidationException", f"Hyperparameter {p['name']}: MinValue {p['low']} is "
-                               f"greater than MaxValue {p['high']}", op)
+            raise ServiceError.validation(f"Hyperparameter {p['name']}: MinValue {p['low']} is "
+                                          f"greater than MaxValue {p['high']}", op)
         if p["scaling"] == "Logarithmic" and p["low"] <= 0:
-            raise client_error("ValidationException", f"Hyperparameter {p['name']}: Logarithmic scaling needs "
-                               f"a range of values greater than 0 (MinValue {p['low']})", op)
+            raise ServiceError.validation(f"Hyperparameter {p['name']}: Logarithmic scaling needs "
+                                          f"a range of values greater than 0 (MinValue {p['low']})", op)
         if p["scaling"] == "ReverseLogarithmic" and (p["kind"] == "Integer" or p["low"] < 0 or p["high"] >= 1):
-            raise client_error("ValidationException", f"Hyperparameter {p['name']}: ReverseLogarithmic scaling "
-                               "works only for continuous ranges within [0, 1)", op)
+            raise ServiceError.validation(f"Hyperparameter {p['name']}: ReverseLogarithmic scaling "
+                                          "works only for continuous ranges within [0, 1)", op)
     centres = {p["name"]: _format(centre(p)) for p in space}
     try:
         validate_hyperparameters({**static, **centres})
     except AlgorithmError as exc:
-        raise client_error("ValidationException", f"StaticHyperParameters: {exc}", op) from None
+        raise ServiceError.validation(f"StaticHyperParameters: {exc}", op) from None
     for p in space:
         bounds = p["choices"] if p["kind"] == "Categorical" else [p["low"], p["high"]]
         for value in bounds:
             try:
                 validate_hyperparameters({**static, **centres, p["name"]: _format(value)})
             except AlgorithmError as exc:
-                raise client_error("ValidationException", f"Hyperparameter range {p['name']}: {exc}", op) from None
+                raise ServiceError.validation(f"Hyperparameter range {p['name']}: {exc}", op) from None

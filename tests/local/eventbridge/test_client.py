@@ -274,6 +274,22 @@ def test_pipeline_target_starts_an_execution_with_its_parameters(events: Any, se
     assert invs["ghost"]["status"] == "failed" and "no-such-pipeline-xyz" in invs["ghost"]["error"]
 
 
+def test_a_bus_of_its_own_starts_pipelines_on_the_local_sagemaker(events: Any, settings: Settings) -> None:
+    """The bus process and the Model Registry's events make a bus of their own (no caller's settings):
+    it starts a pipeline target on the emulator's SageMaker, as the in-process bus does."""
+    from pipelines.executions import upsert_pipeline
+
+    upsert_pipeline(get_client("sagemaker", settings), "retrain-me", json.dumps(TRIVIAL_PIPELINE), settings.role_arn)
+    events.put_rule(Name="retrain", EventPattern=json.dumps({"source": ["aircast.monitoring"]}))
+    events.put_targets(Rule="retrain", Targets=[{"Id": "p", "Arn": pipeline_arn(settings, "retrain-me"),
+                                                 "RoleArn": settings.role_arn}])
+    bus = LocalEventsClient(settings.local_config())
+    bus.put_events(Entries=[entry(source="aircast.monitoring")])
+    (inv,) = bus.history(rule="retrain")[0]["invocations"]
+    assert inv["status"] == "succeeded", inv["error"]
+    assert inv["result"]["PipelineExecutionArn"].startswith(pipeline_arn(settings, "retrain-me") + "/execution/")
+
+
 def test_target_emitting_events_cannot_recurse_forever(events: Any, settings: Settings) -> None:
     events.put_rule(Name="loop", EventPattern=json.dumps({"source": ["aircast.loop"]}))
     events.put_targets(Rule="loop", Targets=[{"Id": "echo", "Arn": lambda_arn(settings, "test-echo")}])
