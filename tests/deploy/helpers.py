@@ -89,3 +89,18 @@ def create_model_and_config(sm: Any, name: str, model_data_url: str,
         {"VariantName": variant, "ModelName": name, "InitialInstanceCount": instance_count,
          "InstanceType": "ml.m5.large", "InitialVariantWeight": 1.0}], **extra)
     return name
+
+
+def scrape(url: str) -> list[tuple[str, dict[str, str], float]]:
+    """The samples of the host's ``GET /metrics`` (name, labels, value), parsed as Prometheus parses them."""
+    import urllib.request
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = urllib.request.urlopen(f"{url}/metrics").read().decode()
+    return [(s.name, s.labels, s.value) for family in text_string_to_metric_families(text) for s in family.samples]
+
+
+def has_sample(samples: list[tuple[str, dict[str, str], float]], name: str, **labels: str) -> bool:
+    """Whether a sample of ``name`` carries all of ``labels``."""
+    return any(n == name and labels.items() <= have.items() for n, have, _ in samples)

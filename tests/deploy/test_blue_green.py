@@ -14,7 +14,7 @@ from deployment.deploy import wait_for_endpoint
 from deployment.policy import DeploymentPolicy, deployment_config
 from infra.local.sagemaker.cloudwatch import LocalCloudWatchClient
 from tests.deploy.conftest import request_body
-from tests.deploy.helpers import LoadClient, create_endpoint, create_model_and_config
+from tests.deploy.helpers import LoadClient, create_endpoint, create_model_and_config, has_sample, scrape
 
 pytestmark = pytest.mark.slow
 
@@ -106,10 +106,8 @@ def test_faulty_model_rolls_back_with_failures_confined_to_green(sm, host_settin
     else:
         assert failures == []  # slow is not failing: blue and green both answered
     # the host's metrics show the green fleet's invocations
-    import urllib.request
-
-    text = urllib.request.urlopen(f"{host.url}/metrics").read().decode()
-    assert f'endpoint="{name}",variant="AllTraffic",endpoint_config="{name}-green"' in text
+    assert has_sample(scrape(host.url), "aircast_endpoint_invocations_total", endpoint=name, variant="AllTraffic",
+                      endpoint_config=f"{name}-green")
 
 
 def test_green_fleet_that_fails_to_load_is_rolled_back(sm, host_settings, host, model_url):

@@ -9,7 +9,8 @@ import re
 
 import pytest
 
-from infra.local.sagemaker.host import InvocationError, capture_record, parse_invocation
+from infra.local.sagemaker.host.capture import capture_record
+from infra.local.sagemaker.host.invocations import InvocationError, parse_invocation
 
 WHEN = dt.datetime(2026, 6, 1, 12, 30, 5, 123456, tzinfo=dt.UTC)
 REQUEST, RESPONSE = b'{"instances": []}', b'{"predictions": []}'

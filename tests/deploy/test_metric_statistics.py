@@ -10,7 +10,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from infra.local.sagemaker.cloudwatch import LocalCloudWatchClient, Sample, write_minutes
-from infra.local.sagemaker.host import Metrics
+from infra.local.sagemaker.host.metrics import Metrics
 
 MINUTE = int(time.time() // 60 * 60) - 3600  # a minute boundary an hour ago (CloudWatch keeps 15 days)
 DIMS = [{"Name": "EndpointName", "Value": "ep"}, {"Name": "VariantName", "Value": "AllTraffic"}]

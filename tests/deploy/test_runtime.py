@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import urllib.request
 
 import pytest
 from botocore.exceptions import ClientError
@@ -19,7 +18,7 @@ from deployment.deploy import (
     wait_for_endpoint,
 )
 from tests.deploy.conftest import PREDICTION_LENGTH, request_body, tiny_series
-from tests.deploy.helpers import create_endpoint, create_model_and_config
+from tests.deploy.helpers import create_endpoint, create_model_and_config, has_sample, scrape
 
 pytestmark = pytest.mark.slow
 
@@ -147,12 +146,12 @@ def test_data_capture_and_metrics(runtime, served, host_settings, host):
     assert [r["eventMetadata"].get("inferenceId") for r in records[-2:]] == [None, "req-42"]
     assert json.loads(records[-1]["captureData"]["endpointInput"]["data"])["instances"]
     assert json.loads(records[-1]["captureData"]["endpointOutput"]["data"])["predictions"]
-    text = urllib.request.urlopen(f"{host.url}/metrics").read().decode()
-    line = next(ln for ln in text.splitlines() if ln.startswith("aircast_endpoint_invocations_total")
-                and 'endpoint="rt"' in ln)
-    assert int(line.rsplit(" ", 1)[1]) >= 3
-    assert 'aircast_endpoint_model_latency_ms{endpoint="rt",variant="AllTraffic"' in text
-    assert 'class="4xx"' in text
+    samples = scrape(host.url)  # the Prometheus text format, as a scraper reads it
+    served_total = next(v for n, labels, v in samples
+                        if n == "aircast_endpoint_invocations_total" and labels["endpoint"] == "rt")
+    assert served_total >= 3
+    assert has_sample(samples, "aircast_endpoint_model_latency_ms", endpoint="rt", variant="AllTraffic")
+    assert has_sample(samples, "aircast_endpoint_invocation_errors_total", **{"class": "4xx"})
 
 
 def test_ab_variants_weights_and_target_variant(sm, runtime, host_settings, model_url):

@@ -10,7 +10,7 @@ from awsrules.sagemaker_endpoints import DeploymentConfigError, traffic_steps, v
 from deployment.policy import DeploymentPolicy, deployment_config
 from infra.local.sagemaker.client import LocalSageMakerClient
 from infra.local.sagemaker.cloudwatch import LocalCloudWatchClient, Sample, evaluate_alarm
-from infra.local.sagemaker.host import parse_fault_injection
+from infra.local.sagemaker.host.routing import parse_fault_injection
 
 
 def _config(routing: dict, **policy) -> dict:
