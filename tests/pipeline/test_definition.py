@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from infra.local.sagemaker.executor import resolve, resolve_parameters, step_graph
+from infra.local.sagemaker.expressions import resolve
+from infra.local.sagemaker.pipeline_definition import resolve_parameters, step_graph
 from pipelines.code import code_version
 from tests.pipeline.conftest import ROLE
 

@@ -12,13 +12,9 @@ import pytest
 from botocore.exceptions import ClientError
 
 from aircast.clients import get_client
-from infra.local.sagemaker.executor import (
-    PipelineDefinitionError,
-    PipelineExecutor,
-    json_get,
-    parse_property_path,
-    step_graph,
-)
+from infra.local.sagemaker.executor import PipelineExecutor
+from infra.local.sagemaker.expressions import json_get, parse_property_path
+from infra.local.sagemaker.pipeline_definition import PipelineDefinitionError, step_graph
 
 #: the pipeline's processing image (a job runs only in an image local mode has a manifest for)
 IMAGE = "763104351884.dkr.ecr.eu-west-1.amazonaws.com/autogluon-training:1.4.0-cpu-py311"

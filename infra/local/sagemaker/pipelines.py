@@ -27,7 +27,8 @@ from typing import Any
 from infra.local.core.arns import pipeline_arn, pipeline_execution_arn
 from infra.local.core.config import LocalConfig
 from infra.local.core.errors import ServiceError
-from infra.local.sagemaker.executor import PipelineDefinitionError, PipelineExecutor, resolve_parameters
+from infra.local.sagemaker.executor import PipelineExecutor
+from infra.local.sagemaker.pipeline_definition import PipelineDefinitionError, resolve_parameters
 from infra.local.sqlite import open_store
 from infra.local.stack import python_module_argv
 

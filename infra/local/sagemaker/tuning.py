@@ -253,7 +253,7 @@ class TuningAPI:
         if row["ended"] is not None:
             out["HyperParameterTuningEndTime"] = _dt(row["ended"])
             out["ConsumedResources"] = {"RuntimeInSeconds": int(row["ended"] - row["created"])}
-        best = _ranked(summaries)
+        best = ranked(summaries)
         if best:
             out["BestTrainingJob"] = best[0]
         if row["failure_reason"]:
@@ -529,7 +529,7 @@ def _tuned_names(request: dict[str, Any]) -> set[str]:
     return {p["name"] for p in parameter_space(ranges)}
 
 
-def _ranked(summaries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def ranked(summaries: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Summaries with an objective value, best first (lowest for Minimize); ties by name."""
     scored = [s for s in summaries if "FinalHyperParameterTuningJobObjectiveMetric" in s]
     if not scored:
