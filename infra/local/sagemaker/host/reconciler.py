@@ -23,6 +23,7 @@ from typing import Any
 
 from awsrules.sagemaker_endpoints import traffic_steps
 from infra.local.core.config import LocalConfig
+from infra.local.core.poll import PollTimeout, poll_until
 from infra.local.s3 import parse_s3_uri, uri_to_path
 from infra.local.sagemaker.cloudwatch import alarm_dimensions, evaluate_alarm
 from infra.local.sagemaker.endpoints import EndpointStore, add_history
@@ -247,8 +248,7 @@ class Reconciler:
     def _bake(self, live: LiveEndpoint, seconds: float, alarms: list[Document], green: Fleet,
               since: float, deadline: float | None) -> str | None:
         """Wait ``seconds`` (already scaled) watching the alarms; the rollback reason, or None."""
-        end = time.monotonic() + seconds
-        while True:
+        def rollback_reason() -> str | None:
             if self.endpoints.get(live.name) is not live:
                 return "endpoint deleted during the deployment"
             reason = self._check_alarms(live, alarms, green, since)
@@ -256,9 +256,12 @@ class Reconciler:
                 return reason
             if deadline is not None and time.monotonic() > deadline:
                 return "the deployment exceeded MaximumExecutionTimeoutInSeconds"
-            if time.monotonic() >= end:
-                return None
-            time.sleep(min(BAKE_POLL_S, max(0.0, end - time.monotonic())))
+            return None
+
+        try:
+            return poll_until(rollback_reason, seconds, BAKE_POLL_S, f"baking of {live.name}")
+        except PollTimeout:
+            return None  # baked the whole interval: no alarm, no timeout
 
     def _blue_green_update(self, live: LiveEndpoint, doc: Document) -> None:
         pending = doc["Pending"]
