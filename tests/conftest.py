@@ -23,6 +23,9 @@ os.environ["AIRCAST_STRICT_RESPONSES"] = "1"
 from aircast.settings import Settings  # noqa: E402
 from tests.helpers import free_port, make_settings  # noqa: E402
 
+# the endpoint host and its tiny model, once per session for every directory that uses them
+from tests.local.sagemaker.host_fixtures import host, host_settings, model_tarball, model_url, sm  # noqa: E402, F401
+
 __all__ = ["BEIJING_CSV", "REPO_ROOT", "free_port", "make_settings"]
 
 REPO_ROOT = Path(__file__).resolve().parents[1]

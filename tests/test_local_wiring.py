@@ -48,3 +48,12 @@ def test_stack_services_run_in_start_order_and_unknown_names_are_refused(setting
     assert all(s.env["AIRCAST_DATA_DIR"] == str(settings.data_dir) for s in specs)
     with pytest.raises(ValueError, match="unknown service"):
         local_wiring.stack_services(settings, ["nonsense"])
+
+
+def test_stack_service_runs_the_endpoint_host_on_the_emulators_config(settings: Settings) -> None:
+    assert "sagemaker-endpoints" in local_wiring.LOCAL_SERVICES
+    (spec,) = local_wiring.stack_services(settings, ["sagemaker-endpoints"])
+    assert spec.port == settings.endpoint_port == 0  # the test settings: any free port, reported back
+    assert spec.argv[1:3] == ["-m", "infra.local.sagemaker.host"]
+    # the host takes the emulator's configuration on its command line, never aircast's settings
+    assert spec.argv[3:] == [*settings.local_config().argv(), "--port", "0", "--bind", settings.endpoint_host]

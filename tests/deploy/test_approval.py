@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
-from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -19,7 +17,8 @@ from deployment.policy import DeploymentPolicy
 from evaluation.drift import capture_origin, parse_capture_records
 from evaluation.drift_monitor import read_capture
 from infra.local.eventbridge.client import LocalEventsClient
-from tests.deploy.conftest import request_body
+from tests.helpers import wait_until
+from tests.local.sagemaker.host_fixtures import request_body
 
 pytestmark = pytest.mark.slow
 
@@ -73,18 +72,6 @@ def _endpoint_state(sm, endpoint: str = ENDPOINT) -> tuple[str, str] | None:
     return desc["EndpointConfigName"], desc["EndpointStatus"]
 
 
-def wait_until(condition: Callable[[], Any], timeout_s: float, what: str) -> Any:
-    """Poll ``condition`` until it returns something truthy; fail with ``what`` after ``timeout_s``."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"after {timeout_s:.0f} s still waiting for {what}")
-        time.sleep(0.05)
-
-
 def _handled_event(settings, arn: str, status: str) -> dict[str, Any] | None:
     """The bus's record of the state-change event of ``arn`` to ``status`` (its matched rules, invocations)."""
     for entry in LocalEventsClient(settings).history(source="aws.sagemaker", limit=200):
@@ -104,7 +91,7 @@ def test_pending_rejected_and_approved_packages(deploy_env, sm, model_url):
 
     # approving fires the rule → the deploy Lambda creates the endpoint with exactly v1
     sm.update_model_package(ModelPackageArn=v1, ModelApprovalStatus="Approved")
-    wait_until(lambda: _endpoint_state(sm), 10, "the approval to create the endpoint")
+    wait_until(lambda: _endpoint_state(sm), 10, what="the approval to create the endpoint")
     desc = wait_for_endpoint(sm, ENDPOINT, 60)
     assert desc["EndpointStatus"] == "InService"
     assert "-v1-" in desc["EndpointConfigName"]
@@ -116,7 +103,7 @@ def test_pending_rejected_and_approved_packages(deploy_env, sm, model_url):
     v2 = _register(sm, model_url)
     sm.update_model_package(ModelPackageArn=v2, ModelApprovalStatus="Rejected")
     # the bus has handled the rejection (it matched no rule, so nothing was invoked) ...
-    rejected = wait_until(lambda: _handled_event(deploy_env, v2, "Rejected"), 10, "the rejection event on the bus")
+    rejected = wait_until(lambda: _handled_event(deploy_env, v2, "Rejected"), 10, what="the rejection event on the bus")
     assert APPROVAL_RULE not in rejected["matched_rules"] and rejected["invocations"] == []
     assert handle(_event(v2, "Rejected"), deploy_env)["status"] == "ignored"
     # ... and the endpoint is as it was
@@ -181,7 +168,7 @@ def test_deploy_refuses_latest_unapproved_and_busy(deploy_env, sm, model_url):
 
 def test_cli_deploy_of_a_faulty_package_rolls_back(deploy_env, host, sm, model_url, capsys):
     from aircast.cli import main
-    from tests.deploy.helpers import LoadClient
+    from tests.local.sagemaker.helpers import LoadClient
 
     arn = _register(sm, model_url, status="Approved")
     # registering as Approved fires the approval rule too: let that deployment finish first

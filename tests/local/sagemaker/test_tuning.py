@@ -5,7 +5,6 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import json
-import time
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +15,7 @@ from botocore.exceptions import ClientError
 from infra.local.sagemaker.client import LocalSageMakerClient
 from infra.local.sagemaker.tuning import centre, parameter_space
 from tests.forecast.test_deepar_training import write_channels
+from tests.helpers import wait_until
 
 IMAGE = "522234722520.dkr.ecr.us-east-1.amazonaws.com/forecasting-deepar:1"
 STATIC = {"time_freq": "H", "prediction_length": "6", "likelihood": "negative-binomial", "num_layers": "1",
@@ -101,13 +101,11 @@ def tuner(settings) -> tuple[LocalSageMakerClient, str]:
 
 
 def wait_for(client: LocalSageMakerClient, name: str, timeout: float = 300) -> dict[str, Any]:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
+    def ended() -> dict[str, Any] | None:
         desc = client.describe_hyper_parameter_tuning_job(HyperParameterTuningJobName=name)
-        if desc["HyperParameterTuningJobStatus"] in ("Completed", "Failed", "Stopped"):
-            return desc
-        time.sleep(0.5)
-    raise AssertionError(f"tuning job {name} did not end in {timeout} s")
+        return desc if desc["HyperParameterTuningJobStatus"] in ("Completed", "Failed", "Stopped") else None
+
+    return wait_until(ended, timeout, interval_s=0.5, what=f"tuning job {name} to end")
 
 
 @pytest.mark.slow

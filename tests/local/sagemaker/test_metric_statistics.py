@@ -85,3 +85,4 @@ def test_refusals_as_cloudwatch(cw, kwargs, code, text):
     with pytest.raises(ClientError) as err:
         cw.get_metric_statistics(**args)
     assert err.value.response["Error"]["Code"] == code and text in err.value.response["Error"]["Message"]
+

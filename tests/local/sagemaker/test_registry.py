@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
 from botocore.exceptions import ClientError
 
@@ -13,7 +11,7 @@ SPEC = {"Containers": [{"Image": "img:1", "ModelDataUrl": "s3://aircast-artifact
                         "Environment": {"A": "1"}}]}
 
 
-def _register(client: LocalSageMakerClient, status: str = "PendingManualApproval", wql: str = "0.5") -> str:
+def register_package(client: LocalSageMakerClient, status: str = "PendingManualApproval", wql: str = "0.5") -> str:
     return client.create_model_package(
         ModelPackageGroupName="aircast-deepar", InferenceSpecification=SPEC, ModelApprovalStatus=status,
         ModelMetrics={"ModelQuality": {"Statistics": {"ContentType": "application/json",
@@ -24,11 +22,11 @@ def _register(client: LocalSageMakerClient, status: str = "PendingManualApproval
 def test_versions_and_approvals(settings) -> None:
     client = LocalSageMakerClient(settings.local_config())
     with pytest.raises(ClientError, match="does not exist"):
-        _register(client)
+        register_package(client)
     client.create_model_package_group(ModelPackageGroupName="aircast-deepar")
     with pytest.raises(ClientError, match="already exists"):
         client.create_model_package_group(ModelPackageGroupName="aircast-deepar")
-    first, second = _register(client, wql="0.6"), _register(client, wql="0.4")
+    first, second = register_package(client, wql="0.6"), register_package(client, wql="0.4")
     assert first == "arn:aws:sagemaker:us-east-1:000000000000:model-package/aircast-deepar/1"
     assert second.endswith("/aircast-deepar/2")
     pkg = client.describe_model_package(ModelPackageName=second)
@@ -59,7 +57,7 @@ def test_status_change_puts_event(settings) -> None:
 
     client = LocalSageMakerClient(settings.local_config())
     client.create_model_package_group(ModelPackageGroupName="aircast-deepar")
-    arn = _register(client)
+    arn = register_package(client)
     client.update_model_package(ModelPackageArn=arn, ModelApprovalStatus="Rejected")
     client.update_model_package(ModelPackageArn=arn, ModelApprovalStatus="Rejected")  # no change → no event
     details = []
@@ -71,20 +69,3 @@ def test_status_change_puts_event(settings) -> None:
     assert statuses == ["PendingManualApproval", "Rejected"]  # creation + one change
     assert all(d["ModelPackageArn"] == arn and d["ModelPackageGroupName"] == "aircast-deepar"
                and d["ModelPackageVersion"] == 1 for d in details)
-
-
-def test_models_cli(settings, capsys: pytest.CaptureFixture[str]) -> None:
-    from aircast.cli import main
-
-    client = LocalSageMakerClient(settings.local_config())
-    client.create_model_package_group(ModelPackageGroupName=settings.model_package_group)
-    _register(client, wql="0.42")
-    assert main(["models", "list", "--json"]) == 0
-    rows = json.loads(capsys.readouterr().out)
-    assert rows[0]["version"] == 1 and rows[0]["mean_wQL"] == 0.42 and rows[0]["status"] == "PendingManualApproval"
-    assert main(["models", "approve", "1"]) == 0
-    assert "PendingManualApproval → Approved" in capsys.readouterr().out
-    assert main(["models", "reject", "7"]) == 1
-    assert "does not exist" in capsys.readouterr().err
-    assert main(["models", "approve", "latest"]) == 2  # usage
-    assert "version number" in capsys.readouterr().err

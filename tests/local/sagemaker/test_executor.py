@@ -15,6 +15,7 @@ from aircast.clients import get_client
 from infra.local.sagemaker.executor import PipelineExecutor
 from infra.local.sagemaker.expressions import json_get, parse_property_path
 from infra.local.sagemaker.pipeline_definition import PipelineDefinitionError, step_graph
+from tests.helpers import wait_until
 
 #: the pipeline's processing image (a job runs only in an image local mode has a manifest for)
 IMAGE = "763104351884.dkr.ecr.eu-west-1.amazonaws.com/autogluon-training:1.4.0-cpu-py311"
@@ -235,10 +236,8 @@ def test_stop_execution_kills_the_detached_run(settings, store) -> None:
     client = LocalSageMakerClient(settings.local_config())
     upsert_pipeline(client, "p", json.dumps(_definition()), "arn:aws:iam::000000000000:role/r")
     arn = client.start_pipeline_execution(PipelineName="p")["PipelineExecutionArn"]
-    deadline = time.time() + 60
-    while not client.list_pipeline_execution_steps(PipelineExecutionArn=arn)["PipelineExecutionSteps"]:
-        assert time.time() < deadline, "the detached run never started its first step"
-        time.sleep(0.3)
+    wait_until(lambda: client.list_pipeline_execution_steps(PipelineExecutionArn=arn)["PipelineExecutionSteps"], 60,
+               interval_s=0.3, what="the detached run's first step")
     client.stop_pipeline_execution(PipelineExecutionArn=arn)
     assert client.describe_pipeline_execution(PipelineExecutionArn=arn)["PipelineExecutionStatus"] == "Stopped"
     with pytest.raises(ClientError, match="already Stopped"):
@@ -247,10 +246,7 @@ def test_stop_execution_kills_the_detached_run(settings, store) -> None:
 
     with connect(settings.local_config()) as db:
         pid = db.execute("SELECT pid FROM executions WHERE arn=?", (arn,)).fetchone()["pid"]
-    deadline = time.time() + 20
-    while _running(pid):
-        assert time.time() < deadline, f"runner {pid} still alive after stop"
-        time.sleep(0.2)
+    wait_until(lambda: not _running(pid), 20, interval_s=0.2, what=f"runner {pid} to end after the stop")
 
 
 def _running(pid: int) -> bool:

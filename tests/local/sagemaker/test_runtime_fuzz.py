@@ -12,8 +12,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.deploy.conftest import request_body
-from tests.deploy.helpers import create_endpoint
+from tests.local.sagemaker.helpers import create_endpoint
+from tests.local.sagemaker.host_fixtures import request_body
 
 pytestmark = pytest.mark.slow
 

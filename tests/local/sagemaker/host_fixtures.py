@@ -1,5 +1,6 @@
-"""Fixtures of the endpoint tests: one tiny DeepAR model trained per session, and a real endpoint host
-process started by the stack as ``aircast local up`` starts it, on the port it bound, with a scaled clock."""
+"""Fixtures of the endpoint tests (the emulator's and aircast's deployment tests share them; tests/conftest.py
+registers them once per session): one tiny DeepAR model trained per session, and a real endpoint host process
+started by the stack as ``aircast local up`` starts it, on the port it bound, with a scaled clock."""
 
 from __future__ import annotations
 

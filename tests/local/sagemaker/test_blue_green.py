@@ -13,8 +13,8 @@ from aircast.clients import deployment_history
 from deployment.deploy import wait_for_endpoint
 from deployment.policy import DeploymentPolicy, deployment_config
 from infra.local.sagemaker.cloudwatch import LocalCloudWatchClient
-from tests.deploy.conftest import request_body
-from tests.deploy.helpers import LoadClient, create_endpoint, create_model_and_config, has_sample, scrape
+from tests.local.sagemaker.helpers import LoadClient, create_endpoint, create_model_and_config, has_sample, scrape
+from tests.local.sagemaker.host_fixtures import request_body
 
 pytestmark = pytest.mark.slow
 
@@ -118,12 +118,3 @@ def test_green_fleet_that_fails_to_load_is_rolled_back(sm, host_settings, host, 
     desc = wait_for_endpoint(sm, name, timeout_s=60)
     assert desc["EndpointStatus"] == "InService" and desc["EndpointConfigName"] == name + "-blue"
     assert "failed to provision" in desc["FailureReason"] and "health check" in desc["FailureReason"]
-
-
-def test_stack_service_runs_the_host(host_settings):
-    from aircast.local_wiring import LOCAL_SERVICES, stack_services
-
-    assert "sagemaker-endpoints" in LOCAL_SERVICES
-    (spec,) = stack_services(host_settings, ["sagemaker-endpoints"])
-    assert spec.port == host_settings.endpoint_port
-    assert spec.argv[1:3] == ["-m", "infra.local.sagemaker.host"]

@@ -17,8 +17,9 @@ from deployment.deploy import (
     set_variant_weights,
     wait_for_endpoint,
 )
-from tests.deploy.conftest import PREDICTION_LENGTH, request_body, tiny_series
-from tests.deploy.helpers import create_endpoint, create_model_and_config, has_sample, scrape
+from tests.helpers import wait_until
+from tests.local.sagemaker.helpers import create_endpoint, create_model_and_config, has_sample, scrape
+from tests.local.sagemaker.host_fixtures import PREDICTION_LENGTH, request_body, tiny_series
 
 pytestmark = pytest.mark.slow
 
@@ -122,17 +123,13 @@ def _capture_records(root) -> list[dict]:
 
 
 def test_data_capture_and_metrics(runtime, served, host_settings, host):
-    import time
-
     runtime.invoke_endpoint(EndpointName=served, Body=_body(), ContentType="application/json")
     runtime.invoke_endpoint(EndpointName=served, Body=_body(), ContentType="application/json", InferenceId="req-42")
     # SageMaker's layout: <DestinationS3Uri>/<endpoint>/<variant>/YYYY/MM/DD/HH/<file>.jsonl
     root = host_settings.s3_root / host_settings.artifacts_bucket / CAPTURE / served / "AllTraffic"
-    deadline = time.monotonic() + 10  # the capture writer runs in the background
-    while len(_capture_records(root)) < 2 and time.monotonic() < deadline:
-        time.sleep(0.05)
+    # the capture writer runs in the background
+    wait_until(lambda: len(_capture_records(root)) >= 2, 10, what=f"two capture records under {root}")
     records = _capture_records(root)
-    assert len(records) >= 2, f"no capture files under {root}"
     for record in records:
         # exactly AWS's members: the record says nothing of the model (the config's destination does)
         assert set(record) == {"captureData", "eventMetadata", "eventVersion"} and record["eventVersion"] == "0"
@@ -205,47 +202,13 @@ def test_delete_endpoint_stops_serving(sm, runtime, model_url):
     create_endpoint(sm, "gone", model_url)
     assert runtime.invoke_endpoint(EndpointName="gone", Body=_body())["InvokedProductionVariant"] == "AllTraffic"
     sm.delete_endpoint(EndpointName="gone")
-    import time
 
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
+    def refused() -> str | None:
         try:
             runtime.invoke_endpoint(EndpointName="gone", Body=_body())
         except ClientError as exc:
-            assert exc.response["Error"]["Code"] == "ValidationError"
-            break
-        time.sleep(0.1)
-    else:
-        pytest.fail("deleted endpoint still served")
+            return exc.response["Error"]["Code"]
+        return None
+
+    assert wait_until(refused, 10, interval_s=0.1, what="the deleted endpoint to stop serving") == "ValidationError"
     assert "gone" not in [e["EndpointName"] for e in sm.list_endpoints()["Endpoints"]]
-
-
-@pytest.fixture
-def cli_env(host_settings, monkeypatch):
-    monkeypatch.setenv("AIRCAST_DATA_DIR", str(host_settings.data_dir))
-    monkeypatch.setenv("AIRCAST_ENDPOINT_PORT", str(host_settings.endpoint_port))
-    monkeypatch.setenv("AIRCAST_BACKEND", "local")
-
-
-def test_cli_list_describe_invoke(served, cli_env, tmp_path, capsys):
-    from aircast.cli import main
-
-    assert main(["endpoint", "list", "--json"]) == 0
-    assert "rt" in [e["EndpointName"] for e in json.loads(capsys.readouterr().out)]
-    assert main(["endpoint", "describe", "rt", "--json"]) == 0
-    assert json.loads(capsys.readouterr().out)["EndpointStatus"] == "InService"
-    assert main(["endpoint", "describe", "rt"]) == 0
-    assert "AllTraffic" in capsys.readouterr().out
-    request = tmp_path / "request.json"
-    request.write_bytes(_body())
-    assert main(["endpoint", "invoke", "rt", "--file", str(request)]) == 0
-    predictions = json.loads(capsys.readouterr().out)
-    assert len(predictions[0]["mean"]) == PREDICTION_LENGTH
-    request.write_text('{"instances": []}')
-    assert main(["endpoint", "invoke", "rt", "--file", str(request)]) == 1
-    assert "instances" in capsys.readouterr().err
-    assert main(["endpoint", "invoke", "nope", "--file", str(request)]) == 1
-    assert "not found" in capsys.readouterr().err
-    assert main(["endpoint", "describe", "nope"]) == 1
-    assert main(["endpoint", "deploy", "--model-package", "latest"]) == 1
-    assert "latest" in capsys.readouterr().err
