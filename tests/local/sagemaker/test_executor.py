@@ -182,6 +182,37 @@ def test_graph_errors() -> None:
         step_graph({"Steps": [{"Name": "A", "Type": "Fail", "DependsOn": ["Nope"]}]})
 
 
+def _condition(name: str, holds: bool, *, if_steps: list | None = None, **extra: object) -> dict:
+    return {"Name": name, "Type": "Condition", **extra, "Arguments": {
+        "Conditions": [{"Type": "Equals", "LeftValue": 1, "RightValue": 1 if holds else 2}],
+        "IfSteps": if_steps or [], "ElseSteps": []}}
+
+
+def _execute(settings, steps: list[dict]):  # noqa: ANN202
+    ex = PipelineExecutor({"Parameters": [], "Steps": steps}, {}, config=settings.local_config(), pipeline_name="p",
+                          execution_arn="arn:aws:sagemaker:us-east-1:000000000000:pipeline/p/execution/order")
+    return ex.run()
+
+
+def test_steps_run_in_dependency_order_definition_order_breaking_ties(settings) -> None:
+    result = _execute(settings, [_condition("Late", True, DependsOn=["Early"]), _condition("Early", True),
+                                 _condition("Other", True)])
+    assert result.status == "Succeeded" and list(result.steps) == ["Early", "Late", "Other"]
+
+
+def test_the_branch_not_taken_and_what_depends_on_it_never_run(settings) -> None:
+    skipped = {"Name": "Skipped", "Type": "Fail", "Arguments": {"ErrorMessage": "not this branch"}}
+    after = {"Name": "After", "Type": "Fail", "DependsOn": ["Skipped"], "Arguments": {"ErrorMessage": "nor this"}}
+    result = _execute(settings, [_condition("Gate", False, if_steps=[skipped]), after])
+    assert result.status == "Succeeded" and list(result.steps) == ["Gate"]
+
+
+def test_a_step_type_local_mode_does_not_run_fails_the_step(settings) -> None:
+    result = _execute(settings, [{"Name": "Cluster", "Type": "EMR", "Arguments": {}}])
+    assert result.status == "Failed" and result.failed_step == "Cluster"
+    assert result.failure_reason == "Step Cluster failed: local mode cannot run steps of type EMR"
+
+
 @pytest.mark.slow  # imports torch/GluonTS (seconds)
 def test_unknown_hyperparameter_fails_training_like_builtin(settings, store) -> None:
     store.put_object(Bucket="aircast-artifacts", Key="train/train.json", Body='{"start": "2024-01-01 00:00:00", "target": [1, 2]}\n')

@@ -86,3 +86,38 @@ def test_refusals_as_cloudwatch(cw, kwargs, code, text):
         cw.get_metric_statistics(**args)
     assert err.value.response["Error"]["Code"] == code and text in err.value.response["Error"]["Message"]
 
+
+def test_metrics_exposition_is_the_prometheus_text_format() -> None:
+    """``GET /metrics``: counters per variant and fleet, errors by class, latency quantiles in ms, the green
+    fleet's share, as a Prometheus scraper parses them."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from infra.local.sagemaker.host.metrics import exposition
+    from infra.local.sagemaker.host.routing import Fleet, LiveEndpoint
+
+    metrics = Metrics()
+    for i, outcome in enumerate(["ok", "ok", "ok", "4xx"]):
+        metrics.record("ep", "cfg-blue", "AllTraffic", Sample(MINUTE + i, 1000.0 * (i + 1), outcome))
+    metrics.record("ep", "cfg-green", "AllTraffic", Sample(MINUTE + 5, 2000.0, "5xx"))
+    metrics.record("ep", "cfg-old", "AllTraffic", Sample(MINUTE + 6, 3000.0, "ok"))
+    live = LiveEndpoint("ep", blue=Fleet("cfg-blue", {}, None), green=Fleet("cfg-green", {}, None), green_share=0.25)
+    text = exposition(metrics, {"ep": live}).decode()
+    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
+               for family in text_string_to_metric_families(text) for s in family.samples}
+
+    def value(name: str, **labels: str) -> float:
+        return samples[(name, tuple(sorted(labels.items())))]
+
+    blue = {"endpoint": "ep", "variant": "AllTraffic", "endpoint_config": "cfg-blue", "fleet": "blue"}
+    assert value("aircast_endpoint_invocations_total", **blue) == 4
+    assert value("aircast_endpoint_invocation_errors_total", **blue, **{"class": "4xx"}) == 1
+    assert value("aircast_endpoint_invocation_errors_total", endpoint="ep", variant="AllTraffic",
+                 endpoint_config="cfg-green", fleet="green", **{"class": "5xx"}) == 1
+    assert value("aircast_endpoint_invocations_total", endpoint="ep", variant="AllTraffic",
+                 endpoint_config="cfg-old", fleet="retired") == 1
+    assert value("aircast_endpoint_model_latency_ms", **blue, quantile="0.5") == 3.0  # microseconds → ms
+    assert value("aircast_endpoint_model_latency_ms", **blue, quantile="0.99") == 4.0
+    assert value("aircast_endpoint_model_latency_ms_count", **blue) == 4
+    assert value("aircast_endpoint_green_traffic_share", endpoint="ep") == 0.25
+    assert "# TYPE aircast_endpoint_invocations_total counter" in text
+    assert "# TYPE aircast_endpoint_model_latency_ms summary" in text
