@@ -140,7 +140,7 @@ def test_pending_rejected_and_approved_packages(deploy_env, sm, model_url):
     root = deploy_env.s3_root / deploy_env.artifacts_bucket / "datacapture" / ENDPOINT
     mine = f"{desc['EndpointConfigName']}/{ENDPOINT}/AllTraffic/"
     records = wait_until(lambda: [(k, r) for k, r in read_capture(root) if k.startswith(mine)], 10,
-                         "the v3 fleet's capture record")
+                         what="the v3 fleet's capture record")
     assert set(records[-1][1]["eventMetadata"]) == {"eventId", "inferenceTime"}
     assert capture_origin(records[-1][0]) == (desc["EndpointConfigName"], ENDPOINT, "AllTraffic")
     packages = packages_for(deploy_env, [k for k, _ in records])
