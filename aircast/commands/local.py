@@ -83,7 +83,7 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
 
     _require_local(settings)
     rows = stack.status(settings, _modules(args.services))
-    _print_rows(rows, args.json, ["service", "state", "pid", "port", "listening", "log"])
+    _print_rows(rows, args.json, ["service", "state", "pid", "port", "listening", "detail", "log"])
     return 0
 
 

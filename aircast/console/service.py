@@ -18,8 +18,8 @@ SERVICE = ServiceSpec(
     argv=python_module_argv("aircast.console.service"),
 )
 
-#: the local stack with the console, in start order (the console reads what the others serve)
-LOCAL_STACK: tuple[str, ...] = (*STACK, "aircast.console.service")
+#: the local stack with the Glue service and the console, in start order (the console reads what the others serve)
+LOCAL_STACK: tuple[str, ...] = (*STACK, "aircast.glue", "aircast.console.service")
 
 
 def login_url(settings: Settings, next_path: str = "/") -> str:

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from aircast.settings import Settings
+from infra.local.proc import alive, process_start_time
 
 # Start order matters: the broker before the delivery stream that subscribes to it.
 STACK: tuple[str, ...] = (
@@ -56,6 +57,8 @@ class ServiceSpec:
     start_timeout_s: float = 30.0
     #: readiness check (settings, pid) for services without a port (default: the port accepts connections)
     ready: Callable[[Settings, int], bool] | None = None
+    #: one line about a running service for ``status`` (e.g. the memory it holds), None when unknown
+    detail: Callable[[Settings], str | None] | None = None
 
 
 def python_module_argv(module: str, *extra: str) -> Callable[[Settings], list[str]]:
@@ -82,18 +85,6 @@ def _pid_file(settings: Settings, name: str) -> Path:
     return settings.run_dir / f"{name}.pid"
 
 
-def process_start_time(pid: int) -> str | None:
-    """The kernel's start time of ``pid`` (clock ticks since boot), or None when unknown."""
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            stat = fh.read()
-    except OSError:
-        return None
-    # field 22; the command name (field 2, in parentheses) may itself hold spaces and ')'
-    fields = stat[stat.rfind(")") + 2:].split()
-    return fields[19] if len(fields) > 19 else None
-
-
 def _write_pid_file(settings: Settings, name: str, pid: int) -> None:
     _pid_file(settings, name).write_text(f"{pid} {process_start_time(pid) or '-'}\n")
 
@@ -113,21 +104,6 @@ def _ours(settings: Settings, pid: int, started: str | None) -> bool:
     return any(str(settings.data_dir).encode() in arg for arg in cmdline)
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # a zombie child counts as dead
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().split()[2] != "Z"
-    except OSError:
-        return True
-
-
 def read_pid(settings: Settings, name: str) -> int | None:
     """PID of the running service, or None when it is not running (or its PID file is stale)."""
     path = _pid_file(settings, name)
@@ -137,7 +113,7 @@ def read_pid(settings: Settings, name: str) -> int | None:
     except (OSError, ValueError, IndexError):
         return None
     started = parts[1] if len(parts) > 1 and parts[1] != "-" else None
-    return pid if _alive(pid) and _ours(settings, pid, started) else None
+    return pid if alive(pid) and _ours(settings, pid, started) else None
 
 
 def start_service(spec: ServiceSpec, settings: Settings) -> dict[str, Any]:
@@ -191,10 +167,10 @@ def stop_service(spec: ServiceSpec, settings: Settings, timeout_s: float = 10.0)
     except ProcessLookupError:
         pass
     deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline and _alive(pid):
+    while time.monotonic() < deadline and alive(pid):
         _reap(pid)
         time.sleep(0.1)
-    if _alive(pid):
+    if alive(pid):
         try:
             os.killpg(pid, signal.SIGKILL)
         except ProcessLookupError:
@@ -243,6 +219,16 @@ def status(settings: Settings, modules: tuple[str, ...] = STACK) -> list[dict[st
             "pid": pid,
             "port": port,
             "listening": _is_ready(spec, settings, pid) if pid else False,
+            "detail": _detail(spec, settings) if pid else None,
             "log": str(settings.run_dir / f"{spec.name}.log"),
         })
     return rows
+
+
+def _detail(spec: ServiceSpec, settings: Settings) -> str | None:
+    if spec.detail is None:
+        return None
+    try:
+        return spec.detail(settings)
+    except Exception as exc:  # noqa: BLE001 - a status line must never fail the status command
+        return f"(no detail: {exc})"
