@@ -108,6 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tick", type=float, default=1.0, help="seconds between trigger checks")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s %(message)s")
+    logging.getLogger("py4j").setLevel(logging.WARNING)  # a line per closed gateway connection otherwise
     serve(GlueConfig.load(Path(args.config)), tick_s=args.tick)
     return 0
 
