@@ -187,3 +187,19 @@ def test_triggers_start_the_job_on_schedule_and_the_crawl_after_success(lake: Se
     assert refused["TriggerName"] == ETL_TRIGGER and refused["JobRunState"] == "FAILED"
     assert "Max concurrent runs exceeded" in refused["ErrorMessage"]
     _states(settings, busy)
+
+
+def test_no_raw_data_yet_is_a_successful_run_that_does_nothing(settings: Settings, spark: Any,
+                                                               tmp_path: Path) -> None:
+    from processing.glue_etl import main as job_main
+
+    # the script itself, as Glue calls it (an hourly trigger before any device has sent data)
+    source, target = (tmp_path / "raw").as_uri() + "/", (tmp_path / "curated").as_uri() + "/"
+    argv = ["glue_etl.py", "--JOB_NAME", JOB, "--JOB_RUN_ID", "jr_empty", "--source_uri", source, "--target_uri", target]
+    assert job_main(argv) == 0
+    summary = (tmp_path / "curated" / "_runs" / JOB / "jr_empty.json").read_text()
+    assert '"objects_total": 0' in summary and '"read": 0' in summary
+    # and through the Glue API
+    glue = get_client("glue", settings)
+    run, _ = _states(settings, glue.start_job_run(JobName=JOB)["JobRunId"])
+    assert run["JobRunState"] == "SUCCEEDED"
