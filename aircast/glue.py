@@ -21,6 +21,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from botocore.exceptions import ClientError
+
 from aircast.settings import Settings
 from infra.local.glue.config import CrawlerDefinition, GlueConfig, JobDefinition, TriggerDefinition
 from infra.local.stack import ServiceSpec, read_pid
@@ -223,11 +225,12 @@ def run_summary(settings: Settings, run: dict[str, Any]) -> dict[str, Any] | Non
     target = (run.get("Arguments") or {}).get("--target_uri") or f"{settings.lake_uri}/curated/"
     bucket, _, prefix = target[len("s3://"):].partition("/")
     key = f"{prefix.rstrip('/')}/_runs/{run['JobName']}/{run['Id']}.json".lstrip("/")
-    s3 = get_client("s3", settings)
     try:
-        return json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
-    except s3.exceptions.NoSuchKey:
-        return None
+        return json.loads(get_client("s3", settings).get_object(Bucket=bucket, Key=key)["Body"].read())
+    except ClientError as exc:  # no summary (a run before this version, a failed run) or no read access
+        if exc.response["Error"]["Code"] in ("NoSuchKey", "404", "AccessDenied", "403"):
+            return None
+        raise
 
 
 def run_etl_job(settings: Settings, progress: Callable[[str], None] | None = None, queue: bool = False,
