@@ -17,8 +17,8 @@ Locally this module does the same, in one place:
 - **Services**: which stack services run, in which order, with which ports (:data:`LOCAL_SERVICES`,
   :func:`stack_services`), and ``up`` / ``down`` / ``status`` over them.
 
-Glue jobs are still wired inside ``infra/local/glue`` (it imports aircast's job code); moving that
-wiring here is the next step.
+aircast's Glue job, crawlers and triggers are described to the local Glue by :mod:`aircast.glue`
+(:func:`aircast.glue.glue_config`); this module starts its service with the others.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ if TYPE_CHECKING:
 
 #: the local stack's services in start order (the broker before the delivery stream that subscribes
 #: to it; the console last, as it reads what the others serve)
-LOCAL_SERVICES: tuple[str, ...] = ("iot_core", "firehose", "sagemaker-endpoints", "eventbridge", "console")
+LOCAL_SERVICES: tuple[str, ...] = ("iot_core", "firehose", "sagemaker-endpoints", "eventbridge", "glue", "console")
 
 
 # ---- configuration ------------------------------------------------------------------------------
@@ -146,6 +146,7 @@ def stack_services(settings: Settings, names: Sequence[str] = ()) -> list[Servic
     if unknown:
         raise ValueError(f"unknown service(s) {', '.join(unknown)}; the stack has {', '.join(LOCAL_SERVICES)}")
     from aircast.console.service import service as console_service
+    from aircast.glue import service as glue_service
     from infra.local.eventbridge.service import service as eventbridge_service
     from infra.local.firehose.service import service as firehose_service
     from infra.local.iot_core.service import service as iot_core_service
@@ -157,6 +158,7 @@ def stack_services(settings: Settings, names: Sequence[str] = ()) -> list[Servic
         "firehose": lambda: firehose_service(delivery_config(settings), env),
         "sagemaker-endpoints": lambda: endpoints_service(config, settings.endpoint_port, env, settings.endpoint_host),
         "eventbridge": lambda: eventbridge_service(config, settings.eventbus_port, env),
+        "glue": lambda: glue_service(settings, env),
         "console": lambda: console_service(settings, env),
     }
     return [build[name]() for name in LOCAL_SERVICES if not names or name in names]

@@ -24,9 +24,9 @@ def free_port() -> int:
 def make_settings(data_dir: Path, **overrides: Any) -> Settings:
     """Settings on ``data_dir`` that never use the default ports: the event bus and the endpoint host bind
     port 0 and report the port they got (``run/<service>.port``, read back by ``infra.local.stack.bound_port``);
-    mosquitto and the console cannot report one, so they get a port that was free a moment ago."""
+    mosquitto, the Glue service and the console cannot report one, so they get a port that was free a moment ago."""
     ports: dict[str, Any] = {"mqtt_port": free_port(), "endpoint_port": 0, "eventbus_port": 0,
-                             "console_port": free_port()}
+                             "console_port": free_port(), "glue_port": free_port()}
     return load_settings(data_dir=data_dir, **{**ports, **overrides})
 
 
