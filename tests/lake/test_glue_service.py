@@ -15,19 +15,19 @@ from typing import Any
 
 import pytest
 
+from aircast import local_wiring
 from aircast.cli import main
 from aircast.clients import get_client
 from aircast.glue import CURATED_CRAWLER, ETL_TRIGGER, SERVICE_NAME, service_health, service_running, wait_for_job_run
 from aircast.settings import Settings, load_settings
-from infra.local import stack
-from tests.conftest import free_port
+from tests.helpers import free_port
 from tests.lake.raw import BAD_RECORDS, T0, aircast, seed, write_object
 
 pytestmark = pytest.mark.slow
 
 M = dt.timedelta(minutes=1)
 JOB = "aircast-etl"
-GLUE = ("aircast.glue",)
+GLUE = (SERVICE_NAME,)
 NEVER = "cron(0 0 1 1 ? 2199)"
 
 
@@ -47,7 +47,7 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
     data_dir = tmp_path_factory.mktemp("glue-service")
     with pytest.MonkeyPatch.context() as env:
         for key in list(os.environ):
-            if key.startswith("AIRCAST_"):
+            if key.startswith("AIRCAST_") and key != "AIRCAST_STRICT_RESPONSES":
                 env.delenv(key)
         settings = load_settings(data_dir=data_dir, glue_port=free_port(), glue_heap_mib=1024,
                                  glue_etl_schedule=NEVER)
@@ -55,11 +55,11 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
             env.setenv(f"AIRCAST_{name.upper()}", str(getattr(settings, name)))
         write_object(settings, [seed(T0, 1, 2, 3, 4, 5), aircast(1, "2021-02-05T13:30:00Z", 10, 20, T0 + 30 * M),
                                 *[line for line, _, _ in BAD_RECORDS[:4]]], T0 + 50 * M)
-        stack.up(settings, GLUE)
+        local_wiring.up(settings, GLUE)
         try:
             yield settings
         finally:
-            stack.down(settings, GLUE)
+            local_wiring.down(settings, GLUE)
 
 
 def test_the_cli_runs_the_job_on_the_service_and_shows_its_progress(service: Settings,
@@ -101,14 +101,14 @@ def test_the_service_refuses_a_concurrent_run_and_queues_on_request(service: Set
 
 def test_a_failing_run_then_a_good_one_in_the_same_warm_session(service: Settings) -> None:
     glue = get_client("glue", service)
-    pid = stack.read_pid(service, SERVICE_NAME)
+    pid = local_wiring.read_pid(service, SERVICE_NAME)
     bad = glue.start_job_run(JobName=JOB, Arguments={"--target_uri": "nosuch://nowhere/curated/"})["JobRunId"]
     run = wait_for_job_run(service, bad, timeout_s=300)
     assert run["JobRunState"] == "FAILED" and "nosuch" in run["ErrorMessage"]
     write_object(service, [aircast(2, "2021-02-05T14:30:00Z", 11, 21, T0 + 90 * M)], T0 + 95 * M)
     good = glue.start_job_run(JobName=JOB)["JobRunId"]
     assert wait_for_job_run(service, good, timeout_s=300)["JobRunState"] == "SUCCEEDED"
-    assert stack.read_pid(service, SERVICE_NAME) == pid  # the same process, its session kept
+    assert local_wiring.read_pid(service, SERVICE_NAME) == pid  # the same process, its session kept
 
 
 def test_history_survives_a_restart_and_the_scheduled_trigger_fires(service: Settings) -> None:
@@ -116,11 +116,11 @@ def test_history_survives_a_restart_and_the_scheduled_trigger_fires(service: Set
     keys = ("Id", "JobRunState", "StartedOn", "CompletedOn", "ExecutionTime", "ErrorMessage", "TriggerName")
     before = [{k: r.get(k) for k in keys} for r in glue.get_job_runs(JobName=JOB)["JobRuns"]]
     assert len(before) >= 5 and "FAILED" in {r["JobRunState"] for r in before}
-    stack.down(service, GLUE)
+    local_wiring.down(service, GLUE)
     assert not service_running(service)
     # up again, now with the trigger due every minute
     every_minute = service.replace(glue_etl_schedule="cron(* * * * ? *)")
-    stack.up(every_minute, GLUE)
+    local_wiring.up(every_minute, GLUE)
     glue = get_client("glue", every_minute)
     after = [{k: r.get(k) for k in keys} for r in glue.get_job_runs(JobName=JOB)["JobRuns"]]
     assert after[-len(before):] == before
