@@ -662,8 +662,6 @@ class DeepARPredictor:
         samples = np.stack(self.sample(history, num_samples))
         qs = list(quantiles)
         observed = ~np.isnan(labels)
-        y = np.where(observed, labels, 0.0)
-        abs_sum = float(np.abs(y).sum())
         metrics: dict[str, float] = {}
         mean = samples.mean(axis=1)
         # Per-series MSE averaged over series, then the root, as GluonTS's Evaluator aggregates RMSE.
@@ -675,13 +673,27 @@ class DeepARPredictor:
         metrics["test:RMSE"] = math.sqrt(float(np.mean(per_series))) if per_series else math.nan
         losses = []
         for q in qs:
-            fq = np.quantile(samples, q, axis=1)
-            loss = 2.0 * np.abs((y - fq) * ((y <= fq).astype(float) - q))[observed].sum()
-            wql = float(loss / abs_sum) if abs_sum > 0 else math.nan
+            wql = _weighted_quantile_loss(labels, np.quantile(samples, q, axis=1), q)
             metrics[f"test:wQuantileLoss[{q:g}]"] = wql
             losses.append(wql)
         metrics["test:mean_wQuantileLoss"] = float(np.mean(losses))
         return metrics
+
+
+def _weighted_quantile_loss(labels: np.ndarray, forecast: np.ndarray, q: float) -> float:
+    """The built-in's ``test:wQuantileLoss[q]``: ``2 * sum |(y - f_q) * (1[y <= f_q] - q)| / sum |y|`` over
+    the observed (non-NaN) points of every test series; NaN when they sum to 0.
+
+    The algorithm's own metric (AWS's "Tune a DeepAR model" lists ``test:mean_wQuantileLoss``, the mean
+    over ``test_quantiles``), reported as the built-in reports it. The project's forecast metrics
+    (``evaluation.metrics``) use the same definition; the emulator keeps this copy because it imports
+    nothing of the project (``tests/forecast/test_metrics.py`` checks that the two agree).
+    """
+    observed = ~np.isnan(labels)
+    y = np.where(observed, labels, 0.0)
+    abs_sum = float(np.abs(y).sum())
+    loss = 2.0 * np.abs((y - forecast) * ((y <= forecast).astype(float) - q))[observed].sum()
+    return float(loss / abs_sum) if abs_sum > 0 else math.nan
 
 
 def batch_transform(
