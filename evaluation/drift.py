@@ -34,7 +34,7 @@ import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -508,7 +508,3 @@ def decide(hourly: pd.DataFrame, scores: pd.DataFrame, baselines: Mapping[str, B
                                 f"{window_hours} h (first: {first.thing_name}/{first.pollutant}, degraded since "
                                 f"{first.degraded_since})")
 
-
-def hours_between(a: str | datetime | pd.Timestamp, b: str | datetime | pd.Timestamp) -> float:
-    """``b − a`` in hours (ISO strings allowed)."""
-    return (pd.Timestamp(b) - pd.Timestamp(a)) / timedelta(hours=1)
