@@ -78,19 +78,23 @@ class DemoOptions:
             raise ValueError(problem)
 
     def min_days(self) -> int:
-        """Days of history the first run needs: context + one horizon before the evaluation windows."""
-        hours = self.context_length + PREDICTION_HOURS * (self.eval_windows + 1)
+        """Days of history the first run needs, as Preprocess counts them: the context (two horizons when it
+        comes from the data) and one horizon of training before the validation and evaluation windows."""
+        context = self.context_length or 2 * PREDICTION_HOURS
+        hours = context + PREDICTION_HOURS * (1 + self.validation_windows + self.eval_windows)
         return -(-hours // 24)
 
     def problems(self) -> list[str]:
         """What is wrong with these options, in the CLI's words."""
         out = []
         available = (DATA_END - FIRST_START).days
-        if self.context_length < 1 or self.eval_windows < 1:
-            out.append("context_length and eval_windows must be at least 1")
+        if self.context_length < 0 or self.eval_windows < 1 or self.validation_windows < 1:
+            out.append("context_length must be at least 0 (0: from the data), eval_windows and validation_windows "
+                       "at least 1")
         elif not self.min_days() <= self.days <= available:
             out.append(f"--days {self.days}: the first run needs {self.min_days()} to {available} days of history "
-                       f"({self.context_length} h context + {self.eval_windows + 1} x {PREDICTION_HOURS} h forecasts; "
+                       f"({self.context_length or 2 * PREDICTION_HOURS} h context + "
+                       f"{1 + self.validation_windows + self.eval_windows} x {PREDICTION_HOURS} h; "
                        f"the Beijing data covers {available} days)")
         if not 1 <= self.fresh_days <= available:
             out.append(f"--fresh-days {self.fresh_days}: give 1 to {available} days of new data per rerun")

@@ -96,7 +96,7 @@ def test_a_quote_in_the_data_dir_path(capsys: pytest.CaptureFixture[str], tmp_pa
     (["demo", "--days", "0"], "argument --days: 0 is out of range"),
     (["demo", "--epochs", "0"], "argument --epochs: 0 is out of range"),
     (["demo", "--sim-sensors", "-1"], "argument --sim-sensors: -1 is out of range"),
-    (["demo", "--days", "2"], "--days 2: the first run needs 11 to 213 days"),
+    (["demo", "--days", "2"], "--days 2: the first run needs 17 to 213 days"),
     (["demo", "--days", "400"], "the Beijing data covers 213 days"),
     (["demo", "--sim-sensors", "5000"], "give 0 to 100 simulated sensors"),
     (["demo", "--plot", "forecast.jpg"], "give a .png file"),

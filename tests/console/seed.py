@@ -12,8 +12,8 @@ import pandas as pd
 from aircast.settings import Settings
 
 #: tiny and fast pipeline runs (as tests/pipeline/test_local_e2e.py)
-FAST = {"Epochs": 1, "NumEvalWindows": 2, "ContextLength": 24, "NumCells": 8, "NumLayers": 1, "MiniBatchSize": 8,
-        "DropoutRate": 0.0}
+FAST = {"Epochs": 1, "NumEvalWindows": 2, "NumValidationWindows": 2, "ContextLength": 24, "NumCells": 8,
+        "NumLayers": 1, "MiniBatchSize": 8, "DropoutRate": 0.0, "MaxTuningJobs": 1, "MaxParallelTuningJobs": 1}
 PASSING_GATE = {"MaxRelativeWQL": 100.0, "MaxMeanWQL": 100.0}
 FAILING_GATE = {"MaxMeanWQL": 1e-9}
 

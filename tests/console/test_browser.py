@@ -57,6 +57,7 @@ def test_reviewer_approves_in_the_browser_and_sees_the_deployment(settings, tmp_
     try:
         # v1 serves already (approved as `aircast models approve` does); v2 waits for the reviewer
         serving = run_local_pipeline(settings, {**FAST, **PASSING_GATE}, progress=False)
+        assert serving["status"] == "Succeeded", serving["failure_reason"]
         sm = get_client("sagemaker", settings)
         sm.update_model_package(ModelPackageArn=serving["model_package_arn"], ModelApprovalStatus="Approved",
                                 ApprovalDescription="first model")
@@ -83,7 +84,7 @@ def test_reviewer_approves_in_the_browser_and_sees_the_deployment(settings, tmp_
             driver.get(f"{base}/pipelines/executions/{passing_id}")
             nodes = {n.get_attribute("data-step"): n.get_attribute("data-status")
                      for n in driver.find_elements("css selector", "svg.graph g.node")}
-            assert nodes["TrainDeepAR"] == "Succeeded" and nodes["RegisterModel"] == "Succeeded"
+            assert nodes["TuneDeepAR"] == "Succeeded" and nodes["RegisterModel"] == "Succeeded"
             assert nodes["QualityGateFailed"] == "not run"
             page = text()
             assert "outcome True" in page or "condition True" in page

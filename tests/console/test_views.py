@@ -18,11 +18,11 @@ T0 = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
 def test_step_graph_of_the_aircast_pipeline(definition):
     graph = views.step_graph(definition)
     names = [n["name"] for n in graph.nodes]
-    assert names == ["Preprocess", "TrainDeepAR", "CreateModel", "BatchForecast", "Evaluate", "QualityGate",
+    assert names == ["Preprocess", "TuneDeepAR", "CreateModel", "BatchForecast", "Evaluate", "QualityGate",
                      "RegisterModel", "Deploy", "QualityGateFailed"]
     edges = set(graph.edges)
     # the chain a reader follows; implied data edges (Preprocess → Evaluate) are left out
-    for a, b in [("Preprocess", "TrainDeepAR"), ("TrainDeepAR", "CreateModel"), ("CreateModel", "BatchForecast"),
+    for a, b in [("Preprocess", "TuneDeepAR"), ("TuneDeepAR", "CreateModel"), ("CreateModel", "BatchForecast"),
                  ("BatchForecast", "Evaluate"), ("Evaluate", "QualityGate"), ("RegisterModel", "Deploy")]:
         assert (a, b, "") in edges
     assert ("QualityGate", "RegisterModel", "true") in edges and ("QualityGate", "QualityGateFailed", "false") in edges
