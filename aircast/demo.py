@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from aircast.clients import deployment_history
+from aircast.lake_paths import local_curated_dir, local_raw_telemetry_dir
 from aircast.output import CommandError, print_table
 from aircast.settings import Settings
 
@@ -444,7 +445,7 @@ def demo_lock(settings: Settings) -> Iterator[None]:
 
 def count_raw_records(settings: Settings) -> int:
     """Lines in the raw Firehose objects of the lake (records delivered)."""
-    root = settings.s3_root / settings.lake_bucket / "raw" / "telemetry"
+    root = local_raw_telemetry_dir(settings)
     total = 0
     for path in root.rglob("*"):
         if path.is_file() and not path.name.startswith("."):
@@ -558,7 +559,7 @@ def latest_series(settings: Settings, thing: str, pollutant: str, hours: int) ->
 
     from aircast.commands.lake import sql_string
 
-    glob = (settings.s3_root / settings.lake_bucket / "curated" / "hourly").as_posix() + "/*/*.parquet"
+    glob = local_curated_dir(settings, "hourly").as_posix() + "/*/*.parquet"
     con = duckdb.connect()
     rows = con.execute(
         f"SELECT hour, mean FROM read_parquet({sql_string(glob)}, hive_partitioning=true) "
