@@ -1,5 +1,6 @@
-"""One direction of dependency: the import-linter contracts of pyproject.toml hold (the local AWS
-emulator's services import nothing of aircast; aircast wires them in aircast/local_wiring.py), and
+"""One direction of dependency: the import-linter contracts of pyproject.toml hold (the layers: aircast >
+deployment, pipelines, device, the emulator, infra/aws > job code; the local AWS emulator's services import
+nothing of aircast; aircast wires them in aircast/local_wiring.py), and
 importing a module changes nothing in the process that imports it."""
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import tomllib
 
 import pytest
 from importlinter.cli import lint_imports
@@ -19,6 +21,20 @@ from tests.conftest import REPO_ROOT
 def test_the_import_contracts_hold(capsys: pytest.CaptureFixture[str]) -> None:
     code = lint_imports(config_filename=str(REPO_ROOT / "pyproject.toml"), no_cache=True, no_logo=True)
     assert code == 0, capsys.readouterr().out
+
+
+def test_every_package_of_ours_sits_in_a_layer() -> None:
+    """The layers contract (docs/DESIGN.md, "Layers") covers every package: a new top-level package, or a new
+    part of infra/, has to be given its place instead of escaping the contract unchecked."""
+    config = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["tool"]["importlinter"]
+    (layers,) = [c["layers"] for c in config["contracts"] if c["type"] == "layers"]
+    placed = {name.strip() for layer in layers for name in layer.split("|")}
+    ours = set()
+    for root in config["root_packages"]:
+        parts = [p.name for p in (REPO_ROOT / root).iterdir() if (p / "__init__.py").is_file()]
+        ours |= {f"{root}.{part}" for part in parts} if root not in placed and parts else {root}
+    assert ours <= placed, sorted(ours - placed)
+    assert layers[0] == "aircast" and set(layers[-1].replace(" ", "").split("|")) == {"processing", "evaluation"}
 
 
 #: what the modules below import from elsewhere, imported first: libraries that set warning filters of
