@@ -5,7 +5,8 @@ the embedded stand-ins in ``infra/local`` (:func:`infra.local.core.local_client`
 request is validated against botocore's service model and errors are the service's
 modeled exception classes on both backends; ``sagemaker-runtime`` is a real boto3 client
 pointed at the local endpoint host, and ``events`` one pointed at the local event bus process while
-it runs (EventBridge's JSON protocol, signed with the data dir's token), else answered in-process.
+it runs (EventBridge's JSON protocol, signed with the data dir's token), else answered in-process;
+``glue`` one pointed at the local Glue service while it runs (its warm Spark session runs the jobs).
 Local clients that can invoke a Lambda function (``lambda``, ``events``, ``sagemaker``) first make
 sure aircast's functions exist on the local Lambda, as the CloudFormation stack creates them on AWS
 (:mod:`aircast.local_wiring` says what aircast registers locally).
@@ -75,9 +76,15 @@ def get_client(service: str, settings: Settings) -> Any:
 
         return local_client("logs", LocalLogsClient(settings.data_dir), region=settings.region)
     if service == "glue":
-        from infra.local.glue.catalog import LocalGlueClient
+        from aircast import glue
 
-        return local_client("glue", LocalGlueClient(settings), region=settings.region)
+        if glue.service_running(settings):  # the Glue service's warm session runs the jobs
+            from infra.local.core.jsonserver import remote_client
+
+            return remote_client("glue", glue.service_url(settings), settings.data_dir, settings.region)
+        from infra.local.glue.client import LocalGlueClient  # runs execute in this process
+
+        return local_client("glue", LocalGlueClient(glue.glue_config(settings)), region=settings.region)
     raise ValueError(f"no local stand-in for AWS service {service!r}")
 
 

@@ -35,7 +35,7 @@ if TYPE_CHECKING:
 
 #: the local stack's services in start order (the broker before the delivery stream that subscribes
 #: to it; the console last, as it reads what the others serve)
-LOCAL_SERVICES: tuple[str, ...] = ("iot_core", "firehose", "sagemaker-endpoints", "eventbridge", "console")
+LOCAL_SERVICES: tuple[str, ...] = ("iot_core", "firehose", "sagemaker-endpoints", "eventbridge", "glue", "console")
 
 
 # ---- configuration ------------------------------------------------------------------------------
@@ -118,6 +118,7 @@ def stack_services(settings: Settings, names: Sequence[str] = ()) -> list[Servic
     if unknown:
         raise ValueError(f"unknown service(s) {', '.join(unknown)}; the stack has {', '.join(LOCAL_SERVICES)}")
     from aircast.console.service import service as console_service
+    from aircast.glue import service as glue_service
     from infra.local.eventbridge.service import service as eventbridge_service
     from infra.local.firehose.service import service as firehose_service
     from infra.local.iot_core.service import service as iot_core_service
@@ -129,6 +130,7 @@ def stack_services(settings: Settings, names: Sequence[str] = ()) -> list[Servic
         "firehose": lambda: firehose_service(delivery_config(settings), env),
         "sagemaker-endpoints": lambda: endpoints_service(config, settings.endpoint_port, env),
         "eventbridge": lambda: eventbridge_service(config, settings.eventbus_port, env),
+        "glue": lambda: glue_service(settings, env),
         "console": lambda: console_service(settings, env),
     }
     return [build[name]() for name in LOCAL_SERVICES if not names or name in names]

@@ -47,6 +47,9 @@ class Settings:
     # Glue
     glue_database: str = "aircast"
     glue_job_name: str = "aircast-etl"
+    glue_port: int = 8093  # the local Glue service (warm Spark session) on 127.0.0.1
+    glue_heap_mib: int = 2048  # the local Glue service's Spark heap (-Xmx)
+    glue_etl_schedule: str = "cron(15 * * * ? *)"  # the ETL job's scheduled trigger (the stack's EtlSchedule)
     # SageMaker
     role_arn: str = "arn:aws:iam::000000000000:role/aircast-sagemaker-execution"
     pipeline_name: str = "aircast-deepar"

@@ -42,12 +42,14 @@ def settings(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
     for key in list(os.environ):
         if key.startswith("AIRCAST_") and key != "AIRCAST_STRICT_RESPONSES":
             monkeypatch.delenv(key)
-    s = make_settings(data_dir)
+    s = make_settings(data_dir, glue_heap_mib=1024)
     monkeypatch.setenv("AIRCAST_DATA_DIR", str(data_dir))
     monkeypatch.setenv("AIRCAST_MQTT_PORT", str(s.mqtt_port))
     monkeypatch.setenv("AIRCAST_ENDPOINT_PORT", str(s.endpoint_port))
     monkeypatch.setenv("AIRCAST_EVENTBUS_PORT", str(s.eventbus_port))
     monkeypatch.setenv("AIRCAST_CONSOLE_PORT", str(s.console_port))
+    monkeypatch.setenv("AIRCAST_GLUE_PORT", str(s.glue_port))
+    monkeypatch.setenv("AIRCAST_GLUE_HEAP_MIB", str(s.glue_heap_mib))
     return s
 
 

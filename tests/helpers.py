@@ -23,10 +23,10 @@ def free_port() -> int:
 
 def make_settings(data_dir: Path, **overrides: Any) -> Settings:
     """Settings on ``data_dir`` that never use the default ports: the event bus binds port 0 and reports
-    the port it got (``run/eventbridge.port``); mosquitto, the endpoint host and the console cannot
+    the port it got (``run/eventbridge.port``); mosquitto, the endpoint host, the Glue service and the console cannot
     report one, so they get a port that was free a moment ago."""
     ports: dict[str, Any] = {"mqtt_port": free_port(), "endpoint_port": free_port(), "eventbus_port": 0,
-                             "console_port": free_port()}
+                             "console_port": free_port(), "glue_port": free_port()}
     return load_settings(data_dir=data_dir, **{**ports, **overrides})
 
 

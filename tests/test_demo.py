@@ -1,5 +1,5 @@
 """The demo's chain at small scale, on real components: mosquitto + awsiotsdk, the delivery
-stream, local Spark, the pipeline definition executed locally with real (tiny) DeepAR training,
+stream, the Glue service's warm Spark session, the pipeline definition executed locally with real (tiny) DeepAR training,
 the registry → event bus → deploy Lambda → endpoint host, boto3's sagemaker-runtime client."""
 
 from __future__ import annotations
@@ -15,10 +15,10 @@ from aircast.output import CommandError
 from aircast.settings import settings_env
 
 
-def small_options(spark, **overrides) -> DemoOptions:
+def small_options(**overrides) -> DemoOptions:
     base = dict(days=12, fresh_days=3, sim_sensors=1, epochs=1, context_length=24, eval_windows=2,
                 validation_windows=2, tuning_jobs=1, parallel_tuning_jobs=1,
-                clock_scale=0.02, deploy_wait_seconds=60, spark=spark,
+                clock_scale=0.02, deploy_wait_seconds=60,
                 # one tiny epoch cannot be expected to beat the baseline; the gate itself is tested elsewhere
                 pipeline_parameters={"MaxRelativeWQL": 100.0, "MaxMeanWQL": 100.0})
     base.update(overrides)
@@ -35,9 +35,9 @@ def run_demo(settings, options: DemoOptions, monkeypatch: pytest.MonkeyPatch) ->
 
 
 @pytest.mark.slow
-def test_demo_chain_first_run_and_blue_green_rerun(settings, spark, tmp_path, monkeypatch):
+def test_demo_chain_first_run_and_blue_green_rerun(settings, tmp_path, monkeypatch):
     plot = tmp_path / "forecast.png"
-    report = run_demo(settings, small_options(spark, plot_path=plot), monkeypatch)
+    report = run_demo(settings, small_options(plot_path=plot), monkeypatch)
 
     # every stage ran and was timed
     assert [s.name.split(":")[0] for s in report.stages][:3] == ["Local stack", "Devices", "Lake"]
@@ -58,7 +58,7 @@ def test_demo_chain_first_run_and_blue_green_rerun(settings, spark, tmp_path, mo
     assert plot.is_file() and plot.stat().st_size > 10_000
 
     # rerun: fresh data, a new version deployed blue/green over the old one while serving
-    report2 = run_demo(settings, small_options(spark, plot_path=plot), monkeypatch)
+    report2 = run_demo(settings, small_options(plot_path=plot), monkeypatch)
     assert report2.model_package_arn.endswith("/2")
     assert report2.lake_records == report.published + report2.published
     assert report2.etl["read"] == report2.published  # the bookmark: only the new objects

@@ -85,7 +85,7 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
 
     _require_local(settings)
     rows = local_wiring.status(settings, _services(args.services))
-    _print_rows(rows, args.json, ["service", "state", "pid", "port", "listening", "log"])
+    _print_rows(rows, args.json, ["service", "state", "pid", "port", "listening", "detail", "log"])
     return 0
 
 

@@ -30,6 +30,7 @@ from typing import Any
 
 from infra.local.core.config import LocalConfig
 from infra.local.core.poll import PollTimeout, poll_until
+from infra.local.proc import alive, process_start_time
 
 
 class StackError(RuntimeError):
@@ -53,6 +54,8 @@ class ServiceSpec:
     start_timeout_s: float = 30.0
     #: readiness check (pid) for services without a port (default: the port accepts connections)
     ready: Callable[[int], bool] | None = None
+    #: one line about a running service for ``status`` (e.g. the memory it holds), None when unknown
+    detail: Callable[[], str | None] | None = None
 
 
 def python_module_argv(module: str, config: LocalConfig, *extra: str) -> list[str]:
@@ -101,18 +104,6 @@ def service_port(spec: ServiceSpec, config: LocalConfig) -> int | None:
     return bound_port(config, spec.name) or spec.port or None
 
 
-def process_start_time(pid: int) -> str | None:
-    """The kernel's start time of ``pid`` (clock ticks since boot), or None when unknown."""
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            stat = fh.read()
-    except OSError:
-        return None
-    # field 22; the command name (field 2, in parentheses) may itself hold spaces and ')'
-    fields = stat[stat.rfind(")") + 2:].split()
-    return fields[19] if len(fields) > 19 else None
-
-
 def _write_pid_file(config: LocalConfig, name: str, pid: int) -> None:
     _pid_file(config, name).write_text(f"{pid} {process_start_time(pid) or '-'}\n")
 
@@ -132,21 +123,6 @@ def _ours(config: LocalConfig, pid: int, started: str | None) -> bool:
     return any(str(config.data_dir).encode() in arg for arg in cmdline)
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # a zombie child counts as dead
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().split()[2] != "Z"
-    except OSError:
-        return True
-
-
 def read_pid(config: LocalConfig, name: str) -> int | None:
     """PID of the running service, or None when it is not running (or its PID file is stale)."""
     path = _pid_file(config, name)
@@ -156,7 +132,7 @@ def read_pid(config: LocalConfig, name: str) -> int | None:
     except (OSError, ValueError, IndexError):
         return None
     started = parts[1] if len(parts) > 1 and parts[1] != "-" else None
-    return pid if _alive(pid) and _ours(config, pid, started) else None
+    return pid if alive(pid) and _ours(config, pid, started) else None
 
 
 def start_service(spec: ServiceSpec, config: LocalConfig) -> dict[str, Any]:
@@ -214,7 +190,7 @@ def stop_service(spec: ServiceSpec, config: LocalConfig, timeout_s: float = 10.0
 
     def gone() -> bool:
         _reap(pid)
-        return not _alive(pid)
+        return not alive(pid)
 
     try:
         poll_until(gone, timeout_s, 0.1, f"stop of {spec.name}")
@@ -269,6 +245,16 @@ def status(config: LocalConfig, services: Sequence[ServiceSpec]) -> list[dict[st
             "pid": pid,
             "port": service_port(spec, config),
             "listening": _is_ready(spec, config, pid) if pid else False,
+            "detail": _detail(spec) if pid else None,
             "log": str(config.run_dir / f"{spec.name}.log"),
         })
     return rows
+
+
+def _detail(spec: ServiceSpec) -> str | None:
+    if spec.detail is None:
+        return None
+    try:
+        return spec.detail()
+    except Exception as exc:  # noqa: BLE001 - a status line must never fail the status command
+        return f"(no detail: {exc})"

@@ -14,10 +14,9 @@ import pytest
 from aircast.cli import main
 from aircast.clients import get_client
 from aircast.commands.lake import run_query
+from aircast.glue import run_etl_job, run_summary
 from aircast.settings import Settings
-from infra.local.glue import run_etl_job
-from infra.local.glue.catalog import LocalGlueClient
-from processing.glue_etl import REASONS, parse_epoch_or_iso
+from processing.glue_etl import REASONS, parse_epoch_or_iso, table_schemas
 from tests.lake.raw import BAD_RECORDS, T0, aircast, seed, write_object
 
 UTC = dt.UTC
@@ -40,7 +39,7 @@ def lake(tmp_path_factory: pytest.TempPathFactory, spark: Any) -> tuple[Settings
     write_object(settings, [SEED_1, SEED_2, AIR_1, AIR_2, AIR_2, "", *[line for line, _, _ in BAD_RECORDS]],
                  T0 + 59 * M)
     write_object(settings, [SEED_3, AIR_3, AIR_4, SEED_1], T0 + 70 * M)  # SEED_1 again: a redelivery
-    counts = run_etl_job(settings, spark)
+    counts = run_etl_job(settings)
     return settings, counts
 
 
@@ -115,23 +114,24 @@ def test_every_bad_record_is_quarantined_with_its_reason(lake: tuple[Settings, d
     assert len({r["job_run_id"] for r in got}) == 1
 
 
-def test_curated_tables_are_catalogued_and_the_run_recorded(lake: tuple[Settings, dict[str, Any]]) -> None:
+def test_the_curated_crawl_catalogues_the_tables_and_the_run_is_recorded(
+        lake: tuple[Settings, dict[str, Any]]) -> None:
     settings, counts = lake
     glue = get_client("glue", settings)
-    names = [t["Name"] for t in glue.get_tables(DatabaseName="aircast")["TableList"]]
-    assert {"readings", "hourly", "quarantine"} <= set(names)
-    hourly = glue.get_table(DatabaseName="aircast", Name="hourly")["Table"]
-    assert [c["Name"] for c in hourly["StorageDescriptor"]["Columns"]] == [
-        "thing_name", "pollutant", "hour", "mean", "count", "min", "max"]
-    assert hourly["PartitionKeys"] == [{"Name": "dt", "Type": "string"}]
-    assert hourly["StorageDescriptor"]["Location"] == "s3://aircast-lake/curated/hourly/"
+    # the curated crawler (started by the trigger on SUCCEEDED) owns the tables: exactly the job's schemas
+    tables = {t["Name"]: t for t in glue.get_tables(DatabaseName="aircast")["TableList"]}
+    assert {"readings", "hourly", "quarantine"} <= set(tables)
+    for name, columns in table_schemas().items():
+        assert tables[name]["StorageDescriptor"]["Columns"] == columns, name
+        assert tables[name]["PartitionKeys"] == [{"Name": "dt", "Type": "string"}]
+        assert tables[name]["StorageDescriptor"]["Location"] == f"s3://aircast-lake/curated/{name}/"
+        assert tables[name]["Parameters"]["classification"] == "parquet"
     parts = glue.get_partitions(DatabaseName="aircast", TableName="readings")["Partitions"]
     assert [p["Values"] for p in parts] == [["2021-02-05"]]
+    assert glue.get_crawler(Name="aircast-curated")["Crawler"]["LastCrawl"]["Status"] == "SUCCEEDED"
     run = glue.get_job_run(JobName=settings.glue_job_name, RunId=counts["job_run_id"])["JobRun"]
-    assert run["JobRunState"] == "SUCCEEDED"
-    assert LocalGlueClient(settings).job_run_record(settings.glue_job_name, counts["job_run_id"])["Counts"][
-        "written"] == 7
-    assert run["Arguments"]["--source_uri"] == "s3://aircast-lake/raw/telemetry/"
+    assert run["JobRunState"] == "SUCCEEDED" and run["GlueVersion"] == "5.0"
+    assert run_summary(settings, run)["written"] == 7  # the counts the job wrote beside its bookmarks
 
 
 def _snapshot(settings: Settings) -> dict[str, tuple[int, int]]:
@@ -140,10 +140,10 @@ def _snapshot(settings: Settings) -> dict[str, tuple[int, int]]:
             for p in root.rglob("*.parquet")}
 
 
-def test_rerun_with_nothing_new_changes_nothing(lake: tuple[Settings, dict[str, Any]], spark: Any) -> None:
+def test_rerun_with_nothing_new_changes_nothing(lake: tuple[Settings, dict[str, Any]]) -> None:
     settings, _ = lake
     before = _snapshot(settings)
-    again = run_etl_job(settings, spark)
+    again = run_etl_job(settings)
     assert (again["objects_new"], again["read"], again["written"], again["quarantined"]) == (0, 0, 0, 0)
     assert _snapshot(settings) == before
 

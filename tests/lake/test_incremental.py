@@ -1,5 +1,5 @@
 """Bookmarks on real Spark: incremental runs, late data, redelivery after a delivery crash,
-a job crash before the bookmark commit, and reruns that change nothing."""
+and reruns that change nothing (a job crash before the bookmark commit: test_crash.py)."""
 
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 
 from aircast.cli import main
+from aircast.clients import get_client
 from aircast.commands.lake import run_query
+from aircast.glue import run_etl_job
 from aircast.settings import Settings
-from infra.local.glue import run_etl_job
-from infra.local.glue.catalog import LocalGlueClient
 from tests.lake.raw import T0, aircast, seed, write_object
 
 UTC = dt.UTC
@@ -38,22 +38,22 @@ def curated_files(settings: Settings) -> dict[str, tuple[int, int]]:
 
 
 @pytest.mark.slow
-def test_incremental_late_redelivered_and_crashed_runs(tmp_path: Path, spark: Any,
-                                                       capsys: pytest.CaptureFixture[str]) -> None:
+def test_incremental_late_and_redelivered_runs(tmp_path: Path, spark: Any,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
     settings = Settings(data_dir=tmp_path / "data")
     seed_1 = seed(T0, 10, 20, 1, 4, 5)
     air_1 = aircast(1, "2021-02-05T13:30:00Z", 10, 20, T0 + 30 * M)
 
     # Run 1: the first object.
     write_object(settings, [seed_1, air_1], T0 + 50 * M)
-    first = run_etl_job(settings, spark)
+    first = run_etl_job(settings)
     assert [first[k] for k in KEYS] == [1, 2, 2, 0, 0]
     hour_13 = {k: v for k, v in hourly(settings).items() if k[2] == "2021-02-05 13"}
     assert hour_13[("aircast-001", "pm2_5", "2021-02-05 13")] == (10.0, 1, 10.0, 10.0)
 
     # Run 2: only the new object is read; old hours keep their aggregates.
     write_object(settings, [aircast(5, "2021-02-05T15:10:00Z", 50, 60, T0 + 130 * M)], T0 + 140 * M)
-    second = run_etl_job(settings, spark)
+    second = run_etl_job(settings)
     assert [second[k] for k in KEYS] == [1, 1, 1, 0, 0]
     after_2 = hourly(settings)
     assert {k: v for k, v in after_2.items() if k[2] == "2021-02-05 13"} == hour_13
@@ -65,7 +65,7 @@ def test_incremental_late_redelivered_and_crashed_runs(tmp_path: Path, spark: An
                             aircast(0, "2021-02-04T23:30:00Z", 7, 8, T0 - 90 * M)], T0 + 185 * M)
     write_object(settings, [seed_1, air_1, aircast(6, "2021-02-05T15:40:00Z", 70, 80, T0 + 160 * M)],
                  T0 + 186 * M)
-    third = run_etl_job(settings, spark)
+    third = run_etl_job(settings)
     assert [third[k] for k in KEYS] == [2, 5, 3, 2, 0]
     assert third["days"] == ["2021-02-04", "2021-02-05"]
     after_3 = hourly(settings)
@@ -77,28 +77,18 @@ def test_incremental_late_redelivered_and_crashed_runs(tmp_path: Path, spark: An
     assert len(after_3) == 5 + 3 * 2  # seed: 5 pollutants; aircast: 3 hours × (pm2_5, pm10)
     assert readings_keys(settings) == [("aircast-001", s) for s in (0, 1, 3, 5, 6)] + [("seed-device", None)]
 
-    # Run 4: the job "crashed" after writing but before committing its bookmark (we drop the
-    # last bookmark file): the objects are read again and every row is a counted duplicate.
-    bookmarks = sorted((settings.s3_root / settings.lake_bucket / "curated" / "_bookmarks").rglob("*.json"))
-    assert len(bookmarks) == 3
-    [third_bookmark] = [b for b in bookmarks if third["job_run_id"] in b.name]
-    third_bookmark.unlink()
-    fourth = run_etl_job(settings, spark)
-    assert [fourth[k] for k in KEYS] == [2, 5, 0, 5, 0]
-    assert hourly(settings) == after_3
-    assert len(readings_keys(settings)) == 6
-
-    # Run 5 (through the CLI): nothing new, nothing written, nothing rewritten.
+    # Run 4 (through the CLI): nothing new, nothing written, nothing rewritten.
     files = curated_files(settings)
     assert main(["--data-dir", str(settings.data_dir), "lake", "etl", "--json"]) == 0
-    fifth = json.loads(capsys.readouterr().out)
-    assert [fifth[k] for k in KEYS] == [0, 0, 0, 0, 0]
+    fourth = json.loads(capsys.readouterr().out)
+    assert [fourth[k] for k in KEYS] == [0, 0, 0, 0, 0]
     assert curated_files(settings) == files
 
-    runs = LocalGlueClient(settings).job_run_records(settings.glue_job_name)
-    assert [r["JobRunState"] for r in runs] == ["SUCCEEDED"] * 5
-    assert [r["Counts"]["written"] for r in runs] == [0, 0, 3, 1, 2]  # newest first
-    parts = LocalGlueClient(settings).get_partitions(DatabaseName="aircast", TableName="hourly")["Partitions"]
+    assert main(["--data-dir", str(settings.data_dir), "lake", "runs", "--json"]) == 0
+    runs = json.loads(capsys.readouterr().out)
+    assert [r["JobRunState"] for r in runs] == ["SUCCEEDED"] * 4
+    assert [r["Counts"]["written"] for r in runs] == [0, 3, 1, 2]  # newest first, from the job's own summaries
+    parts = get_client("glue", settings).get_partitions(DatabaseName="aircast", TableName="hourly")["Partitions"]
     assert [p["Values"] for p in parts] == [["2021-02-04"], ["2021-02-05"]]
     assert main(["--data-dir", str(settings.data_dir), "lake", "runs"]) == 0
-    assert capsys.readouterr().out.count("SUCCEEDED") == 5
+    assert capsys.readouterr().out.count("SUCCEEDED") == 4

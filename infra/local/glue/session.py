@@ -9,6 +9,9 @@ cost more than the work).
 from __future__ import annotations
 
 import os
+import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -62,3 +65,119 @@ def _python() -> str:
     import sys
 
     return sys.executable
+
+
+def service_conf(heap_mib: int) -> dict[str, str]:
+    """Session settings of the long-lived Glue service: a bounded heap that it gives back when idle.
+
+    ``-Xmx`` is ``heap_mib``; G1's periodic collection (every 30 s while idle) returns
+    committed heap the service no longer uses, so a warm session between hourly runs holds
+    about what its live data needs, never more than the bound.
+    """
+    return {
+        "spark.driver.memory": f"{heap_mib}m",
+        "spark.driver.extraJavaOptions": DEFAULT_CONF["spark.driver.extraJavaOptions"]
+        + " -XX:+UseG1GC -XX:G1PeriodicGCInterval=30000 -XX:MinHeapFreeRatio=10 -XX:MaxHeapFreeRatio=30",
+    }
+
+
+def memory_stats(spark: Any) -> dict[str, float]:
+    """The session JVM's heap (max / committed / used) and resident set, MiB."""
+    runtime = spark.sparkContext._jvm.java.lang.Runtime.getRuntime()
+    mib = 1024 * 1024
+    stats = {
+        "heap_max_mib": round(runtime.maxMemory() / mib, 1),
+        "heap_committed_mib": round(runtime.totalMemory() / mib, 1),
+        "heap_used_mib": round((runtime.totalMemory() - runtime.freeMemory()) / mib, 1),
+    }
+    proc = getattr(spark.sparkContext._gateway, "proc", None)
+    if proc is not None:
+        stats["jvm_rss_mib"] = _rss_mib(proc.pid)
+    return stats
+
+
+def _rss_mib(pid: int) -> float:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        pass
+    return 0.0
+
+
+class ProcessSession:
+    """This process's Spark session for job runs (started on first use)."""
+
+    def __init__(self, conf: dict[str, str] | None = None) -> None:
+        self.conf = conf or {}
+        self._lock = threading.Lock()
+
+    def get(self) -> Any:
+        with self._lock:
+            return get_spark(conf=self.conf)
+
+    def recover(self) -> None:
+        """Replace the session when it no longer answers (its JVM died, e.g. out of memory)."""
+        with self._lock:
+            spark = get_spark(conf=self.conf)
+            try:
+                spark.range(1).count()
+            except Exception:  # noqa: BLE001 - any failure means: start a new one
+                try:
+                    spark.stop()
+                except Exception:  # noqa: BLE001
+                    pass
+                get_spark(conf=self.conf)
+
+
+class WarmSession(ProcessSession):
+    """A session started at once in the background and warmed up before it serves runs.
+
+    ``get()`` waits until it is ready (runs meanwhile stay ``STARTING``, as on Glue while it
+    acquires resources); ``state`` is ``starting``, ``warming``, ``ready`` or ``failed``.
+    """
+
+    def __init__(self, conf: dict[str, str], warmup: Callable[[Any], None] | None = None) -> None:
+        super().__init__(conf)
+        self.warmup = warmup
+        self.state = "starting"
+        self.error = ""
+        self.started_s = self.warmup_s = 0.0
+        self._ready = threading.Event()
+        self._spark: Any = None
+
+    def start(self) -> None:
+        threading.Thread(target=self._start, name="glue-session", daemon=True).start()
+
+    def _start(self) -> None:
+        t0 = time.monotonic()
+        try:
+            self._spark = super().get()
+            self.started_s = time.monotonic() - t0
+            if self.warmup is not None:
+                self.state = "warming"
+                t1 = time.monotonic()
+                self.warmup(self._spark)
+                self.warmup_s = time.monotonic() - t1
+            self.state = "ready"
+        except Exception as exc:  # noqa: BLE001 - reported by get() and the health check
+            self.state, self.error = "failed", f"{type(exc).__name__}: {exc}"
+        finally:
+            self._ready.set()
+
+    def get(self) -> Any:
+        self._ready.wait()
+        if self.state == "failed":
+            raise RuntimeError(f"the Spark session did not start: {self.error}")
+        return super().get()
+
+    def stats(self) -> dict[str, Any]:
+        """State, start and warm-up times, and (once started) the JVM's memory."""
+        out: dict[str, Any] = {"state": self.state, "started_s": round(self.started_s, 1),
+                               "warmup_s": round(self.warmup_s, 1)}
+        if self.error:
+            out["error"] = self.error
+        if self._spark is not None and self.state != "failed":
+            out.update(memory_stats(self._spark))
+        return out

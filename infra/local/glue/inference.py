@@ -1,6 +1,6 @@
 """Glue crawler logic: infer a table from Firehose JSON-lines objects.
 
-Pure functions over records and keys; the runner (``infra.local.glue.crawler``)
+Pure functions over records and keys; the runner (``infra.local.glue.crawlers``)
 does the listing and reading. The result has the shape of Glue's ``GetTable``
 ``Table``: JSON SerDe, hour partitions ``partition_0..3`` from the
 ``YYYY/MM/DD/HH/`` key layout, and the classifier's statistics in

@@ -1,0 +1,205 @@
+"""Glue job runs through the Glue API (boto3's client, validated against botocore's model), here
+answered in-process with the stack down: Glue's run states, MaxConcurrentRuns 1 across
+processes, job run queuing, stops, a failing run followed by a good one, the triggers, and
+what ``aircast lake etl`` shows while it waits."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError, ParamValidationError
+
+from aircast.cli import main
+from aircast.clients import get_client
+from aircast.glue import CURATED_CRAWLER, ETL_TRIGGER, glue_config, run_etl_job, wait_for_job_run
+from aircast.settings import Settings
+from infra.local.glue.client import process_engine
+from tests.lake.raw import BAD_RECORDS, T0, aircast, seed, write_object
+
+M = dt.timedelta(minutes=1)
+JOB = "aircast-etl"
+
+
+@pytest.fixture
+def lake(settings: Settings, spark: Any) -> Settings:
+    """One Firehose object of good and bad records (``spark``: the test session runs the jobs)."""
+    write_object(settings, [seed(T0, 1, 2, 3, 4, 5), aircast(1, "2021-02-05T13:30:00Z", 10, 20, T0 + 30 * M),
+                            *[line for line, _, _ in BAD_RECORDS[:4]]], T0 + 50 * M)
+    return settings
+
+
+def _states(settings: Settings, run_id: str) -> tuple[dict[str, Any], list[str]]:
+    """Wait for the run; return it and the states the waiting saw, in order."""
+    lines: list[str] = []
+    run = wait_for_job_run(settings, run_id, lines.append, poll_s=0.05, timeout_s=600)
+    return run, [line.split("… ")[1].split()[0] for line in lines if line.startswith("job run ")]
+
+
+def test_a_second_run_is_refused_or_queued_as_glue_does(lake: Settings) -> None:
+    glue = get_client("glue", lake)
+    first = glue.start_job_run(JobName=JOB)["JobRunId"]
+    assert glue.get_job_run(JobName=JOB, RunId=first)["JobRun"]["JobRunState"] in ("STARTING", "RUNNING")
+    with pytest.raises(glue.exceptions.ConcurrentRunsExceededException, match=f"Concurrent runs exceeded for {JOB}"):
+        glue.start_job_run(JobName=JOB)
+    queued = glue.start_job_run(JobName=JOB, JobRunQueuingEnabled=True)["JobRunId"]
+    waiting = glue.get_job_run(JobName=JOB, RunId=queued)["JobRun"]
+    assert waiting["JobRunState"] == "WAITING" and "MaxConcurrentRuns 1" in waiting["StateDetail"]
+    assert waiting["JobRunQueuingEnabled"] is True
+
+    done, states = _states(lake, first)
+    assert done["JobRunState"] == "SUCCEEDED" and "RUNNING" in states
+    assert done["CompletedOn"] >= done["StartedOn"] and done["GlueVersion"] == "5.0"
+    after, states = _states(lake, queued)
+    assert after["JobRunState"] == "SUCCEEDED" and after["CompletedOn"] > done["CompletedOn"]
+    runs = glue.get_job_runs(JobName=JOB)["JobRuns"]
+    assert [r["Id"] for r in runs] == [queued, first]  # newest first; the refused start left no run
+    assert glue.get_job_runs(JobName=JOB, MaxResults=1)["NextToken"]
+
+
+def test_stop_a_waiting_run_and_a_finished_one(lake: Settings) -> None:
+    glue = get_client("glue", lake)
+    first = glue.start_job_run(JobName=JOB)["JobRunId"]
+    queued = glue.start_job_run(JobName=JOB, JobRunQueuingEnabled=True)["JobRunId"]
+    stopped = glue.batch_stop_job_run(JobName=JOB, JobRunIds=[queued])
+    assert stopped["SuccessfulSubmissions"] == [{"JobName": JOB, "JobRunId": queued}] and not stopped["Errors"]
+    assert glue.get_job_run(JobName=JOB, RunId=queued)["JobRun"]["JobRunState"] == "STOPPED"
+    assert _states(lake, first)[0]["JobRunState"] == "SUCCEEDED"
+    late = glue.batch_stop_job_run(JobName=JOB, JobRunIds=[first, "jr_" + "0" * 64])
+    assert [e["ErrorDetail"]["ErrorCode"] for e in late["Errors"]] == ["InvalidInputException",
+                                                                         "EntityNotFoundException"]
+
+
+@pytest.mark.slow
+def test_stop_a_running_run(settings: Settings, spark: Any) -> None:
+    from bench.etl import generate
+
+    generate(settings.s3_root / settings.lake_bucket / "raw" / "telemetry", 40_000)
+    glue = get_client("glue", settings)
+    run_id = glue.start_job_run(JobName=JOB)["JobRunId"]
+    deadline = time.monotonic() + 300
+    while glue.get_job_run(JobName=JOB, RunId=run_id)["JobRun"]["JobRunState"] != "RUNNING":
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    glue.batch_stop_job_run(JobName=JOB, JobRunIds=[run_id])
+    run, states = _states(settings, run_id)
+    assert run["JobRunState"] == "STOPPED"
+    assert not list((settings.s3_root / settings.lake_bucket / "curated" / "_bookmarks").rglob("*.json"))
+    assert run_etl_job(settings)["objects_new"] > 0  # the session still works; the objects were never committed
+
+
+def test_a_failing_run_leaves_the_session_usable(lake: Settings) -> None:
+    glue = get_client("glue", lake)
+    bad = glue.start_job_run(JobName=JOB, Arguments={"--source_uri": "nosuch://nowhere/raw/"})["JobRunId"]
+    run, _ = _states(lake, bad)
+    assert run["JobRunState"] == "FAILED" and 'No FileSystem for scheme "nosuch"' in run["ErrorMessage"]
+    error_log = get_client("logs", lake).filter_log_events(logGroupName="/aws-glue/jobs/error",
+                                                           logStreamNames=[f"{bad}-driver"])["events"]
+    assert "Traceback" in error_log[0]["message"]
+    counts = run_etl_job(lake)
+    assert (counts["read"], counts["written"], counts["quarantined"]) == (6, 2, 4)
+
+
+def test_requests_are_checked_against_glue_s_model(lake: Settings) -> None:
+    glue = get_client("glue", lake)
+    with pytest.raises(glue.exceptions.EntityNotFoundException, match="missing metadata"):
+        glue.start_job_run(JobName="no-such-job")
+    with pytest.raises(ClientError, match="enum value set"):
+        glue.start_job_run(JobName=JOB, WorkerType="G.9X")
+    with pytest.raises(ClientError, match="less than or equal to 200"):
+        glue.get_job_runs(JobName=JOB, MaxResults=500)
+    with pytest.raises(ParamValidationError):
+        glue.start_job_run(JobName=JOB, Timeout=0)
+    with pytest.raises(glue.exceptions.EntityNotFoundException, match="not found"):
+        glue.get_job_run(JobName=JOB, RunId="jr_missing")
+    with pytest.raises(glue.exceptions.EntityNotFoundException, match="does not exist"):
+        glue.start_crawler(Name="no-such-crawler")
+
+
+def test_two_etl_processes_at_once_the_second_is_refused_clearly(lake: Settings,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    first = subprocess.Popen([sys.executable, "-m", "aircast.cli", "--data-dir", str(lake.data_dir), "lake", "etl"],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, start_new_session=True)
+    try:
+        glue = get_client("glue", lake)
+        deadline = time.monotonic() + 120
+        while not glue.get_job_runs(JobName=JOB)["JobRuns"]:
+            assert first.poll() is None and time.monotonic() < deadline
+            time.sleep(0.1)
+        assert main(["--data-dir", str(lake.data_dir), "lake", "etl"]) == 1
+        err = capsys.readouterr().err
+        assert f"job {JOB} is already running" in err and "--queue" in err and "Traceback" not in err
+    finally:
+        os.killpg(first.pid, signal.SIGKILL)
+        first.wait()
+    # the killed process's run is closed as FAILED, and the job can run again
+    [run] = get_client("glue", lake).get_job_runs(JobName=JOB)["JobRuns"]
+    assert run["JobRunState"] == "FAILED" and "ended before the run finished" in run["ErrorMessage"]
+    assert main(["--data-dir", str(lake.data_dir), "lake", "etl", "--json"]) == 0
+
+
+def test_the_cli_shows_the_run_s_progress(lake: Settings, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--data-dir", str(lake.data_dir), "lake", "etl"]) == 0
+    out, err = capsys.readouterr()
+    assert "local Spark in this process" in err
+    assert "STARTING" in err and "RUNNING" in err and "SUCCEEDED" in err
+    assert f"| [{JOB}]" in err and "1 raw objects, 1 new since the last bookmark" in err
+    assert f"crawler {CURATED_CRAWLER} SUCCEEDED" in err
+    assert "written" in out and "quarantined" in out
+    assert main(["--data-dir", str(lake.data_dir), "lake", "runs"]) == 0
+    out = capsys.readouterr().out
+    assert "SUCCEEDED" in out and "quarantined" in out
+
+
+def test_triggers_start_the_job_on_schedule_and_the_crawl_after_success(lake: Settings) -> None:
+    settings = lake.replace(glue_etl_schedule="cron(15 * * * ? *)")
+    engine = process_engine(glue_config(settings))
+    due = engine.triggers.next_fire_times()[ETL_TRIGGER]
+    assert due is not None and due.minute == 15
+    assert engine.triggers.fire_due(now=due - dt.timedelta(seconds=1)) == []
+    assert engine.triggers.fire_due(now=due) == [ETL_TRIGGER]
+    assert engine.triggers.fire_due(now=due + dt.timedelta(seconds=30)) == []  # once per scheduled time
+    glue = get_client("glue", settings)
+    [run] = glue.get_job_runs(JobName=JOB)["JobRuns"]
+    assert run["TriggerName"] == ETL_TRIGGER
+    finished, _ = _states(settings, run["Id"])
+    assert finished["JobRunState"] == "SUCCEEDED"
+    engine.crawlers.wait(CURATED_CRAWLER, 120)
+    crawler = glue.get_crawler(Name=CURATED_CRAWLER)["Crawler"]
+    assert crawler["State"] == "READY" and crawler["LastCrawl"]["Status"] == "SUCCEEDED"
+    assert crawler["LastCrawl"]["StartTime"] >= finished["CompletedOn"] - dt.timedelta(seconds=1)
+    assert {t["Name"] for t in glue.get_tables(DatabaseName="aircast")["TableList"]} >= {"readings", "hourly"}
+    metrics = glue.get_crawler_metrics(CrawlerNameList=[CURATED_CRAWLER])["CrawlerMetricsList"]
+    assert metrics[0]["TablesCreated"] == 3
+    # a scheduled run while one is running is recorded FAILED, as Glue records it
+    busy = glue.start_job_run(JobName=JOB)["JobRunId"]
+    later = engine.triggers.next_fire_times()[ETL_TRIGGER]
+    assert engine.triggers.fire_due(now=later) == [ETL_TRIGGER]
+    refused = glue.get_job_runs(JobName=JOB)["JobRuns"][0]
+    assert refused["TriggerName"] == ETL_TRIGGER and refused["JobRunState"] == "FAILED"
+    assert "Max concurrent runs exceeded" in refused["ErrorMessage"]
+    _states(settings, busy)
+
+
+def test_no_raw_data_yet_is_a_successful_run_that_does_nothing(settings: Settings, spark: Any,
+                                                               tmp_path: Path) -> None:
+    from processing.glue_etl import main as job_main
+
+    # the script itself, as Glue calls it (an hourly trigger before any device has sent data)
+    source, target = (tmp_path / "raw").as_uri() + "/", (tmp_path / "curated").as_uri() + "/"
+    argv = ["glue_etl.py", "--JOB_NAME", JOB, "--JOB_RUN_ID", "jr_empty", "--source_uri", source, "--target_uri", target]
+    assert job_main(argv) == 0
+    summary = (tmp_path / "curated" / "_runs" / JOB / "jr_empty.json").read_text()
+    assert '"objects_total": 0' in summary and '"read": 0' in summary
+    # and through the Glue API
+    glue = get_client("glue", settings)
+    run, _ = _states(settings, glue.start_job_run(JobName=JOB)["JobRunId"])
+    assert run["JobRunState"] == "SUCCEEDED"
