@@ -88,7 +88,8 @@ def test_reviewer_approves_in_the_browser_and_sees_the_deployment(settings, tmp_
             assert nodes["QualityGateFailed"] == "not run"
             page = text()
             assert "outcome True" in page or "condition True" in page
-            assert "pipelines-" in page and "model mean wQL" in page  # the Evaluate job's own log line
+            assert "pipelines-" in page, page  # the steps' job names
+            assert "mean wQL" in page and "vs best baseline" in page, page  # the Evaluate job's own log line
             browser.screenshot(driver, shots / "execution.png")
 
             driver.get(f"{base}/pipelines/executions/{failing_id}")
