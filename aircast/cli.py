@@ -75,7 +75,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     settings: Settings | None = None
     try:
-        settings = load_settings(args.config, data_dir=args.data_dir, backend=args.backend)
+        # a command may fix settings of its own (the demo: its deployment policy), exported with the rest
+        overrides = args.settings_overrides(args) if hasattr(args, "settings_overrides") else {}
+        settings = load_settings(args.config, data_dir=args.data_dir, backend=args.backend, **overrides)
         check_data_dir(settings)
         with exported_settings(settings):
             rc = func(args, settings)

@@ -27,8 +27,8 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from aircast.cli import exported_settings
 from aircast.clients import deployment_history
+from aircast.lake_paths import local_curated_dir, local_raw_telemetry_dir
 from aircast.output import CommandError, print_table
 from aircast.settings import Settings
 
@@ -75,6 +75,17 @@ class DemoOptions:
         # refused here, before the stack starts, not in the pipeline minutes later
         for problem in self.problems():
             raise ValueError(problem)
+
+    def settings_overrides(self) -> dict[str, Any]:
+        """What the demo changes in the settings: the deployment's waits on a scaled clock, so a canary bakes
+        in seconds, on enough instances for a canary.
+
+        The deploy Lambda that the approval invokes reads its settings from the environment, as on AWS; it
+        runs in the demo's process (the local SageMaker emits the approval event there), so whoever runs the
+        demo exports these settings: ``aircast demo`` loads them into the settings it exports for the whole
+        command (``aircast.cli``)."""
+        return {"clock_scale": self.clock_scale, "deploy_strategy": self.deploy_strategy,
+                "deploy_instance_count": self.deploy_instance_count, "deploy_wait_seconds": self.deploy_wait_seconds}
 
     def min_days(self) -> int:
         """Days of history the first run needs, as Preprocess counts them: the context (two horizons when it
@@ -146,10 +157,7 @@ class Demo:
     def __init__(self, settings: Settings, options: DemoOptions | None = None) -> None:
         self.options = options or DemoOptions()
         # the deployment's waits run on a scaled clock in the demo so a canary bakes in seconds
-        self.settings = settings.replace(clock_scale=self.options.clock_scale,
-                                         deploy_strategy=self.options.deploy_strategy,
-                                         deploy_instance_count=self.options.deploy_instance_count,
-                                         deploy_wait_seconds=self.options.deploy_wait_seconds)
+        self.settings = settings.replace(**self.options.settings_overrides())
         self.report = DemoReport()
         self._stage_no = 0
 
@@ -183,7 +191,7 @@ class Demo:
         from aircast import local_wiring
 
         self.settings.data_dir.mkdir(parents=True, exist_ok=True)
-        with demo_lock(self.settings), exported_settings(self.settings):
+        with demo_lock(self.settings):
             t0 = time.monotonic()
             try:
                 with self.stage("Local stack: IoT Core (mosquitto, mutual TLS), Firehose, endpoint host, event bus, "
@@ -445,7 +453,7 @@ def demo_lock(settings: Settings) -> Iterator[None]:
 
 def count_raw_records(settings: Settings) -> int:
     """Lines in the raw Firehose objects of the lake (records delivered)."""
-    root = settings.s3_root / settings.lake_bucket / "raw" / "telemetry"
+    root = local_raw_telemetry_dir(settings)
     total = 0
     for path in root.rglob("*"):
         if path.is_file() and not path.name.startswith("."):
@@ -559,7 +567,7 @@ def latest_series(settings: Settings, thing: str, pollutant: str, hours: int) ->
 
     from aircast.commands.lake import sql_string
 
-    glob = (settings.s3_root / settings.lake_bucket / "curated" / "hourly").as_posix() + "/*/*.parquet"
+    glob = local_curated_dir(settings, "hourly").as_posix() + "/*/*.parquet"
     con = duckdb.connect()
     rows = con.execute(
         f"SELECT hour, mean FROM read_parquet({sql_string(glob)}, hive_partitioning=true) "

@@ -21,6 +21,7 @@ import json
 from typing import Any
 
 from aircast.functions import DEPLOY_FUNCTION, DRIFT_MONITOR_FUNCTION, function_arn
+from aircast.lake_paths import curated_uri
 from aircast.settings import Settings
 
 APPROVAL_RULE = "aircast-approval-deploy"
@@ -72,7 +73,7 @@ def retrain_parameters(settings: Settings) -> list[dict[str, str]]:
     """
     status = "Approved" if settings.retrain_auto_approve else "PendingManualApproval"
     # the same parameters the CloudFormation rules pass on AWS (infra/aws/aircast.yaml)
-    params = {"ModelApprovalStatus": status, "InputDataUri": f"s3://{settings.lake_bucket}/curated/hourly/",
+    params = {"ModelApprovalStatus": status, "InputDataUri": curated_uri(settings, "hourly"),
               "EndpointName": settings.endpoint_name}
     if settings.retrain_pipeline_parameters.strip():
         try:

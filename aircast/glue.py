@@ -23,6 +23,13 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from aircast.lake_paths import (
+    CURATED_TABLES,
+    RAW_TELEMETRY_PREFIX,
+    curated_uri,
+    local_raw_telemetry_dir,
+    raw_telemetry_uri,
+)
 from aircast.settings import Settings
 from infra.local.glue.config import CrawlerDefinition, GlueConfig, JobDefinition, TriggerDefinition
 from infra.local.stack import ServiceSpec
@@ -32,8 +39,6 @@ RAW_CRAWLER = "aircast-raw-telemetry"
 CURATED_CRAWLER = "aircast-curated"
 ETL_TRIGGER = "aircast-etl-schedule"
 CURATED_CRAWL_TRIGGER = "aircast-curated-crawl-after-etl"
-RAW_PREFIX = "raw/telemetry/"
-CURATED_TABLES = ("readings", "hourly", "quarantine")
 #: the job script, as the Glue job's ScriptLocation names it
 SCRIPT = Path(__file__).resolve().parents[1] / "processing" / "glue_etl.py"
 JOB_LOG_GROUP = "/aws-glue/jobs/output"
@@ -61,8 +66,8 @@ def job_arguments(settings: Settings) -> dict[str, str]:
     """The ETL job's DefaultArguments, as ``infra/aws/aircast.yaml`` sets them."""
     return {
         "--job-bookmark-option": "job-bookmark-enable",
-        "--source_uri": f"{settings.lake_uri}/{RAW_PREFIX}",
-        "--target_uri": f"{settings.lake_uri}/curated/",
+        "--source_uri": raw_telemetry_uri(settings),
+        "--target_uri": curated_uri(settings),
         "--database": settings.glue_database,
         "--TempDir": f"{settings.artifacts_uri}/glue/tmp/",
         "--enable-metrics": "true",
@@ -85,20 +90,19 @@ WARMUP_LINES: tuple[str, ...] = tuple(json.dumps(r) for r in (
 def glue_config(settings: Settings) -> GlueConfig:
     """The local Glue's resources for these settings: the stack's job, crawlers and triggers."""
     role = f"arn:aws:iam::{settings.account_id}:role/aircast-glue"
-    lake = settings.lake_uri
     job = JobDefinition(
         name=settings.glue_job_name, script_location=str(SCRIPT), role=role, default_arguments=job_arguments(settings),
         description="raw JSON lines -> curated readings/hourly/quarantine parquet (processing/glue_etl.py)",
         warmup_arguments={"--source_uri": "{scratch}/input/", "--target_uri": "{scratch}/output/"},
     )
     raw = CrawlerDefinition(
-        name=RAW_CRAWLER, role=role, database=settings.glue_database, s3_targets=(f"{lake}/{RAW_PREFIX}",),
+        name=RAW_CRAWLER, role=role, database=settings.glue_database, s3_targets=(raw_telemetry_uri(settings),),
         table_prefix="raw_", update_behavior="LOG", delete_behavior="LOG", recrawl_behavior="CRAWL_NEW_FOLDERS_ONLY",
         configuration='{"Version":1.0,"Grouping":{"TableGroupingPolicy":"CombineCompatibleSchemas"}}',
     )
     curated = CrawlerDefinition(
         name=CURATED_CRAWLER, role=role, database=settings.glue_database,
-        s3_targets=tuple(f"{lake}/curated/{t}/" for t in CURATED_TABLES),
+        s3_targets=tuple(curated_uri(settings, t) for t in CURATED_TABLES),
         configuration='{"Version":1.0,"CrawlerOutput":{"Partitions":{"AddOrUpdateBehavior":"InheritFromTable"}}}',
     )
     triggers = (
@@ -222,7 +226,7 @@ def run_summary(settings: Settings, run: dict[str, Any]) -> dict[str, Any] | Non
     """The counts the job wrote for ``run`` (``curated/_runs/<job>/<run id>.json``), None if there are none."""
     from aircast.clients import get_client
 
-    target = (run.get("Arguments") or {}).get("--target_uri") or f"{settings.lake_uri}/curated/"
+    target = (run.get("Arguments") or {}).get("--target_uri") or curated_uri(settings)
     bucket, _, prefix = target[len("s3://"):].partition("/")
     key = f"{prefix.rstrip('/')}/_runs/{run['JobName']}/{run['Id']}.json".lstrip("/")
     try:
@@ -320,9 +324,9 @@ def require_raw_data(settings: Settings) -> None:
     """Raise ``NoRawDataError`` naming the raw prefix (and, locally, its folder) when it holds no object."""
     from aircast.clients import get_client
 
-    page = get_client("s3", settings).list_objects_v2(Bucket=settings.lake_bucket, Prefix=RAW_PREFIX, MaxKeys=1)
+    page = get_client("s3", settings).list_objects_v2(Bucket=settings.lake_bucket, Prefix=RAW_TELEMETRY_PREFIX, MaxKeys=1)
     if page.get("KeyCount", len(page.get("Contents", []))):
         return
-    where = f" ({settings.s3_root / settings.lake_bucket / RAW_PREFIX})" if settings.backend == "local" else ""
-    raise NoRawDataError(f"no raw data under {settings.lake_uri}/{RAW_PREFIX}{where}: start the local stack and a "
+    where = f" ({local_raw_telemetry_dir(settings)})" if settings.backend == "local" else ""
+    raise NoRawDataError(f"no raw data under {raw_telemetry_uri(settings)}{where}: start the local stack and a "
                          "device (`aircast local up`, `aircast device ...`) or copy Firehose objects there")

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from aircast.clients import get_client
+from aircast.lake_paths import curated_uri, local_curated_dir
 from aircast.settings import Settings, load_settings
 from deployment.deploy import config_package
 from evaluation.drift import Baseline, baseline_from_evaluation, capture_origin, parse_capture_records
@@ -40,11 +41,6 @@ REPORT_PREFIX = "monitoring/{endpoint}/latest"
 def capture_uri(settings: Settings) -> str:
     """Where the endpoint's Data Capture lines land."""
     return f"s3://{settings.artifacts_bucket}/datacapture/{settings.endpoint_name}/"
-
-
-def hourly_uri(settings: Settings) -> str:
-    """The curated hourly lake prefix (the actuals)."""
-    return f"s3://{settings.lake_bucket}/curated/hourly/"
 
 
 def report_dir(settings: Settings) -> Path:
@@ -207,12 +203,12 @@ def capture_input(settings: Settings, workdir: Path, now: dt.datetime) -> Path:
 def hourly_input(settings: Settings, workdir: Path, forecasts: Sequence[Any]) -> Path:
     """The folder of curated hourly parquet one check reads: in place locally, the days ``forecasts`` need on AWS."""
     if settings.backend == "local":
-        return settings.s3_root / settings.lake_bucket / "curated" / "hourly"
+        return local_curated_dir(settings, "hourly")
     dest = workdir / "hourly"
     days = hourly_days(forecasts, MonitorConfig.reference_hours)
     if days is None:
         return dest
-    bucket, _, prefix = hourly_uri(settings)[len("s3://"):].partition("/")
+    bucket, _, prefix = curated_uri(settings, "hourly")[len("s3://"):].partition("/")
     s3 = get_client("s3", settings)
     return download_keys(s3, bucket, prefix, hourly_keys_for_days(s3, bucket, prefix, *days), dest)
 

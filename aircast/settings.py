@@ -207,12 +207,3 @@ def number_in_range(kind: type, low: float, high: float | None = None, *,
 
     parse.__name__ = "whole number" if kind is int else "number"
     return parse
-
-
-def prepare_sdk_environment(settings: Settings | None = None) -> None:
-    """Environment the SageMaker SDK v3 needs to import offline without AWS calls."""
-    region = settings.region if settings else "us-east-1"
-    os.environ.setdefault("AWS_DEFAULT_REGION", region)
-    os.environ.setdefault("SAGEMAKER_VALIDATE_ROLE", "false")
-    os.environ.setdefault("SAGEMAKER_TELEMETRY_OPT_OUT", "true")
-    os.environ.setdefault("SAGEMAKER_DISABLE_TELEMETRY", "true")

@@ -109,6 +109,7 @@ def _evaluation(rng: np.random.Generator) -> dict[str, Any]:
 def seed(settings: Any, executions: int, packages: int) -> dict[str, Any]:
     """Fill the data dir through the stand-ins' APIs; returns ids the pages need."""
     from aircast.clients import get_client
+    from aircast.lake_paths import local_curated_dir
     from infra.local.sagemaker.client import LocalSageMakerClient
     from infra.local.sagemaker.cloudwatch import write_minutes
     from infra.local.sagemaker.endpoints import EndpointStore
@@ -161,14 +162,13 @@ def seed(settings: Any, executions: int, packages: int) -> dict[str, Any]:
         (settings.endpoint_name, "AllTraffic", now - 60 * m): {"n": 600, "ok": 597, "5xx": 3, "lat_sum": 6e7,
                                                               "lat_min": 5e4, "lat_max": 3e5} for m in range(60)})
     # a lake of 20 things × 60 days, and a quarantine
-    curated = settings.s3_root / settings.lake_bucket / "curated"
     for d in pd.date_range("2024-01-01", periods=60, freq="D"):
-        folder = curated / "readings" / f"dt={d.date()}"
+        folder = local_curated_dir(settings, "readings") / f"dt={d.date()}"
         folder.mkdir(parents=True, exist_ok=True)
         pd.DataFrame({"thing_name": np.repeat([f"sensor-{i:02d}" for i in range(20)], 24),
                       "timestamp": pd.Timestamp(d, tz="UTC"), "pm2_5": rng.uniform(5, 80, 480)}).to_parquet(
             folder / "part-0.parquet", index=False)
-    folder = curated / "quarantine" / "dt=2024-01-01"
+    folder = local_curated_dir(settings, "quarantine") / "dt=2024-01-01"
     folder.mkdir(parents=True, exist_ok=True)
     pd.DataFrame({"raw": ["x"] * 30, "reason": ["bad_seq"] * 20 + ["unparsable_json"] * 10}).to_parquet(
         folder / "part-0.parquet", index=False)

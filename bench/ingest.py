@@ -38,6 +38,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from aircast import local_wiring
+from aircast.lake_paths import local_raw_telemetry_dir
 from aircast.local_wiring import flush
 from aircast.settings import Settings, load_settings, settings_env
 from bench import pyplot
@@ -123,7 +124,7 @@ def lake_path(settings: Settings, readings: list[Reading], max_in_flight: int, t
 def lake_keys(settings: Settings) -> tuple[collections.Counter[tuple[str, int]], int]:
     """How often each (thing_name, seq) is in the raw lake, and how many objects hold them."""
     keys: collections.Counter[tuple[str, int]] = collections.Counter()
-    root = settings.s3_root / settings.lake_bucket / "raw/telemetry"
+    root = local_raw_telemetry_dir(settings)
     objects = [p for p in root.rglob("*") if p.is_file()] if root.is_dir() else []
     for path in objects:
         for line in path.read_bytes().splitlines():

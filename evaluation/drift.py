@@ -15,7 +15,8 @@ Pure functions over data (records, dataframes); the monitor job (``drift_monitor
    DeepAR ``cat`` indices, whose meaning belongs to one training run).
 3. :func:`score_forecasts` joins each forecast with the hourly actuals and computes its
    weighted quantile loss (wQL, as DeepAR reports it) and MASE (scaled by the seasonal-naive
-   error of the history the request carried).
+   error of the history the request carried), with the definitions of :mod:`evaluation.metrics`
+   that the Evaluate step's numbers, the drift baselines, use too.
 4. :func:`hourly_errors` pools the loss per target hour; :func:`detect_drift` declares drift for
    a series when (nearly) every hour of a trailing ``window_hours`` window is beyond
    ``error_ratio`` × the wQL the model showed at evaluation.
@@ -33,11 +34,13 @@ import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from evaluation.metrics import quantile_loss, quantile_losses, seasonal_scale
 
 HOUR = pd.Timedelta(hours=1)
 #: series-matching key: how many of the history's last observed values must agree with the lake
@@ -265,24 +268,6 @@ def _dense(series: Mapping[tuple[str, str], pd.Series]) -> dict[tuple[str, str],
 
 # ---------------------------------------------------------------------------- metrics
 
-def quantile_loss(actual: np.ndarray, forecast: np.ndarray, q: float) -> float:
-    """Σ 2·|(y − ŷ_q)·(1{y ≤ ŷ_q} − q)| over the points where y is known (DeepAR's wQL numerator)."""
-    mask = ~np.isnan(actual)
-    y, f = actual[mask], forecast[mask]
-    return float(2.0 * np.sum(np.abs((y - f) * ((y <= f).astype(float) - q))))
-
-
-def seasonal_scale(history: np.ndarray, season: int = 24) -> float | None:
-    """Mean absolute seasonal-naive error of the history (the MASE denominator); None if undefined."""
-    for m in (season, 1):
-        if len(history) > m:
-            diffs = np.abs(history[m:] - history[:-m])
-            diffs = diffs[~np.isnan(diffs)]
-            if len(diffs) >= 2 and float(np.mean(diffs)) > 0:
-                return float(np.mean(diffs))
-    return None
-
-
 def score_forecasts(forecasts: Sequence[ServedForecast], names: Sequence[tuple[str, str] | None],
                     series: Mapping[tuple[str, str], pd.Series], min_coverage: float = 0.5) -> pd.DataFrame:
     """One row per forecast whose actuals are (mostly) known: wQL, MASE and their ingredients.
@@ -369,8 +354,7 @@ def hourly_errors(forecasts: Sequence[ServedForecast], names: Sequence[tuple[str
         y = actual[mask]
         loss = np.zeros(int(mask.sum()))
         for q in qs:
-            pred = np.asarray(f.quantiles[q], dtype=float)[: len(actual)][mask]
-            loss += 2.0 * np.abs((y - pred) * ((y <= pred).astype(float) - q))
+            loss += quantile_losses(actual, np.asarray(f.quantiles[q], dtype=float)[: len(actual)], q)[mask]
         n = len(y)
         parts["thing_name"].extend([name[0]] * n)
         parts["pollutant"].extend([name[1]] * n)
@@ -524,7 +508,3 @@ def decide(hourly: pd.DataFrame, scores: pd.DataFrame, baselines: Mapping[str, B
                                 f"{window_hours} h (first: {first.thing_name}/{first.pollutant}, degraded since "
                                 f"{first.degraded_since})")
 
-
-def hours_between(a: str | datetime | pd.Timestamp, b: str | datetime | pd.Timestamp) -> float:
-    """``b − a`` in hours (ISO strings allowed)."""
-    return (pd.Timestamp(b) - pd.Timestamp(a)) / timedelta(hours=1)

@@ -29,7 +29,9 @@ __all__ = [
     "forecast_metrics",
     "mean_squared_error",
     "quantile_loss",
+    "quantile_losses",
     "seasonal_error",
+    "seasonal_scale",
     "seasonal_naive_forecast",
 ]
 
@@ -53,13 +55,17 @@ class QuantileForecast:
         raise KeyError(f"the forecast has no quantile {q}; it has {sorted(float(k) for k in self.quantiles)}")
 
 
-def quantile_loss(actual: np.ndarray, forecast: np.ndarray, q: float) -> float:
-    """``2 * sum |(y - f) * (1[y <= f] - q)|`` over the observed (non-NaN) points."""
+def quantile_losses(actual: np.ndarray, forecast: np.ndarray, q: float) -> np.ndarray:
+    """``2 * |(y - f) * (1[y <= f] - q)|`` point by point; NaN where the actual is missing (NaN)."""
     y = np.asarray(actual, dtype=float)
     f = np.asarray(forecast, dtype=float)
-    mask = ~np.isnan(y)
-    y, f = y[mask], f[mask]
-    return float(2.0 * np.sum(np.abs((y - f) * ((y <= f).astype(float) - q))))
+    return 2.0 * np.abs((y - f) * ((y <= f).astype(float) - q))
+
+
+def quantile_loss(actual: np.ndarray, forecast: np.ndarray, q: float) -> float:
+    """``2 * sum |(y - f) * (1[y <= f] - q)|`` over the observed (non-NaN) points (the wQL numerator)."""
+    losses = quantile_losses(actual, forecast, q)
+    return float(np.sum(losses[~np.isnan(np.asarray(actual, dtype=float))]))
 
 
 def mean_squared_error(actual: np.ndarray, forecast: np.ndarray) -> float:
@@ -81,6 +87,13 @@ def seasonal_error(history: np.ndarray, seasonality: int = SEASONALITY) -> float
     diff = np.abs(x[m:] - x[:-m])
     diff = diff[~np.isnan(diff)]
     return float(diff.mean()) if diff.size else math.nan
+
+
+def seasonal_scale(history: np.ndarray, seasonality: int = SEASONALITY) -> float | None:
+    """The MASE denominator: :func:`seasonal_error` of the history, or None where it cannot scale an
+    error (no observed pair, or 0: a constant history)."""
+    scale = seasonal_error(history, seasonality)
+    return scale if math.isfinite(scale) and scale > 0 else None
 
 
 def coverage(actual: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> tuple[int, int]:
@@ -125,8 +138,8 @@ def forecast_metrics(
         for q in qs:
             losses[q] += quantile_loss(y, fc.quantile(q), q)
         mses.append(mean_squared_error(y, fc.mean))
-        scale = seasonal_error(hist, seasonality)
-        if scale and math.isfinite(scale):
+        scale = seasonal_scale(hist, seasonality)
+        if scale is not None:
             mases.append(float(np.mean(np.abs(y[mask] - fc.quantile(0.5)[mask]))) / scale)
         a, b = coverage(y, fc.quantile(qs[0]), fc.quantile(qs[-1]))
         inside += a

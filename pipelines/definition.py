@@ -11,6 +11,8 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from aircast.lake_paths import curated_uri
+
 DEFAULT_MODULE = "pipelines.aircast.pipeline"
 
 
@@ -56,7 +58,7 @@ def pipeline_kwargs(settings: Any, pipeline_name: str | None = None) -> dict[str
         "default_bucket_prefix": f"pipelines/{name}",
         "pipeline_name": name,
         "model_package_group_name": settings.model_package_group,
-        "input_data_uri": f"s3://{settings.lake_bucket}/curated/hourly/",
+        "input_data_uri": curated_uri(settings, "hourly"),
         "endpoint_name": settings.endpoint_name,
         "tags": [{"Key": "project", "Value": "aircast"}],
         **({"deploy_function_arn": settings.deploy_function_arn} if getattr(settings, "deploy_function_arn", "")

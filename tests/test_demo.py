@@ -5,13 +5,14 @@ the registry → event bus → deploy Lambda → endpoint host, boto3's sagemake
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
-from aircast.demo import Demo, DemoOptions, count_raw_records, demo_lock
+from aircast.cli import main
+from aircast.demo import Demo, DemoOptions, DemoReport, count_raw_records, demo_lock
 from aircast.output import CommandError
-
-pytestmark = pytest.mark.slow
+from aircast.settings import settings_env
 
 
 def small_options(**overrides) -> DemoOptions:
@@ -24,9 +25,19 @@ def small_options(**overrides) -> DemoOptions:
     return DemoOptions(**base)
 
 
-def test_demo_chain_first_run_and_blue_green_rerun(settings, tmp_path):
+def run_demo(settings, options: DemoOptions, monkeypatch: pytest.MonkeyPatch) -> DemoReport:
+    """The demo as ``aircast demo`` runs it: its settings in ``AIRCAST_*`` for the deploy Lambda that the
+    approval invokes in this process (the CLI exports them; the demo leaves the environment alone)."""
+    demo = Demo(settings, options)
+    for name, value in settings_env(demo.settings).items():
+        monkeypatch.setenv(name, value)
+    return demo.run()
+
+
+@pytest.mark.slow
+def test_demo_chain_first_run_and_blue_green_rerun(settings, tmp_path, monkeypatch):
     plot = tmp_path / "forecast.png"
-    report = Demo(settings, small_options(plot_path=plot)).run()
+    report = run_demo(settings, small_options(plot_path=plot), monkeypatch)
 
     # every stage ran and was timed
     assert [s.name.split(":")[0] for s in report.stages][:3] == ["Local stack", "Devices", "Lake"]
@@ -47,7 +58,7 @@ def test_demo_chain_first_run_and_blue_green_rerun(settings, tmp_path):
     assert plot.is_file() and plot.stat().st_size > 10_000
 
     # rerun: fresh data, a new version deployed blue/green over the old one while serving
-    report2 = Demo(settings, small_options(plot_path=plot)).run()
+    report2 = run_demo(settings, small_options(plot_path=plot), monkeypatch)
     assert report2.model_package_arn.endswith("/2")
     assert report2.lake_records == report.published + report2.published
     assert report2.etl["read"] == report2.published  # the bookmark: only the new objects
@@ -64,3 +75,23 @@ def test_second_demo_on_the_same_data_dir_refuses(settings):
         with pytest.raises(CommandError, match="another aircast demo is already running"):
             with demo_lock(settings):
                 pass
+
+
+def test_the_demo_command_exports_the_demo_settings_and_the_demo_leaves_the_environment_alone(
+        settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``aircast demo`` deploys with its own policy (a canary on two instances, waits on a scaled clock); the
+    deploy Lambda its approval invokes in the same process reads its settings from the environment, so the CLI
+    exports the demo's settings for the whole command, and the demo itself changes no environment variable."""
+    seen: list[tuple[dict[str, str], object]] = []
+
+    def record(self: Demo) -> DemoReport:
+        seen.append((dict(os.environ), self.settings))
+        return DemoReport()
+
+    monkeypatch.setattr(Demo, "run", record)
+    before = dict(os.environ)
+    assert main(["demo", "--days", "30", "--sim-sensors", "0"]) == 0
+    (env, demo_settings), = seen
+    assert settings_env(demo_settings).items() <= env.items()
+    assert (env["AIRCAST_DEPLOY_STRATEGY"], env["AIRCAST_DEPLOY_INSTANCE_COUNT"]) == ("canary", "2")
+    assert dict(os.environ) == before

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
 from aircast.cli import bounded_int
 from aircast.output import UsageError, check_output_file, print_json
@@ -21,7 +22,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--plot", type=Path, help="where to write the forecast plot (default <data-dir>/forecast.png)")
     p.add_argument("--keep-running", action="store_true", help="leave the local stack running at the end")
     p.add_argument("--json", action="store_true", help="print the run's report as JSON at the end")
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, settings_overrides=demo_settings)
+
+
+def demo_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """The demo's own settings (``DemoOptions.settings_overrides``), loaded and exported by the CLI for the
+    whole command: the deploy Lambda the approval invokes in this process reads them from the environment."""
+    from aircast.demo import DemoOptions
+
+    return DemoOptions().settings_overrides()
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:

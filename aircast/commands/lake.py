@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 from typing import Any
 
 from aircast.cli import add_group
 from aircast.glue import RAW_CRAWLER
+from aircast.lake_paths import CURATED_TABLES, curated_uri, local_curated_dir
 from aircast.output import CommandError, UsageError, print_csv, print_json, print_kv, print_table
 from aircast.settings import Settings
-
-CURATED_TABLES = ("readings", "hourly", "quarantine")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -210,11 +208,11 @@ def sql_string(text: str) -> str:
 
 def curated_views(settings: Settings) -> dict[str, str]:
     """``{table: parquet glob}`` for every curated table that has files."""
-    root = settings.s3_root / settings.lake_bucket / "curated"
     views = {}
     for table in CURATED_TABLES:
-        if any((root / table).glob("dt=*/*.parquet")):
-            views[table] = str(root / table / "*" / "*.parquet")
+        folder = local_curated_dir(settings, table)
+        if any(folder.glob("dt=*/*.parquet")):
+            views[table] = str(folder / "*" / "*.parquet")
     return views
 
 
@@ -225,8 +223,8 @@ def connect(settings: Settings) -> Any:
     views = curated_views(settings)
     if not views:
         _require_raw_data(settings)
-        folder: Path = settings.s3_root / settings.lake_bucket / "curated"
-        raise CommandError(f"no curated data under {settings.lake_uri}/curated/ ({folder}): run `aircast lake etl` first")
+        raise CommandError(f"no curated data under {curated_uri(settings)} ({local_curated_dir(settings)}): "
+                           "run `aircast lake etl` first")
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
     for table, glob in views.items():

@@ -38,6 +38,7 @@ from starlette.concurrency import run_in_threadpool
 from aircast.clients import deployment_history
 from aircast.console import data as views
 from aircast.console import svg
+from aircast.lake_paths import local_curated_dir
 from aircast.reads import APPROVAL_STATUSES, NotFound, package_arn, read_s3_bytes
 from aircast.settings import Settings
 
@@ -330,9 +331,8 @@ def create_app(settings: Settings, token: str, *, allowed_hosts: set[str] | None
     def lake_view() -> tuple[dict[str, Any], Markup | None]:
         from aircast.commands.lake import curated_views, run_query
 
-        root = settings.s3_root / settings.lake_bucket / "curated"
-        signature = tuple(sorted((str(p), p.stat().st_mtime_ns, p.stat().st_size)
-                                 for table in ("readings", "quarantine") for p in (root / table).glob("dt=*/*.parquet")))
+        signature = tuple(sorted((str(p), p.stat().st_mtime_ns, p.stat().st_size) for table in ("readings", "quarantine")
+                                 for p in local_curated_dir(settings, table).glob("dt=*/*.parquet")))
         if signature not in lake_cache:
             lake = views.lake_summary(lambda sql: run_query(settings, sql), curated_views(settings))
             chart = None

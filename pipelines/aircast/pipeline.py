@@ -17,7 +17,9 @@ baseline.
 ``get_pipeline`` only wires steps. Every value an operator may want to change at
 start time is a pipeline parameter (so ``start_pipeline_execution`` can override it);
 scripts are referenced by S3 URI and uploaded by ``run-pipeline`` (see
-:mod:`pipelines.code`), so building the definition makes no AWS call.
+:mod:`pipelines.code`), so building the definition makes no AWS call. Importing this module
+imports no SDK and changes nothing in the process; ``get_pipeline`` imports the SDK with the
+environment it needs offline for the duration of the build (:mod:`pipelines.sdk`).
 """
 
 from __future__ import annotations
@@ -27,44 +29,18 @@ import logging
 import re
 import warnings
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from aircast.settings import prepare_sdk_environment
+import boto3
 
-prepare_sdk_environment()
+from pipelines.code import code_prefix_uri, script_uri
+from pipelines.sdk import offline_sdk
 
-import boto3  # noqa: E402
-from sagemaker.core import image_uris  # noqa: E402
-from sagemaker.core.lambda_helper import Lambda  # noqa: E402
-from sagemaker.core.model_metrics import MetricsSource, ModelMetrics  # noqa: E402
-from sagemaker.core.parameter import ContinuousParameter, IntegerParameter  # noqa: E402
-from sagemaker.core.processing import ScriptProcessor  # noqa: E402
-from sagemaker.core.shapes import (  # noqa: E402
-    ProcessingInput,
-    ProcessingOutput,
-    ProcessingS3Input,
-    ProcessingS3Output,
-    Tag,
-)
-from sagemaker.core.training.configs import Compute, InputData, OutputDataConfig, StoppingCondition  # noqa: E402
-from sagemaker.core.transformer import Transformer  # noqa: E402
-from sagemaker.core.workflow.conditions import ConditionLessThan, ConditionLessThanOrEqualTo  # noqa: E402
-from sagemaker.core.workflow.execution_variables import ExecutionVariables  # noqa: E402
-from sagemaker.core.workflow.functions import Join, JsonGet  # noqa: E402
-from sagemaker.core.workflow.parameters import ParameterFloat, ParameterInteger, ParameterString  # noqa: E402
-from sagemaker.core.workflow.pipeline_context import PipelineSession  # noqa: E402
-from sagemaker.core.workflow.properties import PropertyFile  # noqa: E402
-from sagemaker.mlops.workflow.condition_step import ConditionStep  # noqa: E402
-from sagemaker.mlops.workflow.fail_step import FailStep  # noqa: E402
-from sagemaker.mlops.workflow.lambda_step import LambdaOutput, LambdaOutputTypeEnum, LambdaStep  # noqa: E402
-from sagemaker.mlops.workflow.model_step import ModelStep  # noqa: E402
-from sagemaker.mlops.workflow.pipeline import Pipeline  # noqa: E402
-from sagemaker.mlops.workflow.steps import ProcessingStep, TransformStep, TuningStep  # noqa: E402
-from sagemaker.serve.model_builder import ModelBuilder  # noqa: E402
-from sagemaker.train import ModelTrainer  # noqa: E402
-from sagemaker.train.tuner import HyperparameterTuner  # noqa: E402
-
-from pipelines.code import code_prefix_uri, script_uri  # noqa: E402
+if TYPE_CHECKING:  # the SDK itself is imported when a pipeline is built, not with this module
+    from sagemaker.core.workflow.functions import JsonGet
+    from sagemaker.core.workflow.parameters import ParameterFloat, ParameterInteger, ParameterString
+    from sagemaker.core.workflow.pipeline_context import PipelineSession
+    from sagemaker.mlops.workflow.pipeline import Pipeline
 
 #: the processing image of Preprocess and Evaluate, as ``image_uris.retrieve`` arguments: AWS's AutoGluon 1.4.0
 #: CPU container, Python 3.11 with numpy, pandas, pyarrow, statsforecast and matplotlib, so the job scripts
@@ -133,6 +109,8 @@ def make_parameters(input_data_uri: str, endpoint_name: str) -> PipelineParamete
     starting values once (no tuning); the default budget keeps 30 sensors x 4 months under
     5 minutes on 2 cores. ``MaxRelativeWQL`` compares with the best baseline.
     """
+    from sagemaker.core.workflow.parameters import ParameterFloat, ParameterInteger, ParameterString
+
     return PipelineParameters(
         input_data_uri=ParameterString("InputDataUri", default_value=input_data_uri),
         frequency=ParameterString("Frequency", default_value="H"),
@@ -217,48 +195,62 @@ def deploy_lambda_arn(region: str, role: str, function_name: str = DEPLOY_FUNCTI
     return function_arn
 
 
-class PipelineTuningStep(TuningStep):
+def tuning_step(name: str, step_args: Any, config: dict[str, Any]) -> Any:
     """A TuningStep whose ``HyperParameterTuningJobConfig`` fields ``config`` replaces.
 
     SDK v3 builds the request from pydantic shapes that accept only literals for the ranges,
     resource limits and strategy; SageMaker Pipelines itself takes parameters and ``JsonGet``
     there, so the built request's fields are replaced by those expressions.
     """
+    from sagemaker.mlops.workflow.steps import TuningStep
 
-    def __init__(self, name: str, step_args: Any, config: dict[str, Any]) -> None:
-        super().__init__(name=name, step_args=step_args)
-        self._config_overrides = config
+    class PipelineTuningStep(TuningStep):
+        @property
+        def arguments(self) -> dict[str, Any]:
+            request = super().arguments
+            request["HyperParameterTuningJobConfig"].update(config)
+            return request
 
-    @property
-    def arguments(self) -> dict[str, Any]:
-        request = super().arguments
-        request["HyperParameterTuningJobConfig"].update(self._config_overrides)
-        return request
-
+    return PipelineTuningStep(name=name, step_args=step_args)
 
 
-def _disable_sdk_telemetry() -> None:
+def deploy_step(name: str, lambda_func: Any, inputs: dict[str, Any], outputs: list[Any]) -> Any:
+    """A LambdaStep invoking an existing function (the stack's deploy Lambda).
+
+    The SDK warns on every ``definition()`` that it will not update the function's code, which is
+    the intent here; that one warning is ignored where the step raises it.
+    """
+    from sagemaker.mlops.workflow.lambda_step import LambdaStep
+
+    class DeployStep(LambdaStep):
+        def to_request(self) -> dict[str, Any]:
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message="Lambda function won't be updated")
+                return super().to_request()
+
+    return DeployStep(name=name, lambda_func=lambda_func, inputs=inputs, outputs=outputs)
+
+
+def _quiet_sdk() -> None:
     """Building a definition must not call AWS, but SDK telemetry calls STS from a thread.
 
     The SDK's only opt-out is its config (SageMaker.PythonSDK.Modules.TelemetryOptOut), and a
     session carrying a config re-validates it against a JSON schema on every lookup (~80 per
-    build, seconds each on a busy machine); so the sender is switched off instead.
+    build, seconds each on a busy machine); so the sender is switched off instead. The SDK also
+    logs every image lookup at INFO and every request field it drops from the definition at
+    WARNING (job names are set at execution time, as intended); a CLI user needs none of it.
     """
     from sagemaker.core.telemetry import telemetry_logging
 
     telemetry_logging._send_telemetry_request = lambda *args, **kwargs: None
-
-
-_disable_sdk_telemetry()
-# the SDK logs every image lookup at INFO and every request field it drops from the definition
-# at WARNING (job names are set at execution time, as intended); a CLI user needs none of it
-logging.getLogger("sagemaker").setLevel(logging.ERROR)
-# LambdaStep warns on every definition() that it will not deploy function code: by design here
-warnings.filterwarnings("ignore", message="Lambda function won't be updated")
+    logging.getLogger("sagemaker").setLevel(logging.ERROR)
 
 
 def get_session(region: str, default_bucket: str, default_bucket_prefix: str) -> PipelineSession:
     """A PipelineSession that captures step requests without calling AWS (no telemetry, fixed bucket)."""
+    from sagemaker.core.workflow.pipeline_context import PipelineSession
+
+    _quiet_sdk()
     session = PipelineSession(
         boto_session=boto3.Session(region_name=region),
         default_bucket=default_bucket,
@@ -303,7 +295,7 @@ def get_pipeline(
     tags:
         Project tags ``[{"Key": ..., "Value": ...}]`` put on every job.
     """
-    with warnings.catch_warnings():
+    with offline_sdk(region), warnings.catch_warnings():
         # "Running within a PipelineSession, there will be No Wait..." for every step: expected here
         warnings.simplefilter("ignore", UserWarning)
         function_arn = deploy_lambda_arn(region, role, deploy_function_name, deploy_function_arn)
@@ -314,6 +306,28 @@ def get_pipeline(
 def _build(region: str, role: str, default_bucket: str, default_bucket_prefix: str, pipeline_name: str,
            model_package_group_name: str, base_job_prefix: str, input_data_uri: str, endpoint_name: str,
            deploy_function_arn: str, tags: list[dict[str, str]] | None) -> Pipeline:
+    from sagemaker.core import image_uris
+    from sagemaker.core.lambda_helper import Lambda
+    from sagemaker.core.model_metrics import MetricsSource, ModelMetrics
+    from sagemaker.core.parameter import ContinuousParameter, IntegerParameter
+    from sagemaker.core.processing import ScriptProcessor
+    from sagemaker.core.shapes import ProcessingInput, ProcessingOutput, ProcessingS3Input, ProcessingS3Output, Tag
+    from sagemaker.core.training.configs import Compute, InputData, OutputDataConfig, StoppingCondition
+    from sagemaker.core.transformer import Transformer
+    from sagemaker.core.workflow.conditions import ConditionLessThan, ConditionLessThanOrEqualTo
+    from sagemaker.core.workflow.execution_variables import ExecutionVariables
+    from sagemaker.core.workflow.functions import Join, JsonGet
+    from sagemaker.core.workflow.properties import PropertyFile
+    from sagemaker.mlops.workflow.condition_step import ConditionStep
+    from sagemaker.mlops.workflow.fail_step import FailStep
+    from sagemaker.mlops.workflow.lambda_step import LambdaOutput, LambdaOutputTypeEnum
+    from sagemaker.mlops.workflow.model_step import ModelStep
+    from sagemaker.mlops.workflow.pipeline import Pipeline
+    from sagemaker.mlops.workflow.steps import ProcessingStep, TransformStep
+    from sagemaker.serve.model_builder import ModelBuilder
+    from sagemaker.train import ModelTrainer
+    from sagemaker.train.tuner import HyperparameterTuner
+
     session = get_session(region, default_bucket, default_bucket_prefix)
     p = make_parameters(input_data_uri, endpoint_name)
     tags = list(tags or [])
@@ -424,7 +438,7 @@ def _build(region: str, role: str, default_bucket: str, default_bucket_prefix: s
             "MaxValue": Join(on="", values=[profile(f"ranges.{name}.MaxValue")]),
             "ScalingType": profile(f"ranges.{name}.ScalingType"),
         })
-    step_tune = PipelineTuningStep(
+    step_tune = tuning_step(
         name="TuneDeepAR",
         step_args=tuner.tune(inputs=[
             InputData(channel_name="train", data_source=preprocess_outputs["train"].S3Output.S3Uri, content_type="json"),
@@ -530,7 +544,7 @@ def _build(region: str, role: str, default_bucket: str, default_bucket_prefix: s
     )
 
     # ---- Deploy: the deploy Lambda acts only on an Approved package
-    step_deploy = LambdaStep(
+    step_deploy = deploy_step(
         name="Deploy",
         lambda_func=Lambda(function_arn=deploy_function_arn, session=session),
         inputs={"model_package_arn": step_register.properties.ModelPackageArn, "endpoint_name": p.endpoint_name},

@@ -21,9 +21,7 @@ from evaluation.drift import (
     ks_statistic,
     parse_capture_records,
     population_stability_index,
-    quantile_loss,
     score_forecasts,
-    seasonal_scale,
 )
 from tests.drift.replay import T0, ProfileModel, Scenario, hourly_frame
 
@@ -81,17 +79,6 @@ def test_records_are_attributed_by_the_endpoint_config_that_captured_them() -> N
     assert (mine.model_package_arn, mine.endpoint_config) == (ARN, CONFIG)
     assert theirs.model_package_arn == f"endpoint-config/{other}"  # a config whose package is unknown
     assert nobody.model_package_arn == "unknown"
-
-
-def test_quantile_loss_and_mase_pieces() -> None:
-    y = np.array([10.0, 20.0, np.nan])
-    assert quantile_loss(y, np.array([10.0, 20.0, 99.0]), 0.5) == 0.0
-    # under-forecast by 10 at q=0.9: 2 * 10 * 0.9
-    assert quantile_loss(np.array([20.0]), np.array([10.0]), 0.9) == pytest.approx(18.0)
-    # over-forecast by 10 at q=0.9: 2 * 10 * 0.1
-    assert quantile_loss(np.array([10.0]), np.array([20.0]), 0.9) == pytest.approx(2.0)
-    assert seasonal_scale(np.array([1.0, 2.0, 4.0, 7.0]), season=24) == pytest.approx(2.0)  # falls back to lag 1
-    assert seasonal_scale(np.array([5.0, 5.0, 5.0])) is None
 
 
 def test_baseline_from_evaluation_requires_the_evaluate_shape() -> None:

@@ -12,8 +12,10 @@ from evaluation.metrics import (
     QuantileForecast,
     forecast_metrics,
     quantile_loss,
+    quantile_losses,
     seasonal_error,
     seasonal_naive_forecast,
+    seasonal_scale,
 )
 
 NAN = math.nan
@@ -66,6 +68,37 @@ def test_all_missing_window_is_skipped_and_all_missing_input_is_an_error() -> No
 def test_seasonal_error_masks_gaps() -> None:
     assert seasonal_error(np.array([1.0, NAN, 3.0, 5.0]), 2) == pytest.approx(2.0)  # only (1, 3) is a full pair
     assert math.isnan(seasonal_error(np.array([NAN, NAN, 1.0]), 1))
+
+
+def test_quantile_loss_and_mase_pieces() -> None:
+    """The pieces the drift monitor scores served forecasts with (evaluation.drift)."""
+    y = np.array([10.0, 20.0, np.nan])
+    assert quantile_loss(y, np.array([10.0, 20.0, 99.0]), 0.5) == 0.0
+    # under-forecast by 10 at q=0.9: 2 * 10 * 0.9
+    assert quantile_loss(np.array([20.0]), np.array([10.0]), 0.9) == pytest.approx(18.0)
+    # over-forecast by 10 at q=0.9: 2 * 10 * 0.1
+    assert quantile_loss(np.array([10.0]), np.array([20.0]), 0.9) == pytest.approx(2.0)
+    assert seasonal_scale(np.array([1.0, 2.0, 4.0, 7.0]), seasonality=24) == pytest.approx(2.0)  # falls back to lag 1
+    assert seasonal_scale(np.array([5.0, 5.0, 5.0])) is None
+
+
+def test_pointwise_losses_sum_to_the_quantile_loss_and_mark_missing_actuals() -> None:
+    y, fc, _ = hand_case()
+    for q in (0.1, 0.5, 0.9):
+        losses = quantile_losses(y, fc.quantile(q), q)
+        assert np.isnan(losses[2]) and not np.isnan(losses[[0, 1, 3]]).any()
+        assert float(np.nansum(losses)) == pytest.approx(quantile_loss(y, fc.quantile(q), q))
+
+
+def test_seasonal_scale_is_the_mase_denominator_of_the_evaluation() -> None:
+    """One definition for the Evaluate step and the drift monitor: GluonTS's seasonal error (lag 1 only
+    when the history is not longer than the season), None where MASE is undefined."""
+    history = np.array([1.0, NAN, 3.0, 5.0])
+    assert seasonal_scale(history, 2) == seasonal_error(history, 2) == pytest.approx(2.0)
+    assert seasonal_scale(np.array([NAN, NAN, 1.0]), 1) is None
+    y, fc, hist = hand_case()
+    assert forecast_metrics([y], [fc], [hist], seasonality=2)["MASE"] == pytest.approx(
+        np.nanmean(np.abs(y - fc.quantile(0.5))) / seasonal_scale(hist, 2))
 
 
 def random_forecasts(rng: np.random.Generator, n: int, h: int, past: int):
@@ -153,3 +186,19 @@ def test_seasonal_naive_fills_missing_last_season_from_earlier_ones() -> None:
     assert np.all(fc.quantile(0.1) <= fc.mean) and np.all(fc.quantile(0.9) >= fc.mean)
     with pytest.raises(ValueError, match="at least one observed"):
         seasonal_naive_forecast(np.full(30, NAN), 24)
+
+
+def test_the_emulated_builtin_reports_the_same_weighted_quantile_loss() -> None:
+    """The local DeepAR keeps its own copy of the built-in's ``wQuantileLoss`` (the emulator imports nothing
+    of the project); it must be the project's definition: sum of quantile losses over sum |y|, pooled."""
+    from infra.local.sagemaker.deepar import _weighted_quantile_loss
+
+    rng = np.random.default_rng(7)
+    labels = rng.gamma(2.0, 10.0, size=(5, 24))
+    labels[rng.random(labels.shape) < 0.2] = NAN
+    forecast = labels * rng.uniform(0.5, 1.5, size=labels.shape) + rng.normal(0, 3, size=labels.shape)
+    forecast = np.nan_to_num(forecast, nan=12.0)
+    for q in (0.1, 0.5, 0.9):
+        pooled = sum(quantile_loss(y, f, q) for y, f in zip(labels, forecast, strict=True)) / np.nansum(np.abs(labels))
+        assert _weighted_quantile_loss(labels, forecast, q) == pytest.approx(pooled, rel=1e-12)
+    assert math.isnan(_weighted_quantile_loss(np.full((1, 3), NAN), np.ones((1, 3)), 0.5))

@@ -174,6 +174,25 @@ def test_building_makes_no_aws_call(monkeypatch: pytest.MonkeyPatch) -> None:
     assert calls == [] and '"Preprocess"' in text
 
 
+def test_the_sdk_environment_is_lent_for_the_build_and_taken_back(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The SDK needs a region to import and no IAM role validation to build offline; a caller's own values
+    win, and what was added is gone after the block (importing or building changes nothing in the process)."""
+    import os
+
+    from pipelines.sdk import offline_sdk
+
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
+    monkeypatch.delenv("SAGEMAKER_VALIDATE_ROLE", raising=False)
+    with offline_sdk("us-east-1"):
+        assert os.environ["AWS_DEFAULT_REGION"] == "eu-west-1" and os.environ["SAGEMAKER_VALIDATE_ROLE"] == "false"
+    assert os.environ["AWS_DEFAULT_REGION"] == "eu-west-1" and "SAGEMAKER_VALIDATE_ROLE" not in os.environ
+    monkeypatch.delenv("AWS_DEFAULT_REGION")
+    with pytest.raises(RuntimeError), offline_sdk("ap-south-1"):
+        assert os.environ["AWS_DEFAULT_REGION"] == "ap-south-1"
+        raise RuntimeError("a failed build gives the environment back too")
+    assert "AWS_DEFAULT_REGION" not in os.environ and "SAGEMAKER_VALIDATE_ROLE" not in os.environ
+
+
 def test_bad_arguments_are_clear() -> None:
     from pipelines.aircast.pipeline import get_pipeline
     from pipelines.definition import PipelineArgumentError, check_arguments

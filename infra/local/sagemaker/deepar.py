@@ -25,23 +25,38 @@ import tarfile
 import tempfile
 import time
 import warnings
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-# Library chatter that says nothing about this job (must be set before gluonts is imported).
-warnings.filterwarnings("ignore", message=".*Using `json`-module for json-handling.*")
-warnings.filterwarnings("ignore", message=".*non-tuple sequence for multidimensional indexing.*")
-warnings.filterwarnings("ignore", message=".*does not have many workers.*")
-warnings.filterwarnings("ignore", message=".*defined a `validation_step` but have no `val_dataloader`.*")
-warnings.filterwarnings("ignore", message=".*isinstance\\(treespec, LeafSpec\\)` is deprecated.*")
-warnings.filterwarnings("ignore", message=".*GPU available but not used.*")
+#: library chatter that says nothing about a DeepAR job (gluonts on import, Lightning and torch while
+#: training and predicting), silenced only while this module imports gluonts, trains or predicts
+LIBRARY_CHATTER: tuple[str, ...] = (
+    ".*Using `json`-module for json-handling.*",
+    ".*non-tuple sequence for multidimensional indexing.*",
+    ".*does not have many workers.*",
+    ".*defined a `validation_step` but have no `val_dataloader`.*",
+    ".*isinstance\\(treespec, LeafSpec\\)` is deprecated.*",
+    ".*GPU available but not used.*",
+)
 
-from gluonts.torch.distributions import NegativeBinomialOutput  # noqa: E402
-from gluonts.torch.distributions.negative_binomial import NegativeBinomial  # noqa: E402
+
+@contextmanager
+def _quiet_libraries() -> Iterator[None]:
+    """:data:`LIBRARY_CHATTER` ignored for the duration; the caller's warning filters come back after."""
+    with warnings.catch_warnings():
+        for message in LIBRARY_CHATTER:
+            warnings.filterwarnings("ignore", message=message)
+        yield
+
+
+with _quiet_libraries():
+    from gluonts.torch.distributions import NegativeBinomialOutput
+    from gluonts.torch.distributions.negative_binomial import NegativeBinomial
 
 from infra.local.sagemaker.deepar_format import InvalidRequest, parse_batch_line, validate_configuration  # noqa: E402
 
@@ -500,6 +515,12 @@ def train(
     ``test:RMSE``, ``test:mean_wQuantileLoss`` and ``test:wQuantileLoss[q]`` scored on the last
     ``prediction_length`` points of every test series.
     """
+    with _quiet_libraries():
+        return _train(hyperparameters, channels, model_dir, progress)
+
+
+def _train(hyperparameters: Mapping[str, Any], channels: Mapping[str, Path], model_dir: Path,
+           progress: bool) -> dict[str, float]:
     config = validate_hyperparameters(hyperparameters)
     unknown = sorted(set(channels) - {"train", "test"})
     if unknown:
@@ -586,7 +607,8 @@ class DeepARPredictor:
         from gluonts.torch.model.predictor import PyTorchPredictor
 
         _quiet_lightning()
-        predictor = PyTorchPredictor.deserialize(model_dir, device="cpu")
+        with _quiet_libraries():
+            predictor = PyTorchPredictor.deserialize(model_dir, device="cpu")
         return cls(predictor, json.loads(meta_path.read_text()))
 
     @classmethod
@@ -627,7 +649,8 @@ class DeepARPredictor:
     def sample(self, instances: Sequence[Mapping[str, Any]], num_samples: int) -> list[np.ndarray]:
         """Sample paths, one array of shape (num_samples, prediction_length) per instance."""
         entries = self._entries(instances)
-        return [np.asarray(f.samples) for f in self._predictor.predict(entries, num_samples=num_samples)]
+        with _quiet_libraries():
+            return [np.asarray(f.samples) for f in self._predictor.predict(entries, num_samples=num_samples)]
 
     def predict(self, instances: Sequence[Mapping[str, Any]], configuration: Mapping[str, Any] | None = None) -> list[dict]:
         """DeepAR response objects for validated instances (see ``deepar_format.parse_request``).
@@ -662,8 +685,6 @@ class DeepARPredictor:
         samples = np.stack(self.sample(history, num_samples))
         qs = list(quantiles)
         observed = ~np.isnan(labels)
-        y = np.where(observed, labels, 0.0)
-        abs_sum = float(np.abs(y).sum())
         metrics: dict[str, float] = {}
         mean = samples.mean(axis=1)
         # Per-series MSE averaged over series, then the root, as GluonTS's Evaluator aggregates RMSE.
@@ -675,13 +696,27 @@ class DeepARPredictor:
         metrics["test:RMSE"] = math.sqrt(float(np.mean(per_series))) if per_series else math.nan
         losses = []
         for q in qs:
-            fq = np.quantile(samples, q, axis=1)
-            loss = 2.0 * np.abs((y - fq) * ((y <= fq).astype(float) - q))[observed].sum()
-            wql = float(loss / abs_sum) if abs_sum > 0 else math.nan
+            wql = _weighted_quantile_loss(labels, np.quantile(samples, q, axis=1), q)
             metrics[f"test:wQuantileLoss[{q:g}]"] = wql
             losses.append(wql)
         metrics["test:mean_wQuantileLoss"] = float(np.mean(losses))
         return metrics
+
+
+def _weighted_quantile_loss(labels: np.ndarray, forecast: np.ndarray, q: float) -> float:
+    """The built-in's ``test:wQuantileLoss[q]``: ``2 * sum |(y - f_q) * (1[y <= f_q] - q)| / sum |y|`` over
+    the observed (non-NaN) points of every test series; NaN when they sum to 0.
+
+    The algorithm's own metric (AWS's "Tune a DeepAR model" lists ``test:mean_wQuantileLoss``, the mean
+    over ``test_quantiles``), reported as the built-in reports it. The project's forecast metrics
+    (``evaluation.metrics``) use the same definition; the emulator keeps this copy because it imports
+    nothing of the project (``tests/forecast/test_metrics.py`` checks that the two agree).
+    """
+    observed = ~np.isnan(labels)
+    y = np.where(observed, labels, 0.0)
+    abs_sum = float(np.abs(y).sum())
+    loss = 2.0 * np.abs((y - forecast) * ((y <= forecast).astype(float) - q))[observed].sum()
+    return float(loss / abs_sum) if abs_sum > 0 else math.nan
 
 
 def batch_transform(
