@@ -88,21 +88,21 @@ class Settings:
     # Local clock scale for wait intervals (1.0 = real time)
     clock_scale: float = 1.0
 
-    # ---- derived locations -------------------------------------------------
+    # ---- derived locations (the emulator's data dir layout, defined once in LocalConfig) ---------
     @property
     def s3_root(self) -> Path:
         """Folder that plays S3 locally: ``<data_dir>/s3/<bucket>/<key>``."""
-        return self.data_dir / "s3"
+        return self.local_config().s3_root
 
     @property
     def run_dir(self) -> Path:
-        """PID files and logs of the local stack's processes."""
-        return self.data_dir / "run"
+        """PID files, bound ports and logs of the local stack's processes."""
+        return self.local_config().run_dir
 
     @property
     def pki_dir(self) -> Path:
         """CA, server and thing certificates of the local IoT Core."""
-        return self.data_dir / "pki"
+        return self.local_config().pki_dir
 
     @property
     def console_url(self) -> str:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-import threading
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import datetime
@@ -19,6 +18,7 @@ from typing import Any, Protocol
 from infra.local.core.arns import events_rule_arn
 from infra.local.core.clock import aware, from_epoch, iso_seconds_z, utc_now
 from infra.local.core.config import LocalConfig
+from infra.local.core.ticker import Ticker
 from infra.local.eventbridge.schedule import RateSchedule, Schedule, next_fire_time, parse_schedule_expression
 from infra.local.eventbridge.store import EventStore
 
@@ -70,29 +70,12 @@ class FiresSchedules(Protocol):
                            submit: Callable[..., Any] | None = None) -> list[dict[str, Any]]: ...
 
 
-class Scheduler:
-    """Fires due scheduled rules on a timer thread until stopped."""
+def scheduler(events: FiresSchedules, submit: Any, tick_s: float = 1.0) -> Ticker:
+    """The bus process's timer thread: fires the due scheduled rules every ``tick_s`` (start it, stop it)."""
 
-    def __init__(self, events: FiresSchedules, submit: Any, tick_s: float = 1.0) -> None:
-        self.events = events
-        self.tick_s = tick_s
-        self._submit = submit
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="eventbridge-scheduler", daemon=True)
+    def tick() -> None:
+        for fired in events.fire_due_schedules(submit=submit):
+            log.info("fired scheduled rule %s (event %s, scheduled for %s)", fired["rule"], fired["event_id"],
+                     fired["scheduled_for"])
 
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                for fired in self.events.fire_due_schedules(submit=self._submit):
-                    log.info("fired scheduled rule %s (event %s, scheduled for %s)", fired["rule"], fired["event_id"],
-                             fired["scheduled_for"])
-            except Exception:  # noqa: BLE001 - one bad tick (e.g. a locked database) must not stop the schedule
-                log.exception("scheduler tick failed")
-            self._stop.wait(self.tick_s)
+    return Ticker("eventbridge-scheduler", tick, tick_s, log)

@@ -34,10 +34,10 @@ from typing import Any
 from infra.local.core.config import LocalConfig
 from infra.local.core.jsonserver import make_handler
 from infra.local.eventbridge.client import LocalEventsClient
-from infra.local.eventbridge.scheduler import Scheduler
+from infra.local.eventbridge.scheduler import scheduler as schedule_timer
 from infra.local.stack import ServiceSpec, python_module_argv, write_bound_port
 
-__all__ = ["NAME", "Scheduler", "health", "main", "serve", "service"]
+__all__ = ["NAME", "health", "main", "serve", "service"]
 
 log = logging.getLogger("aircast.eventbridge.service")
 
@@ -61,7 +61,7 @@ def serve(config: LocalConfig, port: int, tick_s: float = 1.0) -> None:
     """Serve EventBridge's API on 127.0.0.1:``port`` and fire schedules until SIGTERM/SIGINT."""
     pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="eventbridge-target")
     events = LocalEventsClient(config, submit=pool.submit)
-    scheduler = Scheduler(events, pool.submit, tick_s=tick_s)
+    scheduler = schedule_timer(events, pool.submit, tick_s=tick_s)
     # bind first: with port 0 the handler must know the port the kernel chose (its Host check names it)
     server = ThreadingHTTPServer(("127.0.0.1", port), BaseHTTPRequestHandler)
     port = server.server_address[1]

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from infra.local.core.jsonserver import make_handler
+from infra.local.core.ticker import Ticker
 from infra.local.glue.client import GlueEngine, LocalGlueClient
 from infra.local.glue.config import GlueConfig
 from infra.local.glue.jobs import warm_up
@@ -32,27 +33,9 @@ from infra.local.glue.session import WarmSession, service_conf
 log = logging.getLogger("aircast.glue.service")
 
 
-class TriggerTimer:
-    """Fires the scheduled triggers that are due, every ``tick_s``."""
-
-    def __init__(self, engine: GlueEngine, tick_s: float = 1.0) -> None:
-        self.engine, self.tick_s = engine, tick_s
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="glue-triggers", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.tick_s):
-            try:
-                self.engine.triggers.fire_due()
-            except Exception:  # noqa: BLE001 - one bad tick (a locked database...) must not stop the schedule
-                log.exception("trigger tick failed")
+def trigger_timer(engine: GlueEngine, tick_s: float = 1.0) -> Ticker:
+    """Fires the scheduled triggers that are due, every ``tick_s`` (start it, stop it)."""
+    return Ticker("glue-triggers", engine.triggers.fire_due, tick_s, log)
 
 
 def health(engine: GlueEngine, session: WarmSession) -> dict[str, Any]:
@@ -70,7 +53,7 @@ def serve(config: GlueConfig, tick_s: float = 1.0) -> None:
                            extra_get={"/health": lambda: health(engine, session)})
     server = ThreadingHTTPServer(("127.0.0.1", config.port), handler)
     server.daemon_threads = True
-    timer = TriggerTimer(engine, tick_s)
+    timer = trigger_timer(engine, tick_s)
 
     def _shutdown(signum: int, frame: Any) -> None:
         threading.Thread(target=server.shutdown, daemon=True).start()
