@@ -64,6 +64,24 @@ def test_a_second_run_is_refused_or_queued_as_glue_does(lake: Settings) -> None:
     assert glue.get_job_runs(JobName=JOB, MaxResults=1)["NextToken"]
 
 
+def test_a_job_that_retries_cannot_queue(lake: Settings) -> None:
+    """Only jobs that do not retry may wait in WAITING (Glue, "Job run statuses"): with MaxRetries a start at
+    the concurrency limit is refused even when it asks for queuing."""
+    from dataclasses import replace
+
+    from infra.local.core.botoclient import local_client
+    from infra.local.glue.client import LocalGlueClient
+
+    config = glue_config(lake)
+    config = replace(config, jobs=tuple(replace(job, max_retries=1) for job in config.jobs))
+    glue = local_client("glue", LocalGlueClient(config), region=lake.region)
+    first = glue.start_job_run(JobName=JOB)["JobRunId"]
+    with pytest.raises(glue.exceptions.ConcurrentRunsExceededException):
+        glue.start_job_run(JobName=JOB, JobRunQueuingEnabled=True)
+    process_engine(config).jobs.wait(first, 600)
+    assert [r["Id"] for r in glue.get_job_runs(JobName=JOB)["JobRuns"]] == [first]
+
+
 def test_stop_a_waiting_run_and_a_finished_one(lake: Settings) -> None:
     glue = get_client("glue", lake)
     first = glue.start_job_run(JobName=JOB)["JobRunId"]
@@ -117,6 +135,8 @@ def test_requests_are_checked_against_glue_s_model(lake: Settings) -> None:
         glue.get_job_runs(JobName=JOB, MaxResults=500)
     with pytest.raises(ParamValidationError):
         glue.start_job_run(JobName=JOB, Timeout=0)
+    with pytest.raises(glue.exceptions.InvalidInputException, match="less than 7 days or 10080 minutes"):
+        glue.start_job_run(JobName=JOB, Timeout=10081)  # the model states no ceiling; the API reference does
     with pytest.raises(glue.exceptions.EntityNotFoundException, match="not found"):
         glue.get_job_run(JobName=JOB, RunId="jr_missing")
     with pytest.raises(glue.exceptions.EntityNotFoundException, match="does not exist"):
@@ -203,3 +223,18 @@ def test_no_raw_data_yet_is_a_successful_run_that_does_nothing(settings: Setting
     glue = get_client("glue", settings)
     run, _ = _states(settings, glue.start_job_run(JobName=JOB)["JobRunId"])
     assert run["JobRunState"] == "SUCCEEDED"
+
+
+def test_the_service_stops_only_the_runs_it_executes(settings: Settings) -> None:
+    """At shutdown the Glue service stops its own runs; a run another process executes (``aircast lake etl``
+    in-process, recorded in the same history) is that process's to finish."""
+    from infra.local.glue.service import _stop_runs
+
+    engine = process_engine(glue_config(settings))
+    elsewhere = {"Id": "jr_" + "e" * 64, "Attempt": 0, "JobName": JOB, "JobRunState": "RUNNING",
+                 "StartedOn": "2026-12-01T00:00:00+00:00", "Arguments": {}}
+    with engine.store.transaction() as db:
+        engine.store.insert_run(db, elsewhere)  # owned by this (live) process, not run by the engine's threads
+    _stop_runs(engine, wait_s=0.1)
+    run = get_client("glue", settings).get_job_run(JobName=JOB, RunId=elsewhere["Id"])["JobRun"]
+    assert run["JobRunState"] == "RUNNING"

@@ -22,6 +22,9 @@ from infra.local.glue.jobs import JobRunner, Session
 from infra.local.glue.store import GlueStore
 from infra.local.glue.triggers import Triggers
 
+#: a job run's longest timeout (the API reference's JobRun.Timeout: "less than 7 days or 10080 minutes")
+MAX_TIMEOUT_MINUTES = 10080
+
 
 class GlueEngine:
     """The state and workers of one local Glue (one data dir) in this process."""
@@ -100,6 +103,10 @@ class LocalGlueClient:
                       JobRunId: str | None = None, WorkerType: str | None = None, NumberOfWorkers: int | None = None,
                       ExecutionClass: str | None = None, **_: Any) -> dict[str, Any]:
         """Start a run (it executes on a thread); refused with ConcurrentRunsExceededException at the limit."""
+        if Timeout is not None and Timeout > MAX_TIMEOUT_MINUTES:
+            # botocore's model states only the minimum; the API reference states the ceiling (JobRun.Timeout)
+            raise ServiceError("InvalidInputException", "Jobs must have timeout values less than 7 days or "
+                               f"{MAX_TIMEOUT_MINUTES} minutes.", 400, "StartJobRun")
         run_id = self.engine.start_job(JobName, Arguments, queuing=JobRunQueuingEnabled, timeout=Timeout,
                                        previous_run_id=JobRunId, worker_type=WorkerType,
                                        number_of_workers=NumberOfWorkers, execution_class=ExecutionClass)

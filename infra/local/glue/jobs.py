@@ -82,7 +82,9 @@ class JobRunner:
               execution_class: str | None = None) -> str:
         """Record a new run and start it on a thread; refuse it when the job is at its concurrency limit."""
         run_id = "jr_" + secrets.token_hex(32)
-        queue_ok = job.job_run_queuing_enabled if queuing is None else queuing
+        # only a job that does not retry may wait in WAITING (Glue, "Job run statuses"); one with MaxRetries
+        # is refused at its limit as without queuing
+        queue_ok = (job.job_run_queuing_enabled if queuing is None else queuing) and job.max_retries == 0
         workers = number_of_workers or job.number_of_workers
         now = now_iso()
         record: dict[str, Any] = {

@@ -72,10 +72,12 @@ def serve(config: GlueConfig, tick_s: float = 1.0) -> None:
 
 
 def _stop_runs(engine: GlueEngine, wait_s: float = 5.0) -> None:
-    """Stop the runs this process holds, so none is left RUNNING behind a dead service."""
+    """Stop the runs this process holds, so none is left RUNNING behind a dead service (runs that another
+    process executes, e.g. ``aircast lake etl`` in-process, are that process's to finish)."""
+    here = set(engine.jobs.running_here())
     for job in engine.config.jobs:
         with engine.store.transaction() as db:
-            ids = [r["Id"] for r in engine.store.active_runs(db, job.name)]
+            ids = [r["Id"] for r in engine.store.active_runs(db, job.name) if r["Id"] in here]
         if ids:
             engine.jobs.stop(job.name, ids)
     deadline = time.monotonic() + wait_s
