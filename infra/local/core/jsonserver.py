@@ -222,6 +222,9 @@ def make_handler(service: str, backend: object, data_dir: Path, port: int,
     class Handler(BaseHTTPRequestHandler):
         server_version = f"aircast-{service}"
         protocol_version = "HTTP/1.1"
+        # TCP_NODELAY: the status line and headers, then the body, go out at once (with Nagle's algorithm
+        # the body waits for the client's delayed ACK, ~40 ms on every call of a kept-alive connection)
+        disable_nagle_algorithm = True
 
         def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
             pass

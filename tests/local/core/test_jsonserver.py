@@ -93,3 +93,29 @@ def test_malformed_requests_get_4xx_not_a_dropped_connection(service) -> None:
         with pytest.raises(urllib.error.HTTPError) as info:
             urllib.request.urlopen(request, timeout=10)
         assert 400 <= info.value.code < 500
+
+
+def test_each_connection_sends_without_waiting_for_acks(tmp_path) -> None:
+    """TCP_NODELAY on the server's connections: a response's headers and body go out at once (with Nagle's
+    algorithm every call on a kept-alive connection waited ~40 ms for the client's delayed ACK)."""
+    import socket
+
+    seen: list[int] = []
+    base = make_handler("events", RulesBackend(), tmp_path, 0)
+
+    class Recording(base):  # type: ignore[misc, valid-type]
+        def setup(self) -> None:
+            super().setup()
+            seen.append(self.connection.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Recording)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        with socket.create_connection(server.server_address) as conn:
+            conn.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            conn.recv(1024)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert seen and seen[0] != 0
