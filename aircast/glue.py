@@ -113,7 +113,8 @@ def glue_config(settings: Settings) -> GlueConfig:
     )
     return GlueConfig(data_dir=settings.data_dir, region=settings.region, account_id=settings.account_id,
                       port=settings.glue_port, heap_mib=settings.glue_heap_mib, jobs=(job,),
-                      crawlers=(raw, curated), triggers=triggers, warmup_lines=WARMUP_LINES)
+                      crawlers=(raw, curated), triggers=triggers,
+                      warmup_lines=WARMUP_LINES if settings.glue_warmup else ())
 
 
 # ---- the service -------------------------------------------------------------------------------

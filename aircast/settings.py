@@ -50,6 +50,9 @@ class Settings:
     glue_port: int = 8093  # the local Glue service (warm Spark session) on 127.0.0.1
     glue_heap_mib: int = 2048  # the local Glue service's Spark heap (-Xmx)
     glue_etl_schedule: str = "cron(15 * * * ? *)"  # the ETL job's scheduled trigger (the stack's EtlSchedule)
+    #: the Glue service warms its session up at start (the job script twice over sample lines, so the
+    #: first run finds its code compiled); off: the first run compiles as it goes (the test suite)
+    glue_warmup: bool = True
     # SageMaker
     role_arn: str = "arn:aws:iam::000000000000:role/aircast-sagemaker-execution"
     pipeline_name: str = "aircast-deepar"

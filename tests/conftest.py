@@ -53,6 +53,7 @@ def settings(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
     monkeypatch.setenv("AIRCAST_CONSOLE_PORT", str(s.console_port))
     monkeypatch.setenv("AIRCAST_GLUE_PORT", str(s.glue_port))
     monkeypatch.setenv("AIRCAST_GLUE_HEAP_MIB", str(s.glue_heap_mib))
+    monkeypatch.setenv("AIRCAST_GLUE_WARMUP", str(s.glue_warmup))
     return s
 
 

@@ -27,7 +27,9 @@ def make_settings(data_dir: Path, **overrides: Any) -> Settings:
     mosquitto, the Glue service and the console cannot report one, so they get a port that was free a moment ago."""
     ports: dict[str, Any] = {"mqtt_port": free_port(), "endpoint_port": 0, "eventbus_port": 0,
                              "console_port": free_port(), "glue_port": free_port()}
-    return load_settings(data_dir=data_dir, **{**ports, **overrides})
+    # no Glue warm-up: a test's first run compiles as it goes instead of waiting for two warm-up passes
+    # (tests/lake/test_glue_service.py starts the service with its warm-up)
+    return load_settings(data_dir=data_dir, **{**ports, "glue_warmup": False, **overrides})
 
 
 def wait_until(condition: Callable[[], T], timeout_s: float = 20.0, interval_s: float = 0.05,
