@@ -22,6 +22,8 @@ WAIT_INTERVAL_RANGE = (0, 3600)
 TERMINATION_WAIT_RANGE = (0, 3600)
 MAX_EXECUTION_TIMEOUT_RANGE = (600, 28800)
 TRAFFIC_ROUTING_TYPES = ("ALL_AT_ONCE", "CANARY", "LINEAR")
+#: the member that sizes each shifting routing type's steps (ALL_AT_ONCE takes neither)
+STEP_SIZE_MEMBER = {"CANARY": "CanarySize", "LINEAR": "LinearStepSize"}
 CAPACITY_SIZE_TYPES = ("INSTANCE_COUNT", "CAPACITY_PERCENT")
 NAME_PATTERN = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
 MODEL_NAME_PATTERN = re.compile(r"^[a-zA-Z0-9]([\-a-zA-Z0-9]*[a-zA-Z0-9])?$")
@@ -167,21 +169,16 @@ def validate_deployment_config(config: Mapping[str, Any], instance_counts: int |
         raise DeploymentConfigError("TrafficRoutingConfiguration.WaitIntervalInSeconds is required")
     wait = _int_in_range(routing["WaitIntervalInSeconds"], "TrafficRoutingConfiguration.WaitIntervalInSeconds",
                          *WAIT_INTERVAL_RANGE)
-    if kind == "CANARY":
-        if "CanarySize" not in routing:
-            raise DeploymentConfigError("TrafficRoutingConfiguration.CanarySize is required for Type CANARY")
-        if "LinearStepSize" in routing:
-            raise DeploymentConfigError("TrafficRoutingConfiguration.LinearStepSize is not allowed for Type CANARY")
+    if kind in STEP_SIZE_MEMBER:
+        member = STEP_SIZE_MEMBER[kind]
+        other = STEP_SIZE_MEMBER["LINEAR" if kind == "CANARY" else "CANARY"]
+        if member not in routing:
+            raise DeploymentConfigError(f"TrafficRoutingConfiguration.{member} is required for Type {kind}")
+        if other in routing:
+            raise DeploymentConfigError(f"TrafficRoutingConfiguration.{other} is not allowed for Type {kind}")
         for count in counts:
-            _check_step("CANARY", routing["CanarySize"], count)
-    elif kind == "LINEAR":
-        if "LinearStepSize" not in routing:
-            raise DeploymentConfigError("TrafficRoutingConfiguration.LinearStepSize is required for Type LINEAR")
-        if "CanarySize" in routing:
-            raise DeploymentConfigError("TrafficRoutingConfiguration.CanarySize is not allowed for Type LINEAR")
-        for count in counts:
-            _check_step("LINEAR", routing["LinearStepSize"], count)
-    elif "CanarySize" in routing or "LinearStepSize" in routing:
+            _check_step(kind, routing[member], count)
+    elif any(m in routing for m in STEP_SIZE_MEMBER.values()):
         raise DeploymentConfigError("TrafficRoutingConfiguration: ALL_AT_ONCE takes no CanarySize or LinearStepSize")
     termination = _int_in_range(blue_green.get("TerminationWaitInSeconds", 0),
                                 "BlueGreenUpdatePolicy.TerminationWaitInSeconds", *TERMINATION_WAIT_RANGE)
