@@ -13,6 +13,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from infra.local.core.config import LocalConfig
+
 
 @dataclass(frozen=True)
 class JobDefinition:
@@ -87,8 +89,8 @@ class GlueConfig:
 
     @property
     def s3_root(self) -> Path:
-        """The folder that plays S3: ``<data_dir>/s3/<bucket>/<key>``."""
-        return self.data_dir / "s3"
+        """The folder that plays S3: ``<data_dir>/s3/<bucket>/<key>`` (the emulator's one layout, LocalConfig's)."""
+        return LocalConfig(Path(self.data_dir), self.region, self.account_id).s3_root
 
     @property
     def root(self) -> Path:
