@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what aircast needs on a fresh Debian machine: Debian packages
-# (mosquitto and what its client-id plugin builds with, a Java runtime for Spark, Chromium for the
+# (mosquitto and what its client-id plugin builds with, a JDK for Spark, Chromium for the
 # console's browser test), a virtualenv, torch (CPU) first, then
 # the Python packages. Safe to rerun: each step is skipped when done.
 set -euo pipefail
@@ -11,7 +11,8 @@ PYTHON=${PYTHON:-python3}
 need_apt=()
 command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need_apt+=(mosquitto)
 command -v mosquitto_pub >/dev/null 2>&1 || need_apt+=(mosquitto-clients)
-command -v java >/dev/null 2>&1 || need_apt+=(openjdk-17-jre-headless)
+# Java for Spark, with javac: local Spark compiles its file system shim once (infra/local/glue/localfs.py)
+{ command -v java >/dev/null 2>&1 && [ -x "$(dirname "$(readlink -f "$(command -v java)")")/javac" ]; } || need_apt+=(openjdk-17-jdk-headless)
 command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
 # the local IoT Core's client-id check is a small mosquitto plugin compiled on first use
 command -v cc >/dev/null 2>&1 || need_apt+=(gcc)

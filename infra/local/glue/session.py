@@ -47,14 +47,17 @@ def get_spark(app_name: str = "aircast-glue", master: str = "local[*]", conf: di
     """Return the process's Spark session, starting it with aircast's local settings if needed.
 
     JVM options only take effect on the first call in a process (as with any
-    Spark session); later calls return the running session.
+    Spark session); later calls return the running session. ``file:`` paths go through
+    :mod:`.localfs` (no ``chmod`` process per file) where the JDK can compile it.
     """
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     os.environ.setdefault("PYSPARK_PYTHON", _python())
     from pyspark.sql import SparkSession
 
+    from infra.local.glue import localfs
+
     builder = SparkSession.builder.master(master).appName(app_name)
-    for key, value in {**DEFAULT_CONF, **(conf or {})}.items():
+    for key, value in {**DEFAULT_CONF, **localfs.spark_conf(), **(conf or {})}.items():
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("ERROR")

@@ -1,0 +1,76 @@
+"""Local Spark writes the lake without a ``chmod`` process per file (infra/local/glue/localfs.py).
+
+The check runs Spark in a child process whose PATH starts with a ``chmod`` that records each
+call and then does the real one: Hadoop's own local file system calls it for every file and
+folder it creates (the test proves its probe on that one), aircast's must never.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from infra.local.glue import localfs
+
+REPO = Path(__file__).resolve().parents[2]
+
+CHILD = textwrap.dedent("""
+    import json, sys
+    from pathlib import Path
+    sys.path.insert(0, sys.argv[1])
+    from infra.local.glue.session import get_spark
+    out = Path(sys.argv[2])
+    spark = get_spark(app_name="aircast-localfs-test")
+    jvm, conf = spark.sparkContext._jvm, spark.sparkContext._jsc.hadoopConfiguration()
+    result = {"fs": jvm.org.apache.hadoop.fs.FileSystem.get(jvm.java.net.URI("file:///"), conf).getClass().getName()}
+    log = Path(sys.argv[3])
+    # 12 day partitions written by Spark, as the job writes its tables
+    rows = [(f"2014-06-{d:02d}", float(d)) for d in range(1, 13) for _ in range(3)]
+    spark.createDataFrame(rows, "dt string, value double").write.partitionBy("dt").parquet((out / "t").as_uri())
+    result["chmod_by_spark_write"] = len(log.read_text().splitlines()) if log.exists() else 0
+    # the same kind of call on Hadoop's own local file system: the probe must see it
+    hadoop_fs = jvm.org.apache.hadoop.fs.LocalFileSystem()
+    hadoop_fs.initialize(jvm.java.net.URI("file:///"), conf)
+    hadoop_fs.mkdirs(jvm.org.apache.hadoop.fs.Path((out / "by-hadoop").as_uri()))
+    result["chmod_total"] = len(log.read_text().splitlines()) if log.exists() else 0
+    spark.stop()
+    print(json.dumps(result))
+""")
+
+
+def test_partitioned_write_starts_no_chmod_and_keeps_hadoops_permissions(tmp_path: Path) -> None:
+    if localfs.jar_path() is None:
+        pytest.skip("no javac beside java on this machine (scripts/bootstrap.sh installs the JDK)")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    log = tmp_path / "chmod.log"
+    real_chmod = next(p for p in ("/usr/bin/chmod", "/bin/chmod") if Path(p).exists())
+    probe = bin_dir / "chmod"
+    probe.write_text(f'#!/bin/sh\necho "$@" >> "{log}"\nexec {real_chmod} "$@"\n')
+    probe.chmod(0o755)
+    out = tmp_path / "lake"
+    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
+    done = subprocess.run([sys.executable, "-c", CHILD, str(REPO), str(out), str(log)], env=env,
+                          capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+
+    assert result["fs"] == localfs.CLASS_NAME
+    assert result["chmod_by_spark_write"] == 0
+    assert result["chmod_total"] > 0, "the probe saw no chmod from Hadoop's own file system: it proves nothing"
+    # what Hadoop's file system would have given: files 0666 and folders 0777, less the umask
+    umask = os.umask(0)
+    os.umask(umask)
+    files = [p for p in (out / "t").rglob("*.parquet")]
+    assert len(files) == 12
+    for path in files:
+        assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~umask, path
+    for folder in (out / "t").glob("dt=*"):
+        assert stat.S_IMODE(folder.stat().st_mode) == 0o777 & ~umask, folder
