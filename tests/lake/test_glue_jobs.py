@@ -238,3 +238,52 @@ def test_the_service_stops_only_the_runs_it_executes(settings: Settings) -> None
     _stop_runs(engine, wait_s=0.1)
     run = get_client("glue", settings).get_job_run(JobName=JOB, RunId=elsewhere["Id"])["JobRun"]
     assert run["JobRunState"] == "RUNNING"
+
+
+def test_a_run_that_arrives_during_the_warm_up_cuts_it_short(settings: Settings, spark: Any) -> None:
+    """The service's warm-up never holds a run back: the run cancels the pass in flight and starts."""
+    import threading
+
+    from infra.local.glue.jobs import warm_up
+    from infra.local.glue.session import WARMUP_JOB_GROUP, WarmSession
+
+    config = glue_config(settings.replace(glue_warmup=True))
+    lines: list[str] = []
+    in_pass = threading.Event()
+
+    def warmup(session: Any, stop: threading.Event) -> None:
+        in_pass.set()
+        # a pass that would run for minutes, in the warm-up's job group (as warm_up's passes are)...
+        session.sparkContext.setJobGroup(WARMUP_JOB_GROUP, "warm-up", True)
+        try:
+            session.range(0, 10**11, numPartitions=2).selectExpr("sum(id * id)").collect()
+        finally:
+            session.sparkContext.setLocalProperty("spark.jobGroup.id", None)
+        # ...then the real warm-up's passes, which must see the stop and not start
+        warm_up(session, config, lines.append, stop)
+
+    warm = WarmSession({}, warmup)
+    warm.start()
+    assert in_pass.wait(120)
+    time.sleep(1.0)  # the long job is running
+    asked = time.monotonic()
+    assert warm.get() is spark
+    assert time.monotonic() - asked < 15
+    stats = warm.stats()
+    assert stats["state"] == "ready" and stats.get("warmup_cut_short") is True and "warmup_error" not in stats
+    assert lines == []  # told to stop before its first pass, the real warm-up started none
+    assert spark.range(5).count() == 5  # the session serves the run
+    # a run in the session after the cancelled warm-up works
+    write_object(settings, [seed(T0, 1, 2, 3, 4, 5)], T0)
+    assert run_etl_job(settings)["written"] == 1
+
+
+def test_a_run_that_arrives_before_the_warm_up_began_skips_it(spark: Any) -> None:
+    from infra.local.glue.session import WarmSession
+
+    calls: list[str] = []
+    warm = WarmSession({}, lambda session, stop: calls.append("warm-up"))
+    warm.stop_warmup.set()  # what get() does when a run arrives while the JVM starts
+    warm.start()
+    assert warm.get() is spark
+    assert calls == [] and warm.stats()["state"] == "ready" and warm.stats()["warmup_cut_short"] is True

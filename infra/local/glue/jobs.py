@@ -39,6 +39,7 @@ from typing import Any, Protocol
 
 from infra.local.core.errors import ServiceError
 from infra.local.glue.config import GlueConfig, JobDefinition
+from infra.local.glue.session import WARMUP_JOB_GROUP
 from infra.local.glue.store import GlueStore, now_iso
 from infra.local.logs import LogStream
 from infra.local.s3 import uri_to_path
@@ -402,22 +403,30 @@ def routed_output(sink: Callable[[str], None]) -> Iterator[None]:
 
 # ---- warm-up ---------------------------------------------------------------------------
 
-def warm_up(spark: Any, config: GlueConfig, log: Callable[[str], None]) -> None:
+def warm_up(spark: Any, config: GlueConfig, log: Callable[[str], None],
+            stop: threading.Event | None = None) -> None:
     """Run each job's script over ``config.warmup_lines`` in a scratch lake, twice (a first object, then a
-    second one over the same day), so the first real run finds its code compiled and its classes loaded."""
+    second one over the same day), so the first real run finds its code compiled and its classes loaded.
+
+    ``stop`` set (a real run arrived) ends the warm-up before its next pass; the session cancels the
+    pass in flight (its Spark jobs are in ``WARMUP_JOB_GROUP``)."""
     import shutil
 
     if not config.warmup_lines:
         return
+    stop = stop or threading.Event()
     for job in config.jobs:
-        if not job.warmup_arguments:
+        if not job.warmup_arguments or stop.is_set():
             continue
         scratch = config.root / "warmup" / job.name
         shutil.rmtree(scratch, ignore_errors=True)
         arguments = {k: v.replace("{scratch}", scratch.as_uri()) for k, v in job.warmup_arguments.items()}
         started = time.monotonic()
+        passes = 0
         try:
             for n in range(2):
+                if stop.is_set():
+                    break
                 folder = scratch / "input" / "2000" / "01" / "01" / "00"
                 folder.mkdir(parents=True, exist_ok=True)
                 (folder / f"warmup-{n}").write_text("\n".join(config.warmup_lines) + "\n")
@@ -425,11 +434,18 @@ def warm_up(spark: Any, config: GlueConfig, log: Callable[[str], None]) -> None:
                         "--JOB_RUN_ID", f"jr_warmup_{n}"]
                 for key, value in {**job.default_arguments, **arguments}.items():
                     argv += [key, local_value(value, config)]
-                code = run_script(spark, job.script_location, argv, f"warmup-{job.name}", lambda line: None)
+                code = run_script(spark, job.script_location, argv, WARMUP_JOB_GROUP, lambda line: None)
                 if code:
                     raise RuntimeError(f"exit code {code}")
-            log(f"warmed up job {job.name} in {time.monotonic() - started:.1f} s")
+                passes += 1
+            took = time.monotonic() - started
+            log(f"warmed up job {job.name} in {took:.1f} s" if passes == 2 else
+                f"warm-up of job {job.name} cut short after {took:.1f} s ({passes} of 2 passes): a run arrived")
         except Exception as exc:  # noqa: BLE001 - a failed warm-up only costs the first run its speed
-            log(f"warm-up of job {job.name} failed ({type(exc).__name__}: {_first_line(exc)}); runs still work")
+            if stop.is_set():
+                log(f"warm-up of job {job.name} cut short after {time.monotonic() - started:.1f} s "
+                    f"({passes} of 2 passes): a run arrived")
+            else:
+                log(f"warm-up of job {job.name} failed ({type(exc).__name__}: {_first_line(exc)}); runs still work")
         finally:
             shutil.rmtree(scratch, ignore_errors=True)

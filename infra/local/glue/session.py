@@ -134,19 +134,33 @@ class ProcessSession:
                 get_spark(conf=self.conf)
 
 
+#: The Spark job group of warm-up work: a run that arrives cancels it and starts at once.
+WARMUP_JOB_GROUP = "aircast-glue-warmup"
+
+
 class WarmSession(ProcessSession):
     """A session started at once in the background and warmed up before it serves runs.
 
-    ``get()`` waits until it is ready (runs meanwhile stay ``STARTING``, as on Glue while it
-    acquires resources); ``state`` is ``starting``, ``warming``, ``ready`` or ``failed``.
+    ``get()`` waits until the session has started (runs meanwhile stay ``STARTING``, as on
+    Glue while it acquires resources). A run never waits for the warm-up: one that arrives
+    before it began skips it, one that arrives during it tells it to stop (``stop_warmup``)
+    and cancels its Spark jobs (job group ``WARMUP_JOB_GROUP``), so the run starts on a JVM
+    as warm as it got. A Spark job cannot be cancelled while the driver is still planning
+    it, so a run may wait for the plan in flight.
+    ``state`` is ``starting``, ``warming``, ``ready`` or ``failed``.
     """
 
-    def __init__(self, conf: dict[str, str], warmup: Callable[[Any], None] | None = None) -> None:
+    def __init__(self, conf: dict[str, str],
+                 warmup: Callable[[Any, threading.Event], None] | None = None) -> None:
         super().__init__(conf)
         self.warmup = warmup
         self.state = "starting"
         self.error = ""
         self.started_s = self.warmup_s = 0.0
+        self.warmup_cut_short = False
+        self.warmup_error = ""
+        self.stop_warmup = threading.Event()
+        self._started = threading.Event()
         self._ready = threading.Event()
         self._spark: Any = None
 
@@ -158,27 +172,44 @@ class WarmSession(ProcessSession):
         try:
             self._spark = super().get()
             self.started_s = time.monotonic() - t0
-            if self.warmup is not None:
+            if self.warmup is not None and not self.stop_warmup.is_set():  # no run waiting for the JVM yet
                 self.state = "warming"
+                self._started.set()
                 t1 = time.monotonic()
-                self.warmup(self._spark)
+                try:
+                    self.warmup(self._spark, self.stop_warmup)
+                except Exception as exc:  # noqa: BLE001 - a failed or cancelled warm-up costs speed, not runs
+                    if not self.stop_warmup.is_set():
+                        self.warmup_error = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
                 self.warmup_s = time.monotonic() - t1
+            self.warmup_cut_short = self.warmup is not None and self.stop_warmup.is_set()
             self.state = "ready"
         except Exception as exc:  # noqa: BLE001 - reported by get() and the health check
             self.state, self.error = "failed", f"{type(exc).__name__}: {exc}"
         finally:
+            self._started.set()
             self._ready.set()
 
     def get(self) -> Any:
-        self._ready.wait()
+        self.stop_warmup.set()  # a run is here: no warm-up from now on
+        self._started.wait()
         if self.state == "failed":
             raise RuntimeError(f"the Spark session did not start: {self.error}")
+        while not self._ready.is_set():
+            # Cancel again until the warm-up has returned: an action it starts after a cancel must stop too.
+            self.stop_warmup.set()
+            self._spark.sparkContext.cancelJobGroup(WARMUP_JOB_GROUP)
+            self._ready.wait(0.2)
         return super().get()
 
     def stats(self) -> dict[str, Any]:
         """State, start and warm-up times, and (once started) the JVM's memory."""
         out: dict[str, Any] = {"state": self.state, "started_s": round(self.started_s, 1),
                                "warmup_s": round(self.warmup_s, 1)}
+        if self.warmup_cut_short:
+            out["warmup_cut_short"] = True
+        if self.warmup_error:
+            out["warmup_error"] = self.warmup_error
         if self.error:
             out["error"] = self.error
         if self._spark is not None and self.state != "failed":
