@@ -143,10 +143,9 @@ class WarmSession(ProcessSession):
 
     ``get()`` waits until the session has started (runs meanwhile stay ``STARTING``, as on
     Glue while it acquires resources). A run never waits for the warm-up: one that arrives
-    before it began skips it, one that arrives during it tells it to stop (``stop_warmup``)
-    and cancels its Spark jobs (job group ``WARMUP_JOB_GROUP``), so the run starts on a JVM
-    as warm as it got. A Spark job cannot be cancelled while the driver is still planning
-    it, so a run may wait for the plan in flight.
+    before it began skips it, one that arrives during it starts at once, tells it to stop
+    (``stop_warmup``) and has its Spark jobs (job group ``WARMUP_JOB_GROUP``) cancelled, so
+    the run finds the JVM as warm as it got.
     ``state`` is ``starting``, ``warming``, ``ready`` or ``failed``.
     """
 
@@ -162,6 +161,7 @@ class WarmSession(ProcessSession):
         self.stop_warmup = threading.Event()
         self._started = threading.Event()
         self._ready = threading.Event()
+        self._canceller: threading.Thread | None = None
         self._spark: Any = None
 
     def start(self) -> None:
@@ -195,12 +195,23 @@ class WarmSession(ProcessSession):
         self._started.wait()
         if self.state == "failed":
             raise RuntimeError(f"the Spark session did not start: {self.error}")
-        while not self._ready.is_set():
-            # Cancel again until the warm-up has returned: an action it starts after a cancel must stop too.
-            self.stop_warmup.set()
-            self._spark.sparkContext.cancelJobGroup(WARMUP_JOB_GROUP)
-            self._ready.wait(0.2)
+        if not self._ready.is_set():
+            with self._lock:
+                if self._canceller is None:
+                    self._canceller = threading.Thread(target=self._cancel_warmup, name="glue-warmup-cancel",
+                                                       daemon=True)
+                    self._canceller.start()
         return super().get()
+
+    def _cancel_warmup(self) -> None:
+        """Cancel the warm-up's Spark jobs until it has returned: one it starts after a cancel must stop
+        too. The run does not wait for this: a warm-up still planning its query (which no cancel reaches)
+        shares the CPU with the run for a moment, then its next job is cancelled."""
+        context = self._spark.sparkContext
+        while True:
+            context.cancelJobGroup(WARMUP_JOB_GROUP)
+            if self._ready.wait(0.1):
+                return
 
     def stats(self) -> dict[str, Any]:
         """State, start and warm-up times, and (once started) the JVM's memory."""
