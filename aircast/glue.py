@@ -112,9 +112,30 @@ def glue_config(settings: Settings) -> GlueConfig:
                           conditions=({"LogicalOperator": "EQUALS", "JobName": job.name, "State": "SUCCEEDED"},)),
     )
     return GlueConfig(data_dir=settings.data_dir, region=settings.region, account_id=settings.account_id,
-                      port=settings.glue_port, heap_mib=settings.glue_heap_mib, jobs=(job,),
+                      port=settings.glue_port, heap_mib=settings.glue_heap_mib, jit=settings.glue_jit, jobs=(job,),
                       crawlers=(raw, curated), triggers=triggers,
                       warmup_lines=WARMUP_LINES if settings.glue_warmup else ())
+
+
+# ---- the class archive of local Spark ----------------------------------------------------------
+
+def class_archive_workload(spark: Any, workdir: Path) -> None:
+    """What the JVM that writes the class archive runs: the job script over the warm-up lines."""
+    import dataclasses
+
+    from aircast.settings import load_settings
+    from infra.local.glue.jobs import warm_up
+
+    settings = load_settings(data_dir=workdir / "data")
+    config = dataclasses.replace(glue_config(settings), warmup_lines=WARMUP_LINES)
+    warm_up(spark, config, lambda line: print(f"    {line}", file=sys.stderr))
+
+
+def build_class_archive(force: bool = False) -> Path | None:
+    """``make install``: write local Spark's class data sharing archive (:mod:`infra.local.glue.cds`)."""
+    from infra.local.glue import cds
+
+    return cds.build("aircast.glue:class_archive_workload", force=force)
 
 
 # ---- the service -------------------------------------------------------------------------------
@@ -152,7 +173,7 @@ def _detail(settings: Settings) -> str:
         return f"session {session['state']} (heap limit {settings.glue_heap_mib} MiB)"
     return (f"session {session['state']}: heap {session['heap_used_mib']:.0f} used / "
             f"{session['heap_committed_mib']:.0f} committed / {session['heap_max_mib']:.0f} MiB max, "
-            f"JVM RSS {session.get('jvm_rss_mib', 0):.0f} MiB")
+            f"JVM RSS {session.get('jvm_rss_mib', 0):.0f} MiB, JIT {session.get('jit', '?')}")
 
 
 def service(settings: Settings, env: Mapping[str, str] | None = None) -> ServiceSpec:

@@ -156,3 +156,10 @@ def test_in_process_handlers_see_the_commands_settings(settings: Settings, capsy
     other = tmp_path / "elsewhere"
     assert _run(capsys, "--data-dir", str(other), "models", "list")[0] == 0
     assert seen == [str(other)] and os.environ["AIRCAST_DATA_DIR"] == str(settings.data_dir)  # restored after
+
+
+def test_a_bad_glue_jit_is_one_line(settings: Settings, capsys: pytest.CaptureFixture[str],
+                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AIRCAST_GLUE_JIT", "fast")
+    rc, _, err = _run(capsys, "local", "status")
+    assert rc == 2 and "glue_jit must be one of ('c1', 'tiered'), got 'fast' (AIRCAST_GLUE_JIT)" in _one_line_error(err)

@@ -84,6 +84,7 @@ def test_the_cli_runs_the_job_on_the_service_and_shows_its_progress(service: Set
     assert main(["local", "status", SERVICE_NAME]) == 0
     status = capsys.readouterr().out
     assert "session ready: heap" in status and "/ 1024 MiB max" in status and "JVM RSS" in status
+    assert "JIT c1" in status  # the service's default: the quick compiler only (infra/local/glue/session.py)
 
 
 def test_the_service_refuses_a_concurrent_run_and_queues_on_request(service: Settings) -> None:

@@ -1,4 +1,5 @@
-"""Local Spark writes the lake without a ``chmod`` process per file (infra/local/glue/localfs.py).
+"""Local Spark writes the lake without a ``chmod`` process per file (infra/local/glue/localfs.py)
+and maps the class archive of infra/local/glue/cds.py when make install wrote one.
 
 The check runs Spark in a child process whose PATH starts with a ``chmod`` that records each
 call and then does the real one: Hadoop's own local file system calls it for every file and
@@ -17,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from infra.local.glue import localfs
+from infra.local.glue import cds, localfs
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -40,6 +41,8 @@ CHILD = textwrap.dedent("""
     hadoop_fs.initialize(jvm.java.net.URI("file:///"), conf)
     hadoop_fs.mkdirs(jvm.org.apache.hadoop.fs.Path((out / "by-hadoop").as_uri()))
     result["chmod_total"] = len(log.read_text().splitlines()) if log.exists() else 0
+    maps = Path(f"/proc/{spark.sparkContext._gateway.proc.pid}/maps").read_text()
+    result["archives_mapped"] = sorted({line.split()[-1] for line in maps.splitlines() if line.endswith(".jsa")})
     spark.stop()
     print(json.dumps(result))
 """)
@@ -65,6 +68,10 @@ def test_partitioned_write_starts_no_chmod_and_keeps_hadoops_permissions(tmp_pat
     assert result["fs"] == localfs.CLASS_NAME
     assert result["chmod_by_spark_write"] == 0
     assert result["chmod_total"] > 0, "the probe saw no chmod from Hadoop's own file system: it proves nothing"
+    # the class archive make install wrote (infra/local/glue/cds.py), when there is one, is mapped
+    archive = cds.archive_path()
+    if archive is not None and archive.is_file():
+        assert str(archive) in result["archives_mapped"]
     # what Hadoop's file system would have given: files 0666 and folders 0777, less the umask
     umask = os.umask(0)
     os.umask(umask)
@@ -74,3 +81,24 @@ def test_partitioned_write_starts_no_chmod_and_keeps_hadoops_permissions(tmp_pat
         assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~umask, path
     for folder in (out / "t").glob("dt=*"):
         assert stat.S_IMODE(folder.stat().st_mode) == 0o777 & ~umask, folder
+
+
+def test_the_archive_is_used_only_when_it_exists_and_written_only_when_asked(tmp_path: Path,
+                                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    archive = tmp_path / "spark-classes-x.jsa"
+    monkeypatch.setattr(cds, "archive_path", lambda: archive)
+    monkeypatch.delenv(cds.DUMP_ENV, raising=False)
+    assert cds.spark_java_options("-Da=1") == "-Da=1"  # no archive: the JVM starts without one
+    archive.write_bytes(b"")
+    assert cds.spark_java_options("-Da=1").startswith(f"-Da=1 -XX:SharedArchiveFile={archive} -Xshare:auto")
+    monkeypatch.setenv(cds.DUMP_ENV, str(tmp_path / "new.jsa"))
+    assert f"-XX:ArchiveClassesAtExit={tmp_path / 'new.jsa'}" in cds.spark_java_options("-Da=1")
+
+
+def test_the_service_jvm_s_jit_setting() -> None:
+    from infra.local.glue.session import service_conf
+
+    assert "-XX:TieredStopAtLevel=1" in service_conf(1024, "c1")["spark.driver.extraJavaOptions"]
+    assert "TieredStopAtLevel" not in service_conf(1024, "tiered")["spark.driver.extraJavaOptions"]
+    with pytest.raises(ValueError, match="jit must be c1 or tiered"):
+        service_conf(1024, "c2")

@@ -80,6 +80,8 @@ class GlueConfig:
     port: int = 0  #: the service's port on 127.0.0.1 (0: not served)
     #: the warm session's JVM heap (-Xmx), MiB
     heap_mib: int = 2048
+    #: the session JVM's JIT: "c1" (quick compiler only) or "tiered" (HotSpot's default); see ``service_conf``
+    jit: str = "tiered"
     jobs: tuple[JobDefinition, ...] = ()
     crawlers: tuple[CrawlerDefinition, ...] = ()
     triggers: tuple[TriggerDefinition, ...] = ()
@@ -116,7 +118,7 @@ class GlueConfig:
         body = json.loads(text)
         return cls(
             data_dir=Path(body["data_dir"]), region=body["region"], account_id=body["account_id"],
-            port=int(body["port"]), heap_mib=int(body["heap_mib"]),
+            port=int(body["port"]), heap_mib=int(body["heap_mib"]), jit=body.get("jit", "tiered"),
             jobs=tuple(JobDefinition(**j) for j in body["jobs"]),
             crawlers=tuple(CrawlerDefinition(**{**c, "s3_targets": tuple(c["s3_targets"])}) for c in body["crawlers"]),
             triggers=tuple(TriggerDefinition(**{**t, "actions": tuple(t["actions"]),

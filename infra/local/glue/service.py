@@ -46,7 +46,7 @@ def health(engine: GlueEngine, session: WarmSession) -> dict[str, Any]:
 
 def serve(config: GlueConfig, tick_s: float = 1.0) -> None:
     """Serve until SIGTERM/SIGINT."""
-    session = WarmSession(service_conf(config.heap_mib), warmup=lambda spark, stop: warm_up(spark, config, log.info, stop))
+    session = WarmSession(service_conf(config.heap_mib, config.jit), warmup=lambda spark, stop: warm_up(spark, config, log.info, stop))
     engine = GlueEngine(config, session)
     backend = LocalGlueClient(config, engine=engine)
     handler = make_handler("glue", backend, config.data_dir, config.port,
@@ -62,7 +62,8 @@ def serve(config: GlueConfig, tick_s: float = 1.0) -> None:
     signal.signal(signal.SIGINT, _shutdown)
     session.start()
     timer.start()
-    log.info("glue listening on 127.0.0.1:%d (heap %d MiB), data in %s", config.port, config.heap_mib, config.root)
+    log.info("glue listening on 127.0.0.1:%d (heap %d MiB, JIT %s), data in %s", config.port, config.heap_mib,
+             config.jit, config.root)
     try:
         server.serve_forever(poll_interval=0.2)
     finally:
