@@ -1,12 +1,14 @@
 """The local Glue service: one long-lived process with a warm Spark session.
 
 ``python -m infra.local.glue.service --config FILE`` (``FILE``: a :class:`GlueConfig` as JSON).
-It starts the Spark session at once with a bounded heap (``heap_mib``), warms it up by
-running each job script over a few sample lines, fires the scheduled triggers on a timer,
+It starts the Spark session at once with a bounded heap (``heap_mib``) and the JIT of
+``jit`` (C1 only by default: see ``session.service_conf``), warms it up by running each job
+script over a few sample lines until a run arrives (a run never waits for the warm-up),
+fires the scheduled triggers on a timer,
 and answers Glue's JSON protocol on ``127.0.0.1:<port>`` (:mod:`infra.local.core.jsonserver`:
 boto3's ``glue`` client works against it unchanged, requests are SigV4-signed with the data
 dir's token and validated against botocore's model). ``GET /health`` (no auth, read-only)
-reports the session's state, its heap and resident memory, and the triggers' next times.
+reports the session's state, its heap and resident memory, its JIT, and the triggers' next times.
 
 On SIGTERM it stops what is running (those runs end ``STOPPED``) and exits.
 """

@@ -158,7 +158,7 @@ WARMUP_JOB_GROUP = "aircast-glue-warmup"
 
 
 class WarmSession(ProcessSession):
-    """A session started at once in the background and warmed up before it serves runs.
+    """A session started at once in the background and warmed up until a run needs it.
 
     ``get()`` waits until the session has started (runs meanwhile stay ``STARTING``, as on
     Glue while it acquires resources). A run never waits for the warm-up: one that arrives
