@@ -37,9 +37,10 @@ if TYPE_CHECKING:
     from infra.local.sagemaker.cloudwatch import LocalCloudWatchClient
     from infra.local.stack import ServiceSpec
 
-#: the local stack's services in start order (the broker before the delivery stream that subscribes
-#: to it; the console last, as it reads what the others serve)
-LOCAL_SERVICES: tuple[str, ...] = ("iot_core", "firehose", "sagemaker-endpoints", "eventbridge", "glue", "console")
+#: the local stack's services in start order: the Glue service first (its JVM takes seconds to start, in
+#: the background while the others start), the broker before the delivery stream that subscribes to it,
+#: the console last, as it reads what the others serve
+LOCAL_SERVICES: tuple[str, ...] = ("glue", "iot_core", "firehose", "sagemaker-endpoints", "eventbridge", "console")
 
 
 # ---- configuration ------------------------------------------------------------------------------

@@ -289,3 +289,18 @@ def test_a_run_that_arrives_before_the_warm_up_began_skips_it(spark: Any) -> Non
     warm.start()
     assert warm.get() is spark
     assert calls == [] and warm.stats()["state"] == "ready" and warm.stats()["warmup_cut_short"] is True
+
+
+def test_a_run_within_the_warm_up_s_delay_gets_the_cpu_to_itself(spark: Any) -> None:
+    """Warm-up is idle-time work: a run that comes while the stack is still starting skips it."""
+    from infra.local.glue.session import WarmSession
+
+    calls: list[str] = []
+    warm = WarmSession({}, lambda session, stop: calls.append("warm-up"), warmup_delay_s=30.0)
+    warm.start()
+    while warm.stats()["state"] == "starting":
+        time.sleep(0.05)
+    asked = time.monotonic()
+    assert warm.get() is spark and time.monotonic() - asked < 1
+    time.sleep(0.5)
+    assert calls == [] and warm.stats()["state"] == "ready" and warm.stats()["warmup_cut_short"] is True
