@@ -340,7 +340,10 @@ class Demo:
             return
         current = endpoint_exists(sm, endpoint)
         existed = current is not None
-        load = BackgroundLoad(self.settings, endpoint, self.forecast_request(num_samples=20)) if existed else None
+        # the requests during the update carry the new package's cat (blue and green have the same series
+        # unless the data changed: then requests that reach blue may be refused, and are counted as failed)
+        load = BackgroundLoad(self.settings, endpoint, self.forecast_request(arn, num_samples=20)) \
+            if existed else None
         if load:
             load.start()
         say(f"    approving {arn} (the approval event triggers the deploy Lambda)")
@@ -360,12 +363,13 @@ class Demo:
         else:
             notes.append(f"{endpoint} created and InService (a rerun deploys the next version blue/green)")
 
-    def forecast_request(self, num_samples: int = 100) -> dict[str, Any]:
-        """The seed article's DeepAR request for the replayed sensor's latest hours in the lake."""
+    def forecast_request(self, model_package_arn: str | None, num_samples: int = 100) -> dict[str, Any]:
+        """The seed article's DeepAR request for the replayed sensor's latest hours in the lake, its ``cat``
+        as ``model_package_arn``'s model was trained."""
         history_start, history = latest_series(self.settings, REPLAY_THING, "pm2_5",
                                                max(self.options.context_length, 168) * 3)
         instance: dict[str, Any] = {"start": history_start, "target": history}
-        cat = deepar_cat(self.settings, REPLAY_THING, "pm2_5")
+        cat = deepar_cat(self.settings, REPLAY_THING, "pm2_5", model_package_arn)
         if cat is not None:
             instance["cat"] = cat
         return {"instances": [instance],
@@ -374,13 +378,15 @@ class Demo:
 
     def forecast(self, notes: list[str]) -> None:
         from aircast.clients import get_client
-        from deployment.deploy import endpoint_exists
+        from deployment.deploy import config_package, endpoint_exists
 
-        if endpoint_exists(get_client("sagemaker", self.settings), self.settings.endpoint_name) is None:
+        sm = get_client("sagemaker", self.settings)
+        endpoint = endpoint_exists(sm, self.settings.endpoint_name)
+        if endpoint is None:
             notes.append(f"no endpoint {self.settings.endpoint_name} serves yet (no model has passed the gate); "
                          "rerun the demo to train on more data")
             return
-        request = self.forecast_request()
+        request = self.forecast_request(config_package(sm, endpoint.get("EndpointConfigName")))
         history_start, history = request["instances"][0]["start"], request["instances"][0]["target"]
         runtime = get_client("sagemaker-runtime", self.settings)
         resp = runtime.invoke_endpoint(EndpointName=self.settings.endpoint_name, ContentType="application/json",
@@ -587,19 +593,37 @@ def _naive_utc(value: Any) -> dt.datetime:
     return value
 
 
-def deepar_cat(settings: Settings, thing: str, pollutant: str) -> list[int] | None:
-    """``cat`` = [pollutant_index, thing_index] from the newest preprocess metadata, if any."""
-    root = settings.s3_root / settings.artifacts_bucket
-    candidates = sorted(root.rglob("metadata.json"), key=lambda p: p.stat().st_mtime)
-    for path in reversed(candidates):
-        try:
-            meta = json.loads(path.read_text())
-        except ValueError:
-            continue
-        cats = meta.get("cat_maps") or {}
-        pollutants, things = cats.get("pollutant", {}), cats.get("thing_name", cats.get("thing", {}))
-        if pollutant in pollutants and thing in things:
-            return [int(pollutants[pollutant]), int(things[thing])]
+def package_metadata(settings: Settings, model_package_arn: str) -> dict[str, Any] | None:
+    """The preprocess metadata (cat maps, periods) of the execution that produced a registered package.
+
+    Each execution writes under its own folder (``run_uri`` in pipelines/aircast/pipeline.py):
+    ``<exec>/evaluation/evaluation.json`` (the package's model quality statistics) beside
+    ``<exec>/preprocess/metadata/metadata.json``. Never "the newest metadata": an execution the
+    stack started meanwhile (drift, the schedule) may have seen other series.
+    """
+    from aircast.clients import get_client
+    from aircast.reads import evaluation_uri
+    from infra.local.s3 import uri_to_path
+
+    desc = get_client("sagemaker", settings).describe_model_package(ModelPackageName=model_package_arn)
+    uri = evaluation_uri(desc)
+    suffix = "/evaluation/evaluation.json"
+    if not uri or not uri.endswith(suffix):
+        return None
+    path = uri_to_path(uri[: -len(suffix)] + "/preprocess/metadata/metadata.json", settings.s3_root)
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def deepar_cat(settings: Settings, thing: str, pollutant: str, model_package_arn: str | None) -> list[int] | None:
+    """``cat`` = [pollutant_index, thing_index] as the package's model was trained (None: no cat known)."""
+    meta = package_metadata(settings, model_package_arn) if model_package_arn else None
+    cats = (meta or {}).get("cat_maps") or {}
+    pollutants, things = cats.get("pollutant", {}), cats.get("thing_name", cats.get("thing", {}))
+    if pollutant in pollutants and thing in things:
+        return [int(pollutants[pollutant]), int(things[thing])]
     return None
 
 

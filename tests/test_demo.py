@@ -95,3 +95,36 @@ def test_the_demo_command_exports_the_demo_settings_and_the_demo_leaves_the_envi
     assert settings_env(demo_settings).items() <= env.items()
     assert (env["AIRCAST_DEPLOY_STRATEGY"], env["AIRCAST_DEPLOY_INSTANCE_COUNT"]) == ("canary", "2")
     assert dict(os.environ) == before
+
+
+def test_the_forecast_request_s_cat_is_the_served_package_s_not_the_newest_execution_s(settings):
+    """A rerun with the stack kept up failed every request: a pipeline execution the stack started
+    meanwhile (drift, with all pollutants) wrote newer preprocess metadata, and the demo took pm2_5's
+    index from it (4) for a model trained on pm2_5 alone (cardinality 1)."""
+    from aircast.clients import get_client
+    from aircast.demo import deepar_cat
+
+    s3 = get_client("s3", settings)
+    root = f"pipelines/{settings.pipeline_name}"
+    things = {"beijing-us-embassy": 0, "sim-sensor-001": 1}
+    for execution, pollutants in (("served", {"pm2_5": 0}), ("newer", {"ozone": 0, "pm10": 1, "pm2_5": 2})):
+        metadata = {"cat_maps": {"pollutant": pollutants, "thing_name": things},
+                    "cardinality": [len(pollutants), len(things)]}
+        s3.put_object(Bucket=settings.artifacts_bucket, Key=f"{root}/{execution}/preprocess/metadata/metadata.json",
+                      Body=json.dumps(metadata).encode())
+    s3.put_object(Bucket=settings.artifacts_bucket, Key=f"{root}/served/evaluation/evaluation.json", Body=b"{}")
+    sm = get_client("sagemaker", settings)
+    sm.create_model_package_group(ModelPackageGroupName=settings.model_package_group)
+    arn = sm.create_model_package(
+        ModelPackageGroupName=settings.model_package_group, ModelApprovalStatus="Approved",
+        InferenceSpecification={"Containers": [{"Image": "deepar", "ModelDataUrl": "s3://x/model.tar.gz"}],
+                                "SupportedContentTypes": ["application/json"],
+                                "SupportedResponseMIMETypes": ["application/json"]},
+        ModelMetrics={"ModelQuality": {"Statistics": {
+            "ContentType": "application/json",
+            "S3Uri": f"s3://{settings.artifacts_bucket}/{root}/served/evaluation/evaluation.json"}}},
+    )["ModelPackageArn"]
+
+    assert deepar_cat(settings, "beijing-us-embassy", "pm2_5", arn) == [0, 0]
+    assert deepar_cat(settings, "sim-sensor-001", "ozone", arn) is None  # not a series this model knows
+    assert deepar_cat(settings, "beijing-us-embassy", "pm2_5", None) is None

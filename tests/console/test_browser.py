@@ -131,7 +131,8 @@ def test_reviewer_approves_in_the_browser_and_sees_the_deployment(settings, tmp_
             assert sm.describe_endpoint(EndpointName=settings.endpoint_name)["EndpointStatus"] == "InService"
 
             served = serve_forecasts_inside_the_lake(settings, "station-a", "pm2_5",
-                                                     deepar_cat(settings, "station-a", "pm2_5"))
+                                                     deepar_cat(settings, "station-a", "pm2_5",
+                                                                passing["model_package_arn"]))
             capture = settings.s3_root / settings.artifacts_bucket / "datacapture"
             deadline = time.monotonic() + 20
             while not list(capture.rglob("*.jsonl")) and time.monotonic() < deadline:
