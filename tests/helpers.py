@@ -36,3 +36,17 @@ def wait_until(condition: Callable[[], T], timeout_s: float = 20.0, interval_s: 
                what: str = "condition") -> T:
     """Poll ``condition`` until it returns a truthy value (returned); fail the test after ``timeout_s``."""
     return poll_until(condition, timeout_s, interval_s, what)
+
+
+def register_package(sm: Any, group: str, evaluation_uri: str, status: str = "PendingManualApproval",
+                     **extra: Any) -> str:
+    """A DeepAR package in ``group`` (created if needed) whose model quality statistics are ``evaluation_uri``."""
+    if not sm.list_model_package_groups(NameContains=group)["ModelPackageGroupSummaryList"]:
+        sm.create_model_package_group(ModelPackageGroupName=group)
+    return sm.create_model_package(
+        ModelPackageGroupName=group, ModelApprovalStatus=status,
+        InferenceSpecification={"Containers": [{"Image": "deepar", "ModelDataUrl": "s3://x/model.tar.gz"}],
+                                "SupportedContentTypes": ["application/json"],
+                                "SupportedResponseMIMETypes": ["application/json"]},
+        ModelMetrics={"ModelQuality": {"Statistics": {"ContentType": "application/json", "S3Uri": evaluation_uri}}},
+        **extra)["ModelPackageArn"]

@@ -103,6 +103,7 @@ def test_the_forecast_request_s_cat_is_the_served_package_s_not_the_newest_execu
     index from it (4) for a model trained on pm2_5 alone (cardinality 1)."""
     from aircast.clients import get_client
     from aircast.demo import deepar_cat
+    from tests.helpers import register_package
 
     s3 = get_client("s3", settings)
     root = f"pipelines/{settings.pipeline_name}"
@@ -113,17 +114,8 @@ def test_the_forecast_request_s_cat_is_the_served_package_s_not_the_newest_execu
         s3.put_object(Bucket=settings.artifacts_bucket, Key=f"{root}/{execution}/preprocess/metadata/metadata.json",
                       Body=json.dumps(metadata).encode())
     s3.put_object(Bucket=settings.artifacts_bucket, Key=f"{root}/served/evaluation/evaluation.json", Body=b"{}")
-    sm = get_client("sagemaker", settings)
-    sm.create_model_package_group(ModelPackageGroupName=settings.model_package_group)
-    arn = sm.create_model_package(
-        ModelPackageGroupName=settings.model_package_group, ModelApprovalStatus="Approved",
-        InferenceSpecification={"Containers": [{"Image": "deepar", "ModelDataUrl": "s3://x/model.tar.gz"}],
-                                "SupportedContentTypes": ["application/json"],
-                                "SupportedResponseMIMETypes": ["application/json"]},
-        ModelMetrics={"ModelQuality": {"Statistics": {
-            "ContentType": "application/json",
-            "S3Uri": f"s3://{settings.artifacts_bucket}/{root}/served/evaluation/evaluation.json"}}},
-    )["ModelPackageArn"]
+    arn = register_package(get_client("sagemaker", settings), settings.model_package_group,
+                           f"s3://{settings.artifacts_bucket}/{root}/served/evaluation/evaluation.json", "Approved")
 
     assert deepar_cat(settings, "beijing-us-embassy", "pm2_5", arn) == [0, 0]
     assert deepar_cat(settings, "sim-sensor-001", "ozone", arn) is None  # not a series this model knows

@@ -11,6 +11,7 @@ import pytest
 from aircast.clients import get_client
 from aircast.console.app import COOKIE, create_app, form_token
 from tests.console.seed import write_readings_and_quarantine
+from tests.helpers import register_package
 
 TOKEN = "t0ken-of-this-data-dir"
 HOST = "127.0.0.1:8070"
@@ -29,15 +30,8 @@ def registry(settings):
                   "evaluation": {"series": 2, "windows": 3, "prediction_length": 24, "quantiles": [0.1, 0.5, 0.9]}}
     s3.put_object(Bucket=settings.artifacts_bucket, Key="eval/1/evaluation.json", Body=json.dumps(evaluation).encode())
     sm = get_client("sagemaker", settings)
-    sm.create_model_package_group(ModelPackageGroupName=settings.model_package_group)
-    arn = sm.create_model_package(
-        ModelPackageGroupName=settings.model_package_group, ModelApprovalStatus="PendingManualApproval",
-        InferenceSpecification={"Containers": [{"Image": "deepar", "ModelDataUrl": "s3://x/model.tar.gz"}],
-                                "SupportedContentTypes": ["application/json"],
-                                "SupportedResponseMIMETypes": ["application/json"]},
-        ModelMetrics={"ModelQuality": {"Statistics": {"ContentType": "application/json",
-                                                      "S3Uri": f"s3://{settings.artifacts_bucket}/eval/1/evaluation.json"}}},
-        CustomerMetadataProperties={"pipeline_execution_id": "abc123"})["ModelPackageArn"]
+    arn = register_package(sm, settings.model_package_group, f"s3://{settings.artifacts_bucket}/eval/1/evaluation.json",
+                           CustomerMetadataProperties={"pipeline_execution_id": "abc123"})
     return sm, arn
 
 
