@@ -192,6 +192,9 @@ def test_triggers_start_the_job_on_schedule_and_the_crawl_after_success(lake: Se
     assert run["TriggerName"] == ETL_TRIGGER
     finished, _ = _states(settings, run["Id"])
     assert finished["JobRunState"] == "SUCCEEDED"
+    # the run is SUCCEEDED before the conditional trigger starts the crawl (as on Glue): wait for the run's
+    # thread, which fires the trigger, then for the crawl
+    engine.jobs.wait(run["Id"], 120)
     engine.crawlers.wait(CURATED_CRAWLER, 120)
     crawler = glue.get_crawler(Name=CURATED_CRAWLER)["Crawler"]
     assert crawler["State"] == "READY" and crawler["LastCrawl"]["Status"] == "SUCCEEDED"
