@@ -39,10 +39,10 @@ if [ ! -f "$stamp" ] || [ requirements.txt -nt "$stamp" ] || [ setup.py -nt "$st
   "$VENV/bin/pip" install -q "torch==2.13.0"
   "$VENV/bin/pip" install -q -r requirements.txt
   "$VENV/bin/pip" install -q --no-deps -e .
-  touch "$stamp"
 fi
 
 # local Spark's class data sharing archive (a cold Spark session starts ~2 s sooner); rebuilt when Java,
 # pyspark or the file system shim change, skipped (a slower start, same results) when it cannot be built
 "$VENV/bin/python" -c "from aircast.glue import build_class_archive; build_class_archive()" \
   || echo "==> no class archive for local Spark (sessions start without one)"
+touch "$stamp"  # newer than requirements.txt, setup.py and this script: make skips all this next time
