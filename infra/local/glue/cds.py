@@ -17,6 +17,7 @@ file system jar (:mod:`.localfs`): inside this environment, never in a shared fo
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import subprocess
@@ -27,20 +28,22 @@ from pathlib import Path
 
 from infra.local.glue import localfs
 
-#: JVM options that use an archive; its mismatch warnings stay out of the service's log.
-_QUIET = "-Xshare:auto -Xlog:cds=off -Xlog:cds+dynamic=off"
+#: The JVM's class-sharing messages (a mismatched archive, classes it skips) stay out of the service's log.
+_NO_CDS_LOG = "-Xlog:cds=off -Xlog:cds+dynamic=off"
 #: Set in the child that writes the archive: where its JVM writes it at exit.
 DUMP_ENV = "AIRCAST_SPARK_CDS_DUMP"
 
 
+@functools.lru_cache(maxsize=1)
 def archive_path() -> Path | None:
-    """Where this Java and class path's archive is (or would be); None without a Java or a jar folder."""
+    """Where this Java and class path's archive is (or would be); None without a Java or a jar folder.
+    Computed once per process (every session start asks)."""
     bin_dir = localfs.java_home_bin()
     jar = localfs.jar_path()
     if bin_dir is None or jar is None:
         return None
     java = bin_dir / "java"
-    jars = localfs._spark_jars()
+    jars = localfs.spark_jars()
     key = "\n".join([os.path.realpath(java), str(java.stat().st_mtime_ns), str(jars),
                      *sorted(p.name for p in jars.glob("*.jar")), str(jar)])
     return jar.parent / f"spark-classes-{hashlib.sha256(key.encode()).hexdigest()[:16]}.jsa"
@@ -51,14 +54,14 @@ def java_options() -> str:
     path = archive_path()
     if path is None or not path.is_file():
         return ""
-    return f"-XX:SharedArchiveFile={path} {_QUIET}"
+    return f"-XX:SharedArchiveFile={path} -Xshare:auto {_NO_CDS_LOG}"
 
 
 def spark_java_options(options: str) -> str:
     """``options`` plus what maps the archive (or, in the child that builds it, what writes it)."""
     dump = os.environ.get(DUMP_ENV)
     if dump:
-        return f"{options} -XX:ArchiveClassesAtExit={dump} -Xlog:cds=off -Xlog:cds+dynamic=off".strip()
+        return f"{options} -XX:ArchiveClassesAtExit={dump} {_NO_CDS_LOG}".strip()
     return f"{options} {java_options()}".strip()
 
 

@@ -47,7 +47,7 @@ def _cache_dirs() -> list[Path]:
     return [Path(sys.prefix) / "share" / "aircast", Path.home() / ".cache" / "aircast"]
 
 
-def _spark_jars() -> Path:
+def spark_jars() -> Path:
     import pyspark
 
     return Path(pyspark.__file__).parent / "jars"
@@ -93,7 +93,7 @@ def _build() -> Path | None:
 def _compile(javac: Path, target: Path) -> Path:
     with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
         classes = Path(tmp) / "classes"
-        subprocess.run([str(javac), "-nowarn", "-cp", str(_spark_jars() / "*"), "-d", str(classes), str(SOURCE)],
+        subprocess.run([str(javac), "-nowarn", "-cp", str(spark_jars() / "*"), "-d", str(classes), str(SOURCE)],
                        check=True, capture_output=True, text=True)
         staged = Path(tmp) / target.name
         with zipfile.ZipFile(staged, "w") as zf:
