@@ -178,6 +178,7 @@ class WarmSession(ProcessSession):
         self.error = ""
         self.started_s = self.warmup_s = 0.0
         self.warmup_cut_short = False
+        self.jit = ""
         self.warmup_error = ""
         self.stop_warmup = threading.Event()
         self._started = threading.Event()
@@ -193,6 +194,7 @@ class WarmSession(ProcessSession):
         try:
             self._spark = super().get()
             self.started_s = time.monotonic() - t0
+            self.jit = jit_of(self._spark)  # fixed for the JVM's life: read once
             if self.warmup is not None and not self.stop_warmup.is_set():  # no run waiting for the JVM yet
                 self.state = "ready"
                 self._started.set()
@@ -249,5 +251,5 @@ class WarmSession(ProcessSession):
         if self.error:
             out["error"] = self.error
         if self._spark is not None and self.state != "failed":
-            out.update(memory_stats(self._spark), jit=jit_of(self._spark))
+            out.update(memory_stats(self._spark), jit=self.jit)
         return out
