@@ -423,6 +423,7 @@ def warm_up(spark: Any, config: GlueConfig, log: Callable[[str], None],
         arguments = {k: v.replace("{scratch}", scratch.as_uri()) for k, v in job.warmup_arguments.items()}
         started = time.monotonic()
         passes = 0
+        failure: Exception | None = None
         try:
             for n in range(2):
                 if stop.is_set():
@@ -438,14 +439,15 @@ def warm_up(spark: Any, config: GlueConfig, log: Callable[[str], None],
                 if code:
                     raise RuntimeError(f"exit code {code}")
                 passes += 1
-            took = time.monotonic() - started
-            log(f"warmed up job {job.name} in {took:.1f} s" if passes == 2 else
-                f"warm-up of job {job.name} cut short after {took:.1f} s ({passes} of 2 passes): a run arrived")
         except Exception as exc:  # noqa: BLE001 - a failed warm-up only costs the first run its speed
-            if stop.is_set():
-                log(f"warm-up of job {job.name} cut short after {time.monotonic() - started:.1f} s "
-                    f"({passes} of 2 passes): a run arrived")
-            else:
-                log(f"warm-up of job {job.name} failed ({type(exc).__name__}: {_first_line(exc)}); runs still work")
+            failure = exc
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
+        took = time.monotonic() - started
+        if passes == 2:
+            log(f"warmed up job {job.name} in {took:.1f} s")
+        elif stop.is_set():  # stopped between passes, or its pass in flight cancelled
+            log(f"warm-up of job {job.name} cut short after {took:.1f} s ({passes} of 2 passes): a run arrived")
+        elif failure is not None:
+            log(f"warm-up of job {job.name} failed ({type(failure).__name__}: {_first_line(failure)}); "
+                "runs still work")
