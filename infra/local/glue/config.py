@@ -120,13 +120,13 @@ class GlueConfig:
         body = json.loads(text)
         return cls(
             data_dir=Path(body["data_dir"]), region=body["region"], account_id=body["account_id"],
-            port=int(body["port"]), heap_mib=int(body["heap_mib"]), jit=body.get("jit", "tiered"),
+            port=int(body["port"]), heap_mib=int(body["heap_mib"]), jit=body.get("jit", cls.jit),
             jobs=tuple(JobDefinition(**j) for j in body["jobs"]),
             crawlers=tuple(CrawlerDefinition(**{**c, "s3_targets": tuple(c["s3_targets"])}) for c in body["crawlers"]),
             triggers=tuple(TriggerDefinition(**{**t, "actions": tuple(t["actions"]),
                                                  "conditions": tuple(t["conditions"])}) for t in body["triggers"]),
             warmup_lines=tuple(body.get("warmup_lines", ())),
-            warmup_delay_s=float(body.get("warmup_delay_s", 10.0)),
+            warmup_delay_s=float(body.get("warmup_delay_s", cls.warmup_delay_s)),
         )
 
     @classmethod
