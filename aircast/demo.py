@@ -468,13 +468,19 @@ def count_raw_records(settings: Settings) -> int:
     return total
 
 
+def package_evaluation_uri(settings: Settings, model_package_arn: str) -> str | None:
+    """Where a registered package's evaluation.json is (its ModelMetrics' model quality statistics)."""
+    from aircast.clients import get_client
+    from aircast.reads import evaluation_uri
+
+    return evaluation_uri(get_client("sagemaker", settings).describe_model_package(ModelPackageName=model_package_arn))
+
+
 def read_evaluation(settings: Settings, model_package_arn: str) -> dict[str, Any] | None:
     """The evaluation.json a registered package's ModelMetrics point at."""
-    from aircast.clients import get_client
     from infra.local.s3 import uri_to_path
 
-    desc = get_client("sagemaker", settings).describe_model_package(ModelPackageName=model_package_arn)
-    uri = desc.get("ModelMetrics", {}).get("ModelQuality", {}).get("Statistics", {}).get("S3Uri")
+    uri = package_evaluation_uri(settings, model_package_arn)
     if not uri:
         return None
     return json.loads(uri_to_path(uri, settings.s3_root).read_text())
@@ -601,12 +607,9 @@ def package_metadata(settings: Settings, model_package_arn: str) -> dict[str, An
     ``<exec>/preprocess/metadata/metadata.json``. Never "the newest metadata": an execution the
     stack started meanwhile (drift, the schedule) may have seen other series.
     """
-    from aircast.clients import get_client
-    from aircast.reads import evaluation_uri
     from infra.local.s3 import uri_to_path
 
-    desc = get_client("sagemaker", settings).describe_model_package(ModelPackageName=model_package_arn)
-    uri = evaluation_uri(desc)
+    uri = package_evaluation_uri(settings, model_package_arn)
     suffix = "/evaluation/evaluation.json"
     if not uri or not uri.endswith(suffix):
         return None
