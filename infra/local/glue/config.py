@@ -88,8 +88,6 @@ class GlueConfig:
     #: raw JSON lines the service runs each job script over once at start (in a scratch lake),
     #: so the first real run finds its code compiled and its classes loaded
     warmup_lines: tuple[str, ...] = ()
-    #: seconds the warm-up waits after the session starts; a run within them skips it
-    warmup_delay_s: float = 10.0
 
     @property
     def s3_root(self) -> Path:
@@ -126,7 +124,6 @@ class GlueConfig:
             triggers=tuple(TriggerDefinition(**{**t, "actions": tuple(t["actions"]),
                                                  "conditions": tuple(t["conditions"])}) for t in body["triggers"]),
             warmup_lines=tuple(body.get("warmup_lines", ())),
-            warmup_delay_s=float(body.get("warmup_delay_s", cls.warmup_delay_s)),
         )
 
     @classmethod

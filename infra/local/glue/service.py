@@ -49,8 +49,7 @@ def health(engine: GlueEngine, session: WarmSession) -> dict[str, Any]:
 def serve(config: GlueConfig, tick_s: float = 1.0) -> None:
     """Serve until SIGTERM/SIGINT."""
     session = WarmSession(service_conf(config.heap_mib, config.jit),
-                          warmup=lambda spark, stop: warm_up(spark, config, log.info, stop),
-                          warmup_delay_s=config.warmup_delay_s)
+                          warmup=lambda spark, stop: warm_up(spark, config, log.info, stop))
     engine = GlueEngine(config, session)
     backend = LocalGlueClient(config, engine=engine)
     handler = make_handler("glue", backend, config.data_dir, config.port,
