@@ -317,3 +317,44 @@ def test_the_warm_up_starts_as_soon_as_the_session_has(spark: Any) -> None:
         time.sleep(0.05)
     stats = warm.stats()
     assert stats["state"] == "ready" and "warmup_cut_short" not in stats
+
+
+def test_a_warm_up_busy_in_the_driver_stops_at_its_next_call_when_a_run_arrives(spark: Any) -> None:
+    """Cancelling Spark jobs does not reach a job script's driver-side work (analysing its DataFrames,
+    planning, compiling: seconds on a cold JVM, on the run's cores). The warm-up's own next call into
+    the JVM is refused instead, and other threads' calls pass."""
+    import threading
+
+    from infra.local.glue.session import WarmSession, WarmupStopped
+
+    calls = 0
+    raised: list[BaseException] = []
+
+    def warmup(session: Any, stop: threading.Event) -> None:
+        nonlocal calls
+        jvm = session.sparkContext._jvm
+        try:
+            while True:  # driver-side work that never looks at ``stop``, one JVM call after another
+                jvm.java.lang.System.nanoTime()
+                calls += 1
+        except BaseException as exc:
+            raised.append(exc)
+            raise
+
+    warm = WarmSession({}, warmup)
+    warm.start()
+    while calls < 50:
+        time.sleep(0.05)
+    assert warm.get() is spark
+    deadline = time.monotonic() + 10
+    while warm.stats()["state"] != "ready" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    stats = warm.stats()
+    assert stats["state"] == "ready" and stats.get("warmup_cut_short") is True and "warmup_error" not in stats
+    assert len(raised) == 1 and isinstance(raised[0], WarmupStopped)
+    assert spark.sparkContext._jvm.java.lang.System.nanoTime() > 0  # this thread's calls pass, as the run's do
+    done: list[int] = []
+    other = threading.Thread(target=lambda: done.append(spark.range(3).count()))
+    other.start()
+    other.join(60)
+    assert done == [3]

@@ -8,10 +8,11 @@ cost more than the work).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -157,6 +158,36 @@ class ProcessSession:
 WARMUP_JOB_GROUP = "aircast-glue-warmup"
 
 
+class WarmupStopped(RuntimeError):
+    """Raised in the warm-up's thread at its next call into the JVM once a run has arrived."""
+
+
+@contextlib.contextmanager
+def calls_refused_once(spark: Any, stop: threading.Event) -> Iterator[None]:
+    """While inside: once ``stop`` is set, this thread's next call into the JVM raises ``WarmupStopped``.
+
+    Cancelling the warm-up's Spark jobs stops only what runs in tasks; the driver-side work of a
+    job script (building and analysing its DataFrames, planning, compiling the generated code:
+    seconds on a cold JVM) goes on between its jobs, on the same 2 cores as the run that arrived
+    (the demo's rerun: 6 s of it after the run came). A warm-up that refuses its own next call
+    stops where it is: the JVM call in flight ends, then the script fails out. Other threads'
+    calls pass through untouched."""
+    client = spark.sparkContext._gateway._gateway_client
+    original = client.send_command
+    owner = threading.get_ident()
+
+    def send_command(*args: Any, **kwargs: Any) -> Any:
+        if stop.is_set() and threading.get_ident() == owner:
+            raise WarmupStopped("a run arrived: the warm-up stops before its next call into the JVM")
+        return original(*args, **kwargs)
+
+    client.send_command = send_command
+    try:
+        yield
+    finally:
+        del client.send_command  # the class's own method again
+
+
 class WarmSession(ProcessSession):
     """A session started at once in the background and warmed up until a run needs it.
 
@@ -202,7 +233,8 @@ class WarmSession(ProcessSession):
                 self._started.set()
                 t1 = time.monotonic()
                 try:
-                    self.warmup(self._spark, self.stop_warmup)
+                    with calls_refused_once(self._spark, self.stop_warmup):
+                        self.warmup(self._spark, self.stop_warmup)
                 except Exception as exc:  # noqa: BLE001 - a failed or cancelled warm-up costs speed, not runs
                     if not self.stop_warmup.is_set():
                         self.warmup_error = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
