@@ -163,7 +163,7 @@ class WarmupStopped(RuntimeError):
 
 
 @contextlib.contextmanager
-def calls_refused_once(spark: Any, stop: threading.Event) -> Iterator[None]:
+def stops_at_next_jvm_call(spark: Any, stop: threading.Event) -> Iterator[None]:
     """While inside: once ``stop`` is set, this thread's next call into the JVM raises ``WarmupStopped``.
 
     Cancelling the warm-up's Spark jobs stops only what runs in tasks; the driver-side work of a
@@ -194,8 +194,9 @@ class WarmSession(ProcessSession):
     ``get()`` waits until the session has started (runs meanwhile stay ``STARTING``, as on
     Glue while it acquires resources). The warm-up starts as soon as the session has, when no
     run came meanwhile. A run never waits for it: one that arrives before it began skips it, one
-    that arrives during it starts at once, tells it to stop (``stop_warmup``) and has its Spark
-    jobs (job group ``WARMUP_JOB_GROUP``) cancelled, so the run finds the JVM as warm as it got.
+    that arrives during it starts at once, tells it to stop (``stop_warmup``), has its Spark jobs
+    (job group ``WARMUP_JOB_GROUP``) cancelled and its next call into the JVM refused, so the run
+    finds the JVM as warm as it got and soon has the CPU to itself.
     ``state`` is ``starting``, ``warming``, ``ready`` or ``failed``.
     """
 
@@ -227,13 +228,13 @@ class WarmSession(ProcessSession):
             if self.warmup is not None and not self.stop_warmup.is_set():  # no run waiting for the JVM yet
                 # At once, not after an idle delay: even a pass cut short by the first run leaves that run
                 # the classes loaded and the methods compiled so far (the demo's first Lake stage: 16.3 s
-                # with the warm-up 10 s after the session, which the run always came before; 9.6-11.2 s
+                # with the warm-up 10 s after the session, which the run always came before; 9.6-13.0 s
                 # with it at once and cut short).
                 self.state = "warming"
                 self._started.set()
                 t1 = time.monotonic()
                 try:
-                    with calls_refused_once(self._spark, self.stop_warmup):
+                    with stops_at_next_jvm_call(self._spark, self.stop_warmup):
                         self.warmup(self._spark, self.stop_warmup)
                 except Exception as exc:  # noqa: BLE001 - a failed or cancelled warm-up costs speed, not runs
                     if not self.stop_warmup.is_set():
@@ -262,8 +263,8 @@ class WarmSession(ProcessSession):
 
     def _cancel_warmup(self) -> None:
         """Cancel the warm-up's Spark jobs until it has returned: one it starts after a cancel must stop
-        too. The run does not wait for this: a warm-up still planning its query (which no cancel reaches)
-        shares the CPU with the run for a moment, then its next job is cancelled."""
+        too. The run does not wait for this. What no cancel reaches, the warm-up's driver-side work,
+        ends at its next call into the JVM (``stops_at_next_jvm_call``)."""
         context = self._spark.sparkContext
         while True:
             context.cancelJobGroup(WARMUP_JOB_GROUP)
