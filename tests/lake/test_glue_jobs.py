@@ -358,3 +358,20 @@ def test_a_warm_up_busy_in_the_driver_stops_at_its_next_call_when_a_run_arrives(
     other.start()
     other.join(60)
     assert done == [3]
+
+
+def test_a_run_that_waits_too_long_fails_as_on_glue(lake: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Glue retries a WAITING run for at most 15 minutes (or 10 attempts), then the run is FAILED
+    ("Job run statuses"); locally a queue behind a long run does not grow without end."""
+    from infra.local.glue import jobs
+
+    monkeypatch.setattr(jobs, "WAITING_LIMIT_S", 0.3)  # 15 minutes, shortened for the test
+    glue = get_client("glue", lake)
+    first = glue.start_job_run(JobName=JOB)["JobRunId"]
+    queued = glue.start_job_run(JobName=JOB, JobRunQueuingEnabled=True)["JobRunId"]
+    failed, states = _states(lake, queued)
+    assert failed["JobRunState"] == "FAILED" and states[-1] == "FAILED" and "RUNNING" not in states
+    assert failed["ErrorMessage"].startswith(f"Concurrent runs exceeded for {JOB}") and "WAITING" in failed["ErrorMessage"]
+    assert "StateDetail" not in failed and failed["CompletedOn"] >= failed["StartedOn"]
+    assert glue.get_job_run(JobName=JOB, RunId=first)["JobRun"]["JobRunState"] in ("STARTING", "RUNNING")
+    assert _states(lake, first)[0]["JobRunState"] == "SUCCEEDED"  # the run it waited behind is untouched

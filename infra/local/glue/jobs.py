@@ -7,7 +7,8 @@ when it was queued, ``STOPPING`` while a stop lands), recorded in the shared his
 - A job runs at most ``MaxConcurrentRuns`` at a time (across processes): another start is
   refused with ``ConcurrentRunsExceededException`` ("Concurrent runs exceeded for <job>"),
   unless job run queuing is enabled (the run's ``JobRunQueuingEnabled``, else the job's), in
-  which case the run waits in ``WAITING`` and starts when its turn comes.
+  which case the run waits in ``WAITING`` and starts when its turn comes; one that waits more
+  than 15 minutes turns ``FAILED`` (Glue retries for at most 15 minutes or 10 attempts).
 - The run executes the job *script file* (the job's ``ScriptLocation``), loaded afresh for
   every run, by calling its ``main(argv)`` with the arguments Glue passes: ``--JOB_ID``,
   ``--JOB_RUN_ID``, ``--JOB_NAME``, the job's default arguments and the run's own. ``s3://``
@@ -25,6 +26,7 @@ session that no longer answers is replaced).
 
 from __future__ import annotations
 
+import datetime as dt
 import importlib.util
 import io
 import secrets
@@ -48,6 +50,10 @@ TERMINAL_STATES = ("STOPPED", "SUCCEEDED", "FAILED", "TIMEOUT", "ERROR", "EXPIRE
 OUTPUT_LOG_GROUP = "/aws-glue/jobs/output"
 ERROR_LOG_GROUP = "/aws-glue/jobs/error"
 POLL_S = 0.2
+#: A run that cannot start within this many seconds of WAITING fails, as on Glue ("Job run statuses":
+#: a standard Spark job that cannot acquire resources "will retry for a maximum of 15 minutes or 10
+#: attempts, whichever comes first", then turns FAILED).
+WAITING_LIMIT_S = 15 * 60
 
 
 class Session(Protocol):
@@ -189,8 +195,10 @@ class JobRunner:
             self._threads.pop(run_id, None)
 
     def _await_turn(self, job: JobDefinition, run_id: str) -> bool:
-        """Wait while the run is WAITING; claim it (→ STARTING) when it is first in line. False: it was stopped."""
+        """Wait while the run is WAITING; claim it (→ STARTING) when it is first in line. False: it was stopped,
+        or it waited past ``WAITING_LIMIT_S`` and failed."""
         while True:
+            failed = None
             with self.store.transaction() as db:
                 self.store.sweep(db)
                 run = self.store.run(db, job.name, run_id)
@@ -204,6 +212,15 @@ class JobRunner:
                 if busy < job.max_concurrent_runs and run_id in waiting[: job.max_concurrent_runs - busy]:
                     self.store.update_run(db, run_id, JobRunState="STARTING", StateDetail=None)
                     return True
+                waited = dt.datetime.now(dt.UTC) - dt.datetime.fromisoformat(run["StartedOn"])
+                if waited.total_seconds() > WAITING_LIMIT_S:
+                    failed = self._finish(db, run_id, "FAILED", 0.0, (
+                        f"Concurrent runs exceeded for {job.name}: the run could not acquire resources within "
+                        f"{WAITING_LIMIT_S / 60:g} minutes of WAITING (MaxConcurrentRuns {job.max_concurrent_runs})"))
+            if failed is not None:
+                if self.on_finished is not None:
+                    self.on_finished(failed)
+                return False
             time.sleep(POLL_S)
 
     def _execute(self, spark: Any, job: JobDefinition, run: dict[str, Any]) -> None:
