@@ -325,7 +325,7 @@ def test_a_warm_up_busy_in_the_driver_stops_at_its_next_call_when_a_run_arrives(
     the JVM is refused instead, and other threads' calls pass."""
     import threading
 
-    from infra.local.glue.session import WarmSession, WarmupStopped
+    from infra.local.glue.session import JvmCallsStopped, WarmSession
 
     calls = 0
     raised: list[BaseException] = []
@@ -351,7 +351,7 @@ def test_a_warm_up_busy_in_the_driver_stops_at_its_next_call_when_a_run_arrives(
         time.sleep(0.05)
     stats = warm.stats()
     assert stats["state"] == "ready" and stats.get("warmup_cut_short") is True and "warmup_error" not in stats
-    assert len(raised) == 1 and isinstance(raised[0], WarmupStopped)
+    assert len(raised) == 1 and isinstance(raised[0], JvmCallsStopped)
     assert spark.sparkContext._jvm.java.lang.System.nanoTime() > 0  # this thread's calls pass, as the run's do
     done: list[int] = []
     other = threading.Thread(target=lambda: done.append(spark.range(3).count()))
@@ -375,3 +375,38 @@ def test_a_run_that_waits_too_long_fails_as_on_glue(lake: Settings, monkeypatch:
     assert "StateDetail" not in failed and failed["CompletedOn"] >= failed["StartedOn"]
     assert glue.get_job_run(JobName=JOB, RunId=first)["JobRun"]["JobRunState"] in ("STARTING", "RUNNING")
     assert _states(lake, first)[0]["JobRunState"] == "SUCCEEDED"  # the run it waited behind is untouched
+
+
+def test_a_stop_ends_a_run_busy_in_the_driver(lake: Settings, tmp_path: Path) -> None:
+    """BatchStopJobRun stops the run, not only its Spark jobs: a script busy in the driver (one call into
+    Spark after another, no job to cancel) ends STOPPED, and the session serves the next run."""
+    from dataclasses import replace
+
+    from infra.local.core.botoclient import local_client
+    from infra.local.glue.client import LocalGlueClient
+
+    script = tmp_path / "busy_driver.py"
+    script.write_text(
+        "from pyspark.sql import SparkSession\n\n\n"
+        "def main(argv):\n"
+        "    jvm = SparkSession.builder.getOrCreate().sparkContext._jvm\n"
+        "    print('busy in the driver')\n"
+        "    while True:\n"
+        "        jvm.java.lang.System.nanoTime()\n"
+    )
+    config = glue_config(lake)
+    busy = replace(config.jobs[0], name="busy-driver", script_location=str(script))
+    config = replace(config, jobs=(*config.jobs, busy))
+    glue = local_client("glue", LocalGlueClient(config), region=lake.region)
+    run_id = glue.start_job_run(JobName="busy-driver")["JobRunId"]
+    deadline = time.monotonic() + 120
+    while glue.get_job_run(JobName="busy-driver", RunId=run_id)["JobRun"]["JobRunState"] != "RUNNING":
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    time.sleep(1.0)  # in its loop
+    glue.batch_stop_job_run(JobName="busy-driver", JobRunIds=[run_id])
+    process_engine(config).jobs.wait(run_id, 30)
+    run = glue.get_job_run(JobName="busy-driver", RunId=run_id)["JobRun"]
+    assert run["JobRunState"] == "STOPPED", run["JobRunState"]
+    counts = run_etl_job(lake)
+    assert (counts["read"], counts["written"]) == (6, 2)

@@ -16,8 +16,9 @@ when it was queued, ``STOPPING`` while a stop lands), recorded in the shared his
   "Command failed with exit code N"; an exception fails the run with its message.
 - What the script prints goes to CloudWatch Logs ``/aws-glue/jobs/output``, stream
   ``<run id>-driver`` (Glue 5.0's layout); a failure's traceback to ``/aws-glue/jobs/error``.
-- ``BatchStopJobRun`` stops a waiting run at once and cancels a running one's Spark jobs
-  (``STOPPING`` → ``STOPPED``); a run past its ``Timeout`` (minutes) ends ``TIMEOUT``.
+- ``BatchStopJobRun`` stops a waiting run at once and cancels a running one's Spark jobs and
+  refuses its script's next call into Spark, so driver-side work stops too (``STOPPING`` →
+  ``STOPPED``); a run past its ``Timeout`` (minutes) ends ``TIMEOUT`` the same way.
 
 Runs execute in this process's Spark session (``session``): a long-lived service keeps it
 warm between runs; a run that fails leaves it usable (its cached data is dropped, and a
@@ -41,7 +42,7 @@ from typing import Any, Protocol
 
 from infra.local.core.errors import ServiceError
 from infra.local.glue.config import GlueConfig, JobDefinition
-from infra.local.glue.session import WARMUP_JOB_GROUP
+from infra.local.glue.session import WARMUP_JOB_GROUP, stops_at_next_jvm_call
 from infra.local.glue.store import GlueStore, now_iso
 from infra.local.logs import LogStream
 from infra.local.s3 import uri_to_path
@@ -238,7 +239,9 @@ class JobRunner:
         code = 0
         watch.start()
         try:
-            code = run_script(spark, job.script_location, argv, run_id, output.put)
+            with stops_at_next_jvm_call(spark, watch.halt, "the job run is stopping (BatchStopJobRun or its "
+                                        "Timeout): its Spark jobs are cancelled and its calls into Spark refused"):
+                code = run_script(spark, job.script_location, argv, run_id, output.put)
         except BaseException as exc:  # noqa: BLE001 - a failing script is a FAILED run, not our crash
             error = exc
         finally:
@@ -278,11 +281,13 @@ class JobRunner:
 
 
 class _Watch:
-    """Watches a running run: a stop request or its timeout cancels its Spark jobs until it ends."""
+    """Watches a running run: a stop request or its timeout cancels its Spark jobs until it ends, and
+    refuses the script's next call into Spark (``halt``)."""
 
     def __init__(self, store: GlueStore, spark: Any, run_id: str, deadline: float) -> None:
         self.store, self.spark, self.run_id, self.deadline = store, spark, run_id, deadline
         self.stopped = self.timed_out = False
+        self.halt = threading.Event()  # set on a stop or the timeout: the script's next call into Spark is refused
         self._done = threading.Event()
         self._thread = threading.Thread(target=self._loop, name=f"glue-watch-{run_id[:11]}", daemon=True)
 
@@ -301,6 +306,7 @@ class _Watch:
                 elif time.monotonic() > self.deadline:
                     self.timed_out = True
             if self.stopped or self.timed_out:
+                self.halt.set()
                 # again and again: a job the script starts after a cancel must not run either
                 try:
                     self.spark.sparkContext.cancelJobGroup(self.run_id)

@@ -158,34 +158,43 @@ class ProcessSession:
 WARMUP_JOB_GROUP = "aircast-glue-warmup"
 
 
-class WarmupStopped(RuntimeError):
-    """Raised in the warm-up's thread at its next call into the JVM once a run has arrived."""
+class JvmCallsStopped(RuntimeError):
+    """Raised in a thread at its next call into the JVM once its stop event is set."""
+
+
+#: thread id → (its stop event, what the refusal says), for ``stops_at_next_jvm_call``
+_STOPS: dict[int, tuple[threading.Event, str]] = {}
+_INSTALL = threading.Lock()
 
 
 @contextlib.contextmanager
-def stops_at_next_jvm_call(spark: Any, stop: threading.Event) -> Iterator[None]:
-    """While inside: once ``stop`` is set, this thread's next call into the JVM raises ``WarmupStopped``.
+def stops_at_next_jvm_call(spark: Any, stop: threading.Event, reason: str) -> Iterator[None]:
+    """While inside: once ``stop`` is set, this thread's next call into the JVM raises ``JvmCallsStopped``.
 
-    Cancelling the warm-up's Spark jobs stops only what runs in tasks; the driver-side work of a
-    job script (building and analysing its DataFrames, planning, compiling the generated code:
-    seconds on a cold JVM) goes on between its jobs, on the same 2 cores as the run that arrived
-    (the demo's rerun: 6 s of it after the run came). A warm-up that refuses its own next call
-    stops where it is: the JVM call in flight ends, then the script fails out. Other threads'
-    calls pass through untouched."""
+    Cancelling Spark jobs stops only what runs in tasks; the driver-side work of a job script
+    (building and analysing its DataFrames, planning, compiling the generated code: seconds on a
+    cold JVM; or any loop of JVM calls) goes on between its jobs. Refusing the thread's own next
+    call stops it where it is: the call in flight ends, then the script fails out. Other threads'
+    calls pass through untouched. Used for the warm-up (a run arrived) and for runs (stopped, or
+    past their timeout)."""
     client = spark.sparkContext._gateway._gateway_client
-    original = client.send_command
+    with _INSTALL:
+        if "send_command" not in vars(client):  # once per gateway: one check per call, by thread
+            original = client.send_command
+
+            def send_command(*args: Any, **kwargs: Any) -> Any:
+                entry = _STOPS.get(threading.get_ident())
+                if entry is not None and entry[0].is_set():
+                    raise JvmCallsStopped(entry[1])
+                return original(*args, **kwargs)
+
+            client.send_command = send_command
     owner = threading.get_ident()
-
-    def send_command(*args: Any, **kwargs: Any) -> Any:
-        if stop.is_set() and threading.get_ident() == owner:
-            raise WarmupStopped("a run arrived: the warm-up stops before its next call into the JVM")
-        return original(*args, **kwargs)
-
-    client.send_command = send_command
+    _STOPS[owner] = (stop, reason)
     try:
         yield
     finally:
-        del client.send_command  # the class's own method again
+        _STOPS.pop(owner, None)
 
 
 class WarmSession(ProcessSession):
@@ -234,7 +243,8 @@ class WarmSession(ProcessSession):
                 self._started.set()
                 t1 = time.monotonic()
                 try:
-                    with stops_at_next_jvm_call(self._spark, self.stop_warmup):
+                    with stops_at_next_jvm_call(self._spark, self.stop_warmup,
+                                                "a run arrived: the warm-up stops before its next call into the JVM"):
                         self.warmup(self._spark, self.stop_warmup)
                 except Exception as exc:  # noqa: BLE001 - a failed or cancelled warm-up costs speed, not runs
                     if not self.stop_warmup.is_set():
