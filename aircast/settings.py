@@ -51,9 +51,9 @@ class Settings:
     glue_port: int = 8093  # the local Glue service (warm Spark session) on 127.0.0.1
     glue_heap_mib: int = 2048  # the local Glue service's Spark heap (-Xmx)
     glue_etl_schedule: str = "cron(15 * * * ? *)"  # the ETL job's scheduled trigger (the stack's EtlSchedule)
-    #: the Glue service warms its session up while idle (the job script twice over sample lines, from 10 s
-    #: after start unless a run came first, so a later first run finds its code compiled); off: the first
-    #: run compiles as it goes (the test suite)
+    #: the Glue service warms its session up (the job script twice over sample lines, as soon as the session
+    #: has started unless a run came first; a run that arrives stops it and finds what it compiled so far);
+    #: off: the first run compiles as it goes (the test suite)
     glue_warmup: bool = True
     #: the Glue service JVM's JIT: "c1" (HotSpot's quick compiler only: a cold service's first run of the
     #: demo's 11k records 27 → 13 s, a 1M-record run ~35 % slower) or "tiered" (HotSpot's default: peak
