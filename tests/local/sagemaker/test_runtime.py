@@ -123,12 +123,13 @@ def _capture_records(root) -> list[dict]:
 
 
 def test_data_capture_and_metrics(runtime, served, host_settings, host):
-    runtime.invoke_endpoint(EndpointName=served, Body=_body(), ContentType="application/json")
-    runtime.invoke_endpoint(EndpointName=served, Body=_body(), ContentType="application/json", InferenceId="req-42")
     # SageMaker's layout: <DestinationS3Uri>/<endpoint>/<variant>/YYYY/MM/DD/HH/<file>.jsonl
     root = host_settings.s3_root / host_settings.artifacts_bucket / CAPTURE / served / "AllTraffic"
+    before = len(_capture_records(root))  # earlier tests' requests to this endpoint were captured too
+    runtime.invoke_endpoint(EndpointName=served, Body=_body(), ContentType="application/json")
+    runtime.invoke_endpoint(EndpointName=served, Body=_body(), ContentType="application/json", InferenceId="req-42")
     # the capture writer runs in the background
-    wait_until(lambda: len(_capture_records(root)) >= 2, 10, what=f"two capture records under {root}")
+    wait_until(lambda: len(_capture_records(root)) >= before + 2, 10, what=f"two new capture records under {root}")
     records = _capture_records(root)
     for record in records:
         # exactly AWS's members: the record says nothing of the model (the config's destination does)
