@@ -65,7 +65,8 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
 def test_the_cli_runs_the_job_on_the_service_and_shows_its_progress(service: Settings,
                                                                     capsys: pytest.CaptureFixture[str]) -> None:
     first = service_health(service)["session"]
-    while first["state"] == "starting":
+    deadline = time.monotonic() + 600
+    while first["state"] == "starting" and time.monotonic() < deadline:
         time.sleep(0.2)
         first = service_health(service)["session"]
     # The warm-up begins as soon as the session is up, with no run asking (it used to wait 10 s idle,
