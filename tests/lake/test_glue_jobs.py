@@ -22,6 +22,7 @@ from aircast.clients import get_client
 from aircast.glue import CURATED_CRAWLER, ETL_TRIGGER, glue_config, run_etl_job, wait_for_job_run
 from aircast.settings import Settings
 from infra.local.glue.client import process_engine
+from tests.helpers import wait_until
 from tests.lake.raw import BAD_RECORDS, T0, aircast, seed, write_object
 
 M = dt.timedelta(minutes=1)
@@ -102,10 +103,8 @@ def test_stop_a_running_run(settings: Settings, spark: Any) -> None:
     generate(settings.s3_root / settings.lake_bucket / "raw" / "telemetry", 40_000)
     glue = get_client("glue", settings)
     run_id = glue.start_job_run(JobName=JOB)["JobRunId"]
-    deadline = time.monotonic() + 300
-    while glue.get_job_run(JobName=JOB, RunId=run_id)["JobRun"]["JobRunState"] != "RUNNING":
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
+    wait_until(lambda: glue.get_job_run(JobName=JOB, RunId=run_id)["JobRun"]["JobRunState"] == "RUNNING", 300,
+               what="the run RUNNING")
     glue.batch_stop_job_run(JobName=JOB, JobRunIds=[run_id])
     run, states = _states(settings, run_id)
     assert run["JobRunState"] == "STOPPED"
@@ -313,9 +312,7 @@ def test_the_warm_up_starts_as_soon_as_the_session_has(spark: Any) -> None:
     assert began.wait(30)  # nobody asked for the session: the warm-up runs on its own
     assert warm.stats()["state"] == "warming"
     release.set()
-    while warm.stats()["state"] == "warming":
-        time.sleep(0.05)
-    stats = warm.stats()
+    stats = wait_until(lambda: (s := warm.stats())["state"] != "warming" and s, 30, what="the warm-up's end")
     assert stats["state"] == "ready" and "warmup_cut_short" not in stats
 
 
@@ -343,13 +340,9 @@ def test_a_warm_up_busy_in_the_driver_stops_at_its_next_call_when_a_run_arrives(
 
     warm = WarmSession({}, warmup)
     warm.start()
-    while calls < 50:
-        time.sleep(0.05)
+    wait_until(lambda: calls >= 50, 60, what="the warm-up's calls into the JVM")
     assert warm.get() is spark
-    deadline = time.monotonic() + 10
-    while warm.stats()["state"] != "ready" and time.monotonic() < deadline:
-        time.sleep(0.05)
-    stats = warm.stats()
+    stats = wait_until(lambda: (s := warm.stats())["state"] == "ready" and s, 10, what="the warm-up's end")
     assert stats["state"] == "ready" and stats.get("warmup_cut_short") is True and "warmup_error" not in stats
     assert len(raised) == 1 and isinstance(raised[0], JvmCallsStopped)
     assert spark.sparkContext._jvm.java.lang.System.nanoTime() > 0  # this thread's calls pass, as the run's do
@@ -399,10 +392,8 @@ def test_a_stop_ends_a_run_busy_in_the_driver(lake: Settings, tmp_path: Path) ->
     config = replace(config, jobs=(*config.jobs, busy))
     glue = local_client("glue", LocalGlueClient(config), region=lake.region)
     run_id = glue.start_job_run(JobName="busy-driver")["JobRunId"]
-    deadline = time.monotonic() + 120
-    while glue.get_job_run(JobName="busy-driver", RunId=run_id)["JobRun"]["JobRunState"] != "RUNNING":
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
+    wait_until(lambda: glue.get_job_run(JobName="busy-driver", RunId=run_id)["JobRun"]["JobRunState"] == "RUNNING",
+               120, what="the busy run RUNNING")
     time.sleep(1.0)  # in its loop
     glue.batch_stop_job_run(JobName="busy-driver", JobRunIds=[run_id])
     process_engine(config).jobs.wait(run_id, 30)

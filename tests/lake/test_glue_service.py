@@ -20,7 +20,7 @@ from aircast.cli import main
 from aircast.clients import get_client
 from aircast.glue import CURATED_CRAWLER, ETL_TRIGGER, SERVICE_NAME, service_health, service_running, wait_for_job_run
 from aircast.settings import Settings, load_settings
-from tests.helpers import free_port
+from tests.helpers import free_port, wait_until
 from tests.lake.raw import BAD_RECORDS, T0, aircast, seed, write_object
 
 pytestmark = pytest.mark.slow
@@ -64,11 +64,8 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
 
 def test_the_cli_runs_the_job_on_the_service_and_shows_its_progress(service: Settings,
                                                                     capsys: pytest.CaptureFixture[str]) -> None:
-    first = service_health(service)["session"]
-    deadline = time.monotonic() + 600
-    while first["state"] == "starting" and time.monotonic() < deadline:
-        time.sleep(0.2)
-        first = service_health(service)["session"]
+    first = wait_until(lambda: (s := service_health(service)["session"])["state"] != "starting" and s, 600,
+                       interval_s=0.2, what="the session's first state after starting")
     # The warm-up begins as soon as the session is up, with no run asking (it used to wait 10 s idle,
     # and the demo's first run always came within them: it found a cold JVM).
     assert first["state"] == "warming" or first["warmup_s"] > 0, first
