@@ -9,17 +9,22 @@ partitioned by day) three ways:
 - **the floor**: the simplest Spark job that produces the same hourly rows (explicit schema,
   ``dropDuplicates`` on the job's key, ``stack()`` unpivot, hourly aggregates; nothing else), the
   speed any Spark job has on this machine;
+- **the two-table floor**: the simplest Spark job that writes the job's two tables of readings,
+  the deduplicated ``readings`` (every column the job writes) and ``hourly`` read back from them:
+  the floor plus the parquet write of every reading, which the job cannot skip;
 - **DuckDB** on the same raw JSON, for reference.
 
-Spark runs twice: **cold** (the job and the floor each in a fresh JVM, as ``aircast lake etl``
+Spark runs twice: **cold** (the job and each floor in a fresh JVM, as ``aircast lake etl``
 with the stack down) and **warm** (one JVM, as the Glue service holds it: each job runs once to
 warm up, then is timed; the best of ``--repeat`` timed runs). Session start is timed apart.
 Each phase runs in its own process, so peak memory is measured apart for Spark (JVM + Python
-driver) and DuckDB. The hourly rows of the job, the floor and DuckDB must be identical (every
-row, means to 1e-9 relative): the bench exits 1 when they differ.
+driver) and DuckDB. The hourly rows of the job, both floors and DuckDB must be identical (every
+row, means to 1e-9 relative), and the two-table floor must write as many readings as the job: the
+bench exits 1 when they differ.
 
 The last stdout line is one JSON object: ``rows``, ``spark_s`` / ``floor_s`` (cold),
 ``job_vs_floor_cold``, ``spark_warm_s`` / ``floor_warm_s``, ``job_vs_floor_warm``,
+``floor_tables_s`` / ``floor_tables_warm_s`` and ``job_vs_floor_tables_cold`` / ``_warm``,
 ``spark_startup_s``, ``duckdb_s``, ``ratio_vs_duckdb`` (duckdb_s / spark_s), ``rows_per_s``,
 ``spark_peak_rss_mib``, ``duckdb_peak_rss_mib``, ``hourly_rows``, ``identical``.
 A bar chart goes to ``bench/out/etl.png``.
@@ -186,6 +191,47 @@ def run_floor(spark: Any, raw_root: Path, out: Path) -> float:
     return time.perf_counter() - started
 
 
+def run_floor_tables(spark: Any, raw_root: Path, out: Path) -> float:
+    """The simplest Spark job to the job's readings and hourly tables; seconds (session started).
+
+    The floor's parse and dedupe, with every column the job's ``readings`` has, written as parquet
+    by day; ``hourly`` is then computed from the written readings (read back: parquet gives only
+    the columns it needs) and written too.
+    """
+    from pyspark.sql import functions as F
+
+    from processing.glue_etl import (
+        ALIASES,
+        DEDUPE_KEY_SQL,
+        LAYOUT_KEY_RE,
+        MEASURES,
+        READINGS_COLUMNS,
+        TYPED_SCHEMA,
+        hourly_aggregates,
+        list_objects,
+        parse_epoch_or_iso,
+    )
+
+    paths = list(list_objects(spark, raw_root.as_uri() + "/").values())
+    canonical = {v: k for k, v in ALIASES.items()}
+    readings_uri, hourly_uri = (out / "readings").as_uri(), (out / "hourly").as_uri()
+    started = time.perf_counter()
+    readings = (
+        spark.read.schema(TYPED_SCHEMA).json(paths).select(
+            "thing_name", "device_id", "seq", parse_epoch_or_iso(F.col("timestamp")).alias("timestamp"),
+            F.timestamp_millis("received_at").alias("received_at"),
+            *[F.coalesce(m, canonical[m]).alias(m) if m in canonical else F.col(m) for m in MEASURES],
+            F.regexp_extract(F.input_file_name(), LAYOUT_KEY_RE, 1).alias("source_object"),
+        )
+        .withColumn("dkey", F.expr(DEDUPE_KEY_SQL))
+        .withColumn("dt", F.col("timestamp").cast("date").cast("string"))
+        .dropDuplicates(["dt", "thing_name", "dkey"])
+    )
+    readings.select(*READINGS_COLUMNS).write.mode("overwrite").partitionBy("dt").parquet(readings_uri)
+    hourly_aggregates(spark.read.parquet(readings_uri)).write.mode("overwrite").partitionBy("dt").parquet(hourly_uri)
+    return time.perf_counter() - started
+
+
 def run_job(spark: Any, raw_root: Path, curated: Path) -> tuple[float, dict[str, Any]]:
     """The ETL job (fresh target, so nothing is bookmarked yet); (seconds, counts)."""
     from processing.glue_etl import JobConfig
@@ -210,7 +256,7 @@ def vm_hwm_mib(pid: int) -> float:
 
 
 def spark_phase(phase: str, raw_root: Path, work: Path, repeat: int) -> dict[str, Any]:
-    """One Spark process: ``cold-job``, ``cold-floor`` (timed once in a fresh JVM) or ``warm``
+    """One Spark process: ``cold-job``, ``cold-floor``, ``cold-floor-tables`` (timed once in a fresh JVM) or ``warm``
     (each job once to warm up, then the best of ``repeat`` timed runs, in one JVM)."""
     from infra.local.glue.session import get_spark
 
@@ -223,15 +269,20 @@ def spark_phase(phase: str, raw_root: Path, work: Path, repeat: int) -> dict[str
             "read", "written", "duplicate", "quarantined", "hourly_rows")})
     elif phase == "cold-floor":
         out["floor_s"] = round(run_floor(spark, raw_root, work / "floor"), 3)
+    elif phase == "cold-floor-tables":
+        out["floor_tables_s"] = round(run_floor_tables(spark, raw_root, work / "floor-tables"), 3)
     else:
         run_job(spark, raw_root, work / "warmup-job")
         run_floor(spark, raw_root, work / "warmup-floor")
-        jobs, floors = [], []
+        run_floor_tables(spark, raw_root, work / "warmup-floor-tables")
+        jobs, floors, tables = [], [], []
         for n in range(repeat):
             jobs.append(run_job(spark, raw_root, work / f"job-{n}")[0])
             floors.append(run_floor(spark, raw_root, work / f"floor-{n}"))
-            log(f"warm run {n + 1}/{repeat}: job {jobs[-1]:.2f}s, floor {floors[-1]:.2f}s")
-        out.update(job_s=round(min(jobs), 3), floor_s=round(min(floors), 3))
+            tables.append(run_floor_tables(spark, raw_root, work / f"floor-tables-{n}"))
+            log(f"warm run {n + 1}/{repeat}: job {jobs[-1]:.2f}s, floor {floors[-1]:.2f}s, "
+                f"two-table floor {tables[-1]:.2f}s")
+        out.update(job_s=round(min(jobs), 3), floor_s=round(min(floors), 3), floor_tables_s=round(min(tables), 3))
     out["peak_rss_mib"] = round(vm_hwm_mib(spark.sparkContext._gateway.proc.pid) + _self_peak_mib(), 1)
     spark.stop()
     return out
@@ -264,21 +315,32 @@ def hourly_differences(a: Path, b: Path) -> int:
     """).fetchall()[0][0]
 
 
+def parquet_rows(table: Path) -> int:
+    """Rows of a day-partitioned parquet table."""
+    import duckdb
+
+    return duckdb.connect().execute(f"SELECT count(*) FROM read_parquet('{table}/*/*.parquet')").fetchall()[0][0]
+
+
 def plot(result: dict[str, Any]) -> Path:
     plt = pyplot()
     OUT.mkdir(parents=True, exist_ok=True)
-    fig, ax = plt.subplots(figsize=(7, 3.4))
-    bars = [("ETL job, cold JVM", result["spark_s"], "#e07b39"), ("simplest Spark job, cold", result["floor_s"],
-                                                                   "#f0b48a"),
+    fig, ax = plt.subplots(figsize=(7.5, 4.0))
+    bars = [("ETL job, cold JVM", result["spark_s"], "#e07b39"),
+            ("two-table floor, cold", result["floor_tables_s"], "#e89a66"),
+            ("floor (hourly only), cold", result["floor_s"], "#f0b48a"),
             ("ETL job, warm JVM", result["spark_warm_s"], "#c0561c"),
-            ("simplest Spark job, warm", result["floor_warm_s"], "#e8a070"),
-            ("DuckDB", result["duckdb_s"], "#3973e0")]
+            ("two-table floor, warm", result["floor_tables_warm_s"], "#d88050"),
+            ("floor (hourly only), warm", result["floor_warm_s"], "#e8a070"),
+            ("DuckDB (hourly only)", result["duckdb_s"], "#3973e0")]
     names, values, colors = zip(*bars, strict=True)
     ax.barh(names, values, color=colors)
     ax.invert_yaxis()
     ax.set_xlabel("seconds (session start excluded)")
-    ax.set_title(f"raw JSON → hourly parquet, {result['rows']:,} rows: job/floor "
-                 f"{result['job_vs_floor_cold']:.2f} cold, {result['job_vs_floor_warm']:.2f} warm")
+    ax.set_title(f"raw JSON → curated parquet, {result['rows']:,} rows: job/floor "
+                 f"{result['job_vs_floor_cold']:.2f} cold, {result['job_vs_floor_warm']:.2f} warm;\n"
+                 f"job/two-table floor {result['job_vs_floor_tables_cold']:.2f} cold, "
+                 f"{result['job_vs_floor_tables_warm']:.2f} warm", fontsize=10)
     for y, v in enumerate(values):
         ax.text(v, y, f" {v:.1f}s", va="center")
     fig.tight_layout()
@@ -311,14 +373,17 @@ def main(argv: list[str] | None = None) -> int:
         objects = generate(raw_root, args.rows)
         log(f"generated {args.rows:,} records in {objects} objects in {time.perf_counter() - t:.1f}s")
         phases: dict[str, dict[str, Any]] = {}
-        for phase in ("cold-job", "cold-floor", "warm", "duckdb"):
+        names = ("cold-job", "cold-floor", "cold-floor-tables", "warm", "duckdb")
+        for phase in names:
             phases[phase] = _phase(["--phase", phase, str(raw_root), str(work), "--repeat", str(args.repeat)])
             log(f"{phase}: {json.dumps(phases[phase])}")
-        cold, floor, warm, duck = (phases[p] for p in ("cold-job", "cold-floor", "warm", "duckdb"))
+        cold, floor, tables, warm, duck = (phases[p] for p in names)
 
         differences = {name: hourly_differences(work / "job" / "hourly", other) for name, other in (
-            ("floor", work / "floor"), ("duckdb", work / "duckdb"))}
-        identical = not any(differences.values()) and \
+            ("floor", work / "floor"), ("floor-tables", work / "floor-tables" / "hourly"),
+            ("duckdb", work / "duckdb"))}
+        readings = {"job": cold["counts"]["written"], "floor-tables": parquet_rows(work / "floor-tables" / "readings")}
+        identical = not any(differences.values()) and len(set(readings.values())) == 1 and \
             cold["counts"]["hourly_rows"] == duck["duckdb_hourly_rows"]
         result = {
             "rows": args.rows,
@@ -328,6 +393,10 @@ def main(argv: list[str] | None = None) -> int:
             "spark_warm_s": warm["job_s"],
             "floor_warm_s": warm["floor_s"],
             "job_vs_floor_warm": round(warm["job_s"] / warm["floor_s"], 3),
+            "floor_tables_s": tables["floor_tables_s"],
+            "job_vs_floor_tables_cold": round(cold["job_s"] / tables["floor_tables_s"], 3),
+            "floor_tables_warm_s": warm["floor_tables_s"],
+            "job_vs_floor_tables_warm": round(warm["job_s"] / warm["floor_tables_s"], 3),
             "spark_startup_s": cold["startup_s"],
             "duckdb_s": duck["duckdb_s"],
             "ratio_vs_duckdb": round(duck["duckdb_s"] / cold["job_s"], 4),
@@ -344,8 +413,8 @@ def main(argv: list[str] | None = None) -> int:
             log(f"lake kept in {work}")
         print(json.dumps(result))
         if not identical:
-            log(f"FAILED: the hourly rows differ: {differences} rows differ from the job's; job "
-                f"{cold['counts']['hourly_rows']} rows, duckdb {duck['duckdb_hourly_rows']}")
+            log(f"FAILED: the outputs differ: {differences} hourly rows differ from the job's; job "
+                f"{cold['counts']['hourly_rows']} hourly rows, duckdb {duck['duckdb_hourly_rows']}; readings {readings}")
             return 1
         return 0
     finally:
