@@ -1,9 +1,11 @@
-"""Local Spark writes the lake without a ``chmod`` process per file (infra/local/glue/localfs.py)
-and maps the class archive of infra/local/glue/cds.py when make install wrote one.
+"""Local Spark writes and lists the lake without a ``chmod`` process per file written or an ``ls``
+per entry listed (infra/local/glue/localfs.py) and maps the class archive of
+infra/local/glue/cds.py when make install wrote one.
 
-The check runs Spark in a child process whose PATH starts with a ``chmod`` that records each
-call and then does the real one: Hadoop's own local file system calls it for every file and
-folder it creates (the test proves its probe on that one), aircast's must never.
+The check runs Spark in a child process whose PATH starts with a ``chmod`` and an ``ls`` that
+record each call and then do the real one: Hadoop's own local file system calls them for every
+file and folder it creates or lists (the test proves its probes on that one), aircast's must never,
+and its listing must say what Hadoop's says.
 """
 
 from __future__ import annotations
@@ -41,6 +43,24 @@ CHILD = textwrap.dedent("""
     hadoop_fs.initialize(jvm.java.net.URI("file:///"), conf)
     hadoop_fs.mkdirs(jvm.org.apache.hadoop.fs.Path((out / "by-hadoop").as_uri()))
     result["chmod_total"] = len(log.read_text().splitlines()) if log.exists() else 0
+    # listing, as the job lists its raw objects: the same statuses from both, ls only from Hadoop's
+    ls_log = Path(sys.argv[4])
+
+    def listing(fs):
+        table = jvm.org.apache.hadoop.fs.Path((out / "t").as_uri())
+        seen = {}
+        for it in (fs.listFiles(table, True), fs.listLocatedStatus(table)):  # files, then the day folders
+            while it.hasNext():
+                s = it.next()
+                blocks = s.getBlockLocations()
+                seen[s.getPath().toString()] = [s.getPermission().toShort(), s.getOwner(), s.getGroup(), s.getLen(),
+                                                s.isFile(), s.isSymlink(), len(blocks) if blocks is not None else None]
+        return seen
+
+    result["listing"] = listing(jvm.org.apache.hadoop.fs.FileSystem.get(jvm.java.net.URI("file:///"), conf))
+    result["ls_by_listing"] = len(ls_log.read_text().splitlines()) if ls_log.exists() else 0
+    result["hadoop_listing"] = listing(hadoop_fs)
+    result["ls_by_hadoop_listing"] = len(ls_log.read_text().splitlines()) - result["ls_by_listing"]
     maps = Path(f"/proc/{spark.sparkContext._gateway.proc.pid}/maps").read_text()
     result["archives_mapped"] = sorted({line.split()[-1] for line in maps.splitlines() if line.endswith(".jsa")})
     spark.stop()
@@ -48,19 +68,20 @@ CHILD = textwrap.dedent("""
 """)
 
 
-def test_partitioned_write_starts_no_chmod_and_keeps_hadoops_permissions(tmp_path: Path) -> None:
+def test_partitioned_write_and_listing_start_no_process_and_keep_hadoops_statuses(tmp_path: Path) -> None:
     if localfs.jar_path() is None:
         pytest.skip("no javac beside java on this machine (scripts/bootstrap.sh installs the JDK)")
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
-    log = tmp_path / "chmod.log"
-    real_chmod = next(p for p in ("/usr/bin/chmod", "/bin/chmod") if Path(p).exists())
-    probe = bin_dir / "chmod"
-    probe.write_text(f'#!/bin/sh\necho "$@" >> "{log}"\nexec {real_chmod} "$@"\n')
-    probe.chmod(0o755)
+    log, ls_log = tmp_path / "chmod.log", tmp_path / "ls.log"
+    for command, command_log in (("chmod", log), ("ls", ls_log)):
+        real = next(p for p in (f"/usr/bin/{command}", f"/bin/{command}") if Path(p).exists())
+        probe = bin_dir / command
+        probe.write_text(f'#!/bin/sh\necho "$@" >> "{command_log}"\nexec {real} "$@"\n')
+        probe.chmod(0o755)
     out = tmp_path / "lake"
     env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
-    done = subprocess.run([sys.executable, "-c", CHILD, str(REPO), str(out), str(log)], env=env,
+    done = subprocess.run([sys.executable, "-c", CHILD, str(REPO), str(out), str(log), str(ls_log)], env=env,
                           capture_output=True, text=True, timeout=240)
     assert done.returncode == 0, done.stderr[-2000:]
     result = json.loads(done.stdout.strip().splitlines()[-1])
@@ -68,6 +89,11 @@ def test_partitioned_write_starts_no_chmod_and_keeps_hadoops_permissions(tmp_pat
     assert result["fs"] == localfs.CLASS_NAME
     assert result["chmod_by_spark_write"] == 0
     assert result["chmod_total"] > 0, "the probe saw no chmod from Hadoop's own file system: it proves nothing"
+    # 12 parquet files (and their .crc files hidden by the checksum file system) + _SUCCESS + 12 folders
+    assert len(result["listing"]) == 12 + 1 + 12
+    assert result["ls_by_listing"] == 0
+    assert result["ls_by_hadoop_listing"] > 0, "the probe saw no ls from Hadoop's own listing: it proves nothing"
+    assert result["listing"] == result["hadoop_listing"]
     # the class archive make install wrote (infra/local/glue/cds.py), when there is one, is mapped
     archive = cds.archive_path()
     if archive is not None and archive.is_file():

@@ -1,12 +1,15 @@
-"""A faster ``file:`` file system for local Spark: permissions through java.nio, not ``chmod``.
+"""A faster ``file:`` file system for local Spark: permissions through java.nio, not ``chmod`` / ``ls``.
 
 pip's pyspark ships no Hadoop native library, so Hadoop's local file system starts a
 ``chmod`` process for every file and folder a write creates (about three per parquet
 file: 370 processes for one write of 120 day partitions, 2.6 s of a 2.6 s write). The
-job's lake is partitioned by day, so every run paid it per day touched.
+job's lake is partitioned by day, so every run paid it per day touched. Its ``listFiles``
+(how the job finds its raw objects) starts an ``ls -ld`` per file and folder listed for the
+permission the listed status carries: 0.4 s of every run over 42 objects, 0.015 s without.
 
 ``java/aircast/hadoop/NioLocalFileSystem.java`` is Hadoop's ``LocalFileSystem`` with
-``setPermission`` through java.nio: the same files, checksums and permissions. It is
+``setPermission`` and the located listing's permission, owner and group through java.nio:
+the same files, checksums, permissions and statuses. It is
 compiled once with the JDK's ``javac`` (the one beside the ``java`` Spark launches) into
 a jar kept in this environment (``<venv>/share/aircast/``, else ``~/.cache/aircast/``,
 never a shared temporary folder: the jar runs inside the session's JVM). Without
