@@ -292,7 +292,8 @@ def _phase(args: list[str]) -> dict[str, Any]:
     """Run ``python -m bench.etl --phase ...`` in a fresh process; its JSON line."""
     done = subprocess.run([sys.executable, "-m", "bench.etl", *args], capture_output=True, text=True,
                           cwd=Path(__file__).resolve().parents[1])
-    sys.stderr.write(done.stderr[-4000:] if done.returncode else "")
+    sys.stderr.write(done.stderr[-4000:] if done.returncode else "".join(
+        line + "\n" for line in done.stderr.splitlines() if line.startswith("[bench.etl]")))
     if done.returncode != 0:
         raise SystemExit(f"bench phase {args[:2]} failed (exit {done.returncode})")
     return json.loads(done.stdout.strip().splitlines()[-1])
