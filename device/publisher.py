@@ -16,13 +16,15 @@ has seen, so a reused number would lose a new reading as a "duplicate".
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import json
 import os
+import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -42,6 +44,8 @@ DEFAULT_MAX_IN_FLIGHT = 100
 DEFAULT_REPLAY_THING = "beijing-us-embassy"
 #: seq numbers reserved (saved) ahead of use: a device killed with -9 skips fewer than this
 SEQ_RESERVE = 256
+#: After Ctrl-C: how long the device still waits for the acknowledgements of what it already sent.
+STOP_DRAIN_S = 5.0
 
 
 class DeviceError(RuntimeError):
@@ -73,6 +77,7 @@ class PublishReport:
     things: int = 0
     interruptions: int = 0
     elapsed_s: float = 0.0
+    stopped: bool = False  # Ctrl-C: the readings after the last published one were not sent
     last_seq: dict[str, int] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
 
@@ -81,7 +86,8 @@ class PublishReport:
 
     def summary(self) -> str:
         return (f"published {self.published} acknowledged {self.acknowledged} failed {self.failed} "
-                f"({self.things} thing(s), {self.interruptions} interruption(s), {self.elapsed_s:.1f} s)")
+                f"({self.things} thing(s), {self.interruptions} interruption(s), {self.elapsed_s:.1f} s"
+                f"{', stopped by Ctrl-C' if self.stopped else ''})")
 
 
 def telemetry_topic(thing_name: str) -> str:
@@ -158,14 +164,21 @@ class _Fleet:
         self.connections[thing_name] = (connection, mqtt.QoS.AT_LEAST_ONCE)
         self.seq[thing_name] = first_seq - 1
 
-    def publish(self, reading: Reading) -> None:
+    def publish(self, reading: Reading, stop_requested: Callable[[], bool] | None = None) -> bool:
+        """Send one reading once an in-flight slot is free; False (no seq used, nothing sent) when
+        ``stop_requested()`` turned true while waiting for the slot."""
+        if stop_requested is None:
+            self.slots.acquire()
+        else:
+            while not self.slots.acquire(timeout=0.05):
+                if stop_requested():
+                    return False
         connection, qos = self.connections[reading.thing_name]
         seq = self.seq[reading.thing_name] + 1
         if self.claim_seq is not None:
             self.claim_seq(reading.thing_name, seq)  # saved before it can reach the broker
         self.seq[reading.thing_name] = seq
         payload = make_payload(reading.thing_name, seq, reading)
-        self.slots.acquire()
         try:
             future, _ = connection.publish(telemetry_topic(reading.thing_name), payload, qos)
         except Exception as exc:
@@ -174,12 +187,13 @@ class _Fleet:
                 self.report.published += 1
                 self.report.failed += 1
                 self._note_error(f"{reading.thing_name} seq {seq}: {exc}")
-            return
+            return True
         with self.lock:
             self.report.published += 1
             self.report.last_seq[reading.thing_name] = seq
             self.outstanding.add(future)
         future.add_done_callback(self._done)
+        return True
 
     def _note_error(self, text: str) -> None:
         if len(self.report.errors) < 10:
@@ -224,43 +238,88 @@ def publish_fleet(readings: Iterable[Reading], credentials: Callable[[str], Devi
                   first_seq: Callable[[str], int] = lambda thing: 1, ack_timeout_s: float = 60.0,
                   connect_timeout_s: float = 10.0, progress: Callable[[PublishReport], None] | None = None,
                   progress_every_s: float = 5.0, log: Callable[[str], None] = lambda m: None,
-                  claim_seq: Callable[[str, int], None] | None = None) -> PublishReport:
+                  claim_seq: Callable[[str, int], None] | None = None,
+                  stop_requested: Callable[[], bool] | None = None) -> PublishReport:
     """Publish readings (any number of things, in the order given) and wait for their acknowledgements.
 
     ``speed`` paces by the readings' own timestamps (3600 = one hour of readings per
     second; 0 = as fast as acknowledgements allow). Each thing connects on its first
     reading with its own certificate. ``claim_seq(thing, seq)`` is called before each
-    seq is used (:meth:`SeqStore.claim`). Returns the counts; never raises for a failed
-    publish (it is counted), raises :class:`DeviceError` when a thing cannot connect.
+    seq is used (:meth:`SeqStore.claim`). Once ``stop_requested()`` (read between
+    readings and while waiting) turns true, no further reading is sent, the ones in flight
+    get up to ``STOP_DRAIN_S`` for their acknowledgements and the report says ``stopped``.
+    Returns the counts; never raises for a failed publish (it is counted), raises
+    :class:`DeviceError` when a thing cannot connect.
     """
     report = PublishReport()
     fleet = _Fleet(host, port, max_in_flight, report, log, claim_seq)
     t0 = time.monotonic()
     first_ts: dt.datetime | None = None
     next_progress = t0 + progress_every_s
+    stopping = stop_requested or (lambda: False)
     try:
         for reading in readings:
+            if stopping():
+                break
             if reading.thing_name not in fleet.connections:
                 fleet.connect(reading.thing_name, credentials(reading.thing_name), first_seq(reading.thing_name),
                               connect_timeout_s)
                 report.things = len(fleet.connections)
             if speed > 0:
                 first_ts = first_ts or reading.timestamp
-                wait = t0 + (reading.timestamp - first_ts).total_seconds() / speed - time.monotonic()
-                if wait > 0:
-                    time.sleep(wait)
-            fleet.publish(reading)
+                due = t0 + (reading.timestamp - first_ts).total_seconds() / speed
+                while (wait := due - time.monotonic()) > 0 and not stopping():
+                    time.sleep(min(wait, 0.05))
+                if stopping():
+                    break
+            if not fleet.publish(reading, stop_requested):
+                break
             if progress is not None and time.monotonic() >= next_progress:
                 report.elapsed_s = time.monotonic() - t0
                 progress(report)
                 next_progress = time.monotonic() + progress_every_s
-        fleet.drain(ack_timeout_s)
+        if stopping():
+            report.stopped = True
+            log(f"device: stopping: no more readings; waiting up to {STOP_DRAIN_S:.0f} s for "
+                f"{fleet.in_flight()} acknowledgement(s) (Ctrl-C again to quit at once)")
+            fleet.drain(min(ack_timeout_s, STOP_DRAIN_S))
+        else:
+            fleet.drain(ack_timeout_s)
     finally:
         fleet.close()
         report.elapsed_s = time.monotonic() - t0
     if progress is not None:
         progress(report)
     return report
+
+
+@contextlib.contextmanager
+def ctrl_c_requests_stop() -> Iterator[Callable[[], bool]]:
+    """Within: the first Ctrl-C asks the publisher to stop (what it returns turns true), a second one
+    interrupts at once (``KeyboardInterrupt``).
+
+    A ``KeyboardInterrupt`` raised wherever the main thread happens to be can land inside a lock the
+    MQTT client's callback thread also takes (``with lock:`` is not atomic against it), leaving that
+    thread blocked for good and the process hanging at exit. The handler only sets a flag, with no
+    lock (it runs between any two bytecodes of the main thread), and the publishing loop reads it.
+    Outside the main thread (no signal handlers there) it never turns true.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield lambda: False
+        return
+    requested = [False]
+    previous = signal.getsignal(signal.SIGINT)
+    restore = previous if previous is not None else signal.default_int_handler
+
+    def handler(signum: int, frame: Any) -> None:
+        requested[0] = True
+        signal.signal(signal.SIGINT, restore)  # a second Ctrl-C interrupts at once
+
+    signal.signal(signal.SIGINT, handler)
+    try:
+        yield lambda: requested[0]
+    finally:
+        signal.signal(signal.SIGINT, restore)
 
 
 # ---- per-device sequence state (seq keeps counting across runs) -------------------
@@ -418,10 +477,12 @@ def run(args: argparse.Namespace, settings: Settings,
 
     log(f"device: {len(things)} thing(s) → {host}:{port} (QoS 1, max {args.max_in_flight} in flight, "
         f"speed {args.speed or 'max'})")
-    with SeqStore(seq_state_dir(settings)) as seqs:  # saved as it goes, and on any exit
+    # seqs are saved as they go, and on any exit
+    with SeqStore(seq_state_dir(settings)) as seqs, ctrl_c_requests_stop() as stop_requested:
         return publish_fleet(readings, credentials_for(args, settings), host, port,
                              max_in_flight=args.max_in_flight, speed=args.speed, first_seq=seqs.next_seq,
-                             claim_seq=seqs.claim, ack_timeout_s=args.ack_timeout, progress=progress, log=log)
+                             claim_seq=seqs.claim, ack_timeout_s=args.ack_timeout, progress=progress, log=log,
+                             stop_requested=stop_requested)
 
 
 def print_report(report: PublishReport, as_json: bool) -> None:
@@ -449,6 +510,9 @@ def main(argv: list[str] | None = None) -> int:
         print("iot-device: interrupted", file=sys.stderr)
         return 130
     print_report(report, args.json)
+    if report.stopped:
+        print("iot-device: interrupted", file=sys.stderr)
+        return 130
     return 1 if report.failed else 0
 
 

@@ -39,4 +39,6 @@ def cmd_device(args: argparse.Namespace, settings: Settings) -> int:
     except DeviceError as exc:
         raise CommandError(str(exc)) from exc
     print_report(report, args.json)
+    if report.stopped:
+        return 130  # Ctrl-C: the rest of the readings were not sent
     return 1 if report.failed else 0

@@ -43,8 +43,11 @@ def test_a_run_that_ends_early_leaves_no_seq_for_the_next_run_to_reuse(own_stack
         wait_until(lambda: st.stats().get("received", 0) >= 50 or first.poll() is not None, 30)
     assert first.poll() is None, first.communicate()
     first.send_signal(stop)
-    first.communicate(timeout=30)
-    assert first.returncode == (130 if stop == signal.SIGINT else -signal.SIGKILL)
+    first_out, first_err = first.communicate(timeout=30)
+    assert first.returncode == (130 if stop == signal.SIGINT else -signal.SIGKILL), first_err.decode()[-2000:]
+    if stop == signal.SIGINT:  # a clean stop: the report of what went out, then the exit code of Ctrl-C
+        first_report = json.loads(first_out)
+        assert first_report["stopped"] and first_report["published"] > 0, first_report
     saved = int((seq_state_dir(st.settings) / f"{THING}.seq").read_text())
     second = _device(st, "2025-01-01T00:00:00Z", 24, 0)
     out, err = second.communicate(timeout=60)
@@ -60,11 +63,15 @@ def test_a_run_that_ends_early_leaves_no_seq_for_the_next_run_to_reuse(own_stack
     assert len(second_run) == json.loads(out)["published"] > 0
     first_run = [seq for seq in timestamps if seq not in second_run]
     assert second_run[0] == saved + 1  # the next run starts right above what the first one saved
-    # Ctrl-C saves the exact last seq used: what the lake lacks below it are the messages in flight when
-    # the device stopped (claimed and sent, never acknowledged: lost with the device, never reused);
-    # kill -9 skips at most the unused part of a reservation besides
+    # Ctrl-C sends nothing more, waits for what is in flight and saves the exact last seq used: the lake
+    # lacks below it at most what was never acknowledged (counted failed); kill -9 loses what was in
+    # flight and skips at most the unused part of a reservation besides
     gap = second_run[0] - max(first_run) - 1
-    assert 0 <= gap <= DEFAULT_MAX_IN_FLIGHT if stop == signal.SIGINT else 0 <= gap < SEQ_RESERVE + DEFAULT_MAX_IN_FLIGHT
+    if stop == signal.SIGINT:
+        assert 0 <= gap <= first_report["failed"], (gap, first_report)
+        assert first_report["acknowledged"] <= len(first_run) <= first_report["published"]
+    else:
+        assert 0 <= gap < SEQ_RESERVE + DEFAULT_MAX_IN_FLIGHT
 
 
 def test_the_reservation_is_on_disk_before_a_seq_is_used(tmp_path: Path) -> None:
