@@ -160,33 +160,50 @@ def run_duckdb(raw_root: Path, out: Path) -> dict[str, Any]:
     return {"duckdb_s": round(elapsed, 3), "duckdb_hourly_rows": rows, "peak_rss_mib": _self_peak_mib()}
 
 
-def run_floor(spark: Any, raw_root: Path, out: Path) -> float:
-    """The simplest Spark job from raw JSON to the hourly parquet; seconds (the session already started)."""
+def _raw_paths(spark: Any, raw_root: Path) -> list[str]:
+    from processing.glue_etl import list_objects
+
+    return list(list_objects(spark, raw_root.as_uri() + "/").values())
+
+
+def _simplest_readings(spark: Any, paths: list[str], every_column: bool) -> Any:
+    """The floors' readings: explicit schema, canonical names, UTC timestamps, ``dropDuplicates`` on the
+    job's key; the pollutants only, or (``every_column``) every column the job's ``readings`` has."""
     from pyspark.sql import functions as F
 
     from processing.glue_etl import (
         ALIASES,
         DEDUPE_KEY_SQL,
+        LAYOUT_KEY_RE,
+        MEASURES,
         POLLUTANTS,
         TYPED_SCHEMA,
-        hourly_aggregates,
-        list_objects,
         parse_epoch_or_iso,
     )
 
-    paths = list(list_objects(spark, raw_root.as_uri() + "/").values())
     canonical = {v: k for k, v in ALIASES.items()}
-    started = time.perf_counter()
-    raw = spark.read.schema(TYPED_SCHEMA).json(paths)
-    readings = (
-        raw.select(
-            "thing_name", "seq", "received_at", parse_epoch_or_iso(F.col("timestamp")).alias("timestamp"),
-            *[F.coalesce(p, canonical[p]).alias(p) if p in canonical else F.col(p) for p in POLLUTANTS],
+    extra = [F.col("device_id"), F.timestamp_millis("received_at").alias("received_at"),
+             F.regexp_extract(F.input_file_name(), LAYOUT_KEY_RE, 1).alias("source_object")] if every_column \
+        else [F.col("received_at")]
+    return (
+        spark.read.schema(TYPED_SCHEMA).json(paths).select(
+            "thing_name", "seq", parse_epoch_or_iso(F.col("timestamp")).alias("timestamp"), *extra,
+            *[F.coalesce(m, canonical[m]).alias(m) if m in canonical else F.col(m)
+              for m in (MEASURES if every_column else POLLUTANTS)],
         )
         .withColumn("dkey", F.expr(DEDUPE_KEY_SQL))
         .withColumn("dt", F.col("timestamp").cast("date").cast("string"))
         .dropDuplicates(["dt", "thing_name", "dkey"])
     )
+
+
+def run_floor(spark: Any, raw_root: Path, out: Path) -> float:
+    """The simplest Spark job from raw JSON to the hourly parquet; seconds (the session already started)."""
+    from processing.glue_etl import hourly_aggregates
+
+    paths = _raw_paths(spark, raw_root)
+    started = time.perf_counter()
+    readings = _simplest_readings(spark, paths, every_column=False)
     hourly_aggregates(readings).write.mode("overwrite").partitionBy("dt").parquet(out.as_uri())
     return time.perf_counter() - started
 
@@ -198,35 +215,12 @@ def run_floor_tables(spark: Any, raw_root: Path, out: Path) -> float:
     by day; ``hourly`` is then computed from the written readings (read back: parquet gives only
     the columns it needs) and written too.
     """
-    from pyspark.sql import functions as F
+    from processing.glue_etl import READINGS_COLUMNS, hourly_aggregates
 
-    from processing.glue_etl import (
-        ALIASES,
-        DEDUPE_KEY_SQL,
-        LAYOUT_KEY_RE,
-        MEASURES,
-        READINGS_COLUMNS,
-        TYPED_SCHEMA,
-        hourly_aggregates,
-        list_objects,
-        parse_epoch_or_iso,
-    )
-
-    paths = list(list_objects(spark, raw_root.as_uri() + "/").values())
-    canonical = {v: k for k, v in ALIASES.items()}
+    paths = _raw_paths(spark, raw_root)
     readings_uri, hourly_uri = (out / "readings").as_uri(), (out / "hourly").as_uri()
     started = time.perf_counter()
-    readings = (
-        spark.read.schema(TYPED_SCHEMA).json(paths).select(
-            "thing_name", "device_id", "seq", parse_epoch_or_iso(F.col("timestamp")).alias("timestamp"),
-            F.timestamp_millis("received_at").alias("received_at"),
-            *[F.coalesce(m, canonical[m]).alias(m) if m in canonical else F.col(m) for m in MEASURES],
-            F.regexp_extract(F.input_file_name(), LAYOUT_KEY_RE, 1).alias("source_object"),
-        )
-        .withColumn("dkey", F.expr(DEDUPE_KEY_SQL))
-        .withColumn("dt", F.col("timestamp").cast("date").cast("string"))
-        .dropDuplicates(["dt", "thing_name", "dkey"])
-    )
+    readings = _simplest_readings(spark, paths, every_column=True)
     readings.select(*READINGS_COLUMNS).write.mode("overwrite").partitionBy("dt").parquet(readings_uri)
     hourly_aggregates(spark.read.parquet(readings_uri)).write.mode("overwrite").partitionBy("dt").parquet(hourly_uri)
     return time.perf_counter() - started
