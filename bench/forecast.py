@@ -123,6 +123,7 @@ def write_curated(frame: pd.DataFrame, s3_root: Path) -> None:
 
 def run_pipeline(frame: pd.DataFrame, params: dict[str, Any], keep: Path | None = None) -> dict[str, Any]:
     """The local pipeline on ``frame`` in a fresh data dir; its evaluation, steps, trials and peak memory."""
+    from aircast.cli import exported_settings
     from aircast.local_wiring import run_local_pipeline
     from aircast.settings import load_settings
     from infra.local.sagemaker.client import LocalSageMakerClient
@@ -132,7 +133,9 @@ def run_pipeline(frame: pd.DataFrame, params: dict[str, Any], keep: Path | None 
         settings = load_settings(None, data_dir=str(data_dir))
         write_curated(frame, Path(settings.s3_root))
         started = time.perf_counter()
-        with PeakMemory() as memory:
+        # the pipeline's Deploy step runs the deploy Lambda in this process: it reads its settings from
+        # the environment, as on AWS (without them it looked in the default data dir and refused)
+        with PeakMemory() as memory, exported_settings(settings):
             summary = run_local_pipeline(settings, {"MaxRelativeWQL": 1e9, "MaxMeanWQL": 1e9, **params},
                                          progress=True)
         seconds = time.perf_counter() - started
