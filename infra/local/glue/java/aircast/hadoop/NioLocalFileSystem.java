@@ -98,7 +98,7 @@ public class NioLocalFileSystem extends LocalFileSystem {
           LocatedFileStatus located = new LocatedFileStatus(s.getLen(), s.isDirectory(), s.getReplication(),
               s.getBlockSize(), s.getModificationTime(), s.getAccessTime(), new FsPermission(mode),
               ((UserPrincipal) unix.get("owner")).getName(), ((UserPrincipal) unix.get("group")).getName(),
-              null, s.getPath(), false, false, false, locations);
+              null, s.getPath(), s.hasAcl(), s.isEncrypted(), s.isErasureCoded(), locations);
           if (s.isSymlink()) {
             located.setSymlink(s.getSymlink());
           }
