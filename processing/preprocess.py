@@ -155,8 +155,8 @@ def build_dataset(
     """Turn normalised hourly rows into the DeepAR channels, the validation and evaluation windows,
     the starting hyperparameters and metadata.
 
-    ``context_length`` 0 and ``likelihood`` "auto" are read from the training period (see
-    :mod:`processing.data_profile`); ``start`` overrides other starting values (``epochs``, ...).
+    ``context_length`` 0, ``likelihood`` "auto" and ``start["epochs"]`` 0 or absent are read from the
+    training period (see :mod:`processing.data_profile`); ``start`` overrides other starting values.
     Raises :class:`PreprocessError` when no series is long enough.
     """
     if freq not in SUPPORTED_FREQ:
@@ -164,6 +164,8 @@ def build_dataset(
     if prediction_length < 1 or context_length < 0 or num_windows < 1 or num_validation_windows < 1:
         raise PreprocessError("prediction length, number of evaluation windows and number of validation windows "
                               "must all be >= 1 (context length >= 0, 0 = from the data)")
+    if (start or {}).get("epochs") is not None and start["epochs"] < 0:
+        raise PreprocessError(f"epochs {start['epochs']}: must be >= 1 (0 = from the training history)")
     if df.empty:
         raise PreprocessError("the input has no pollutant readings (after filtering); nothing to train on")
     end = pd.Timestamp(df["hour"].max())
@@ -239,7 +241,8 @@ def build_dataset(
         )
     profile = profile_series(train_parts, start_hours, [len(pollutant_index), len(thing_index)], prediction_length)
     hyperparameters = dict(profile["hyperparameters"])
-    hyperparameters.update({k: v for k, v in (start or {}).items() if v is not None})
+    # None, and epochs 0 (the pipeline's default), keep the value read from the data
+    hyperparameters.update({k: v for k, v in (start or {}).items() if v is not None and not (k == "epochs" and v == 0)})
     if context_length:
         hyperparameters["context_length"] = context_length
     if likelihood and likelihood != "auto":
@@ -312,7 +315,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--validation-windows", type=int, default=7,
                         help="rolling validation windows before the evaluation windows (tuning is measured there)")
     parser.add_argument("--likelihood", default="auto", help="DeepAR likelihood; auto = from the data")
-    for name, kind in (("epochs", int), ("learning-rate", float), ("num-cells", int), ("num-layers", int),
+    parser.add_argument("--epochs", type=int, default=0,
+                        help="starting value of DeepAR's epochs (tuning searches around it); 0 = from the training "
+                             "history")
+    for name, kind in (("learning-rate", float), ("num-cells", int), ("num-layers", int),
                        ("mini-batch-size", int), ("dropout-rate", float)):
         parser.add_argument(f"--{name}", type=kind, default=BASE_DEFAULTS[name.replace("-", "_")],
                             help="starting value of the DeepAR hyperparameter (tuning searches around it)")

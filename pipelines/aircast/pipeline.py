@@ -103,13 +103,15 @@ class PipelineParameters:
 def make_parameters(input_data_uri: str, endpoint_name: str) -> PipelineParameters:
     """The pipeline's parameters with their defaults.
 
-    ``ContextLength`` 0 and ``Likelihood`` "auto" are read from the training period by Preprocess;
-    ``Epochs`` ... ``DropoutRate`` are the starting values tuning searches around (chosen on the
+    ``ContextLength`` 0, ``Epochs`` 0 and ``Likelihood`` "auto" are read from the training period by
+    Preprocess; ``Epochs`` ... ``DropoutRate`` are the starting values tuning searches around (chosen on the
     suite's validation periods, ``bench/forecast.py --suite``). ``MaxTuningJobs`` 1 trains the
     starting values once (no tuning); the default budget keeps 30 sensors x 4 months under
     5 minutes on 2 cores. ``MaxRelativeWQL`` compares with the best baseline.
     """
     from sagemaker.core.workflow.parameters import ParameterFloat, ParameterInteger, ParameterString
+
+    from processing.data_profile import BASE_DEFAULTS as start
 
     return PipelineParameters(
         input_data_uri=ParameterString("InputDataUri", default_value=input_data_uri),
@@ -120,13 +122,14 @@ def make_parameters(input_data_uri: str, endpoint_name: str) -> PipelineParamete
         num_validation_windows=ParameterInteger("NumValidationWindows", default_value=7),
         # comma-separated pollutants to model; empty = every pollutant in the curated table
         pollutants=ParameterString("Pollutants", default_value=""),
-        epochs=ParameterInteger("Epochs", default_value=15),
-        num_cells=ParameterInteger("NumCells", default_value=40),
-        num_layers=ParameterInteger("NumLayers", default_value=2),
+        # 0 = from the training history (processing.data_profile.starting_epochs), as ContextLength 0
+        epochs=ParameterInteger("Epochs", default_value=0),
+        num_cells=ParameterInteger("NumCells", default_value=start["num_cells"]),
+        num_layers=ParameterInteger("NumLayers", default_value=start["num_layers"]),
         likelihood=ParameterString("Likelihood", default_value="auto"),
-        mini_batch_size=ParameterInteger("MiniBatchSize", default_value=32),
-        learning_rate=ParameterFloat("LearningRate", default_value=0.003),
-        dropout_rate=ParameterFloat("DropoutRate", default_value=0.1),
+        mini_batch_size=ParameterInteger("MiniBatchSize", default_value=start["mini_batch_size"]),
+        learning_rate=ParameterFloat("LearningRate", default_value=start["learning_rate"]),
+        dropout_rate=ParameterFloat("DropoutRate", default_value=start["dropout_rate"]),
         early_stopping_patience=ParameterInteger("EarlyStoppingPatience", default_value=10),
         tuning_strategy=ParameterString("TuningStrategy", default_value="Bayesian", enum_values=["Bayesian", "Random"]),
         max_tuning_jobs=ParameterInteger("MaxTuningJobs", default_value=4),

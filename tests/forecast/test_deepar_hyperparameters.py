@@ -32,12 +32,19 @@ def test_full_set_of_builtin_names() -> None:
 
 def test_starting_values_and_tuning_ranges_are_valid_for_the_builtin() -> None:
     """Preprocess's starting values and every range bound are values the built-in DeepAR accepts."""
-    from processing.data_profile import BASE_DEFAULTS, tuning_ranges
+    from processing.data_profile import BASE_DEFAULTS, LONG_HISTORY_EPOCHS, SHORT_HISTORY_EPOCHS
 
-    start = {**BASE_DEFAULTS, "context_length": 168, "embedding_dimension": 4, "likelihood": "negative-binomial"}
-    config = validate_hyperparameters({**BASE, **{k: str(v) for k, v in start.items()}})
-    assert (config.context_length, config.epochs, config.likelihood) == (168, BASE_DEFAULTS["epochs"],
-                                                                         "negative-binomial")
+    for epochs in (SHORT_HISTORY_EPOCHS, LONG_HISTORY_EPOCHS):
+        start = {**BASE_DEFAULTS, "context_length": 168, "embedding_dimension": 4, "likelihood": "negative-binomial",
+                 "epochs": epochs}
+        config = validate_hyperparameters({**BASE, **{k: str(v) for k, v in start.items()}})
+        assert (config.context_length, config.epochs, config.likelihood) == (168, epochs, "negative-binomial")
+        check_ranges(start)
+
+
+def check_ranges(start: dict) -> None:
+    from processing.data_profile import tuning_ranges
+
     for name, bounds in tuning_ranges(start).items():
         for bound in ("MinValue", "MaxValue"):
             value = bounds[bound]

@@ -134,6 +134,34 @@ def test_starting_values_from_the_data() -> None:
             fixed.hyperparameters["start"]["epochs"]) == ("48", "gaussian", "3")
 
 
+def test_starting_epochs_from_the_training_history() -> None:
+    """Half a year of training history or more (median over series) starts from 30 epochs, less from
+    15 (more epochs fit a few weeks too closely); an explicit value wins, 0 means "from the data",
+    and a negative one is a clear error."""
+    from processing.data_profile import LONG_HISTORY_HOURS
+
+    def series(thing: str, hours: int) -> pd.DataFrame:
+        index = pd.date_range("2024-01-01", periods=hours, freq="h")
+        return pd.DataFrame({"thing_name": thing, "pollutant": "pm2_5", "hour": index,
+                             "mean": 20 + 5 * np.sin(index.hour / 24 * 2 * np.pi)})
+
+    held_back = 14 * 24  # the validation and evaluation weeks
+    short = build_dataset(normalise_hourly(series("a", LONG_HISTORY_HOURS - 1 + held_back)), 24, 0, 7)
+    long = build_dataset(normalise_hourly(series("a", LONG_HISTORY_HOURS + held_back)), 24, 0, 7)
+    assert (short.hyperparameters["start"]["epochs"], long.hyperparameters["start"]["epochs"]) == ("15", "30")
+    assert long.metadata["profile"]["training_hours_median"] == LONG_HISTORY_HOURS
+    # the median series decides: two long sensors and one new one train as a long history
+    fleet = pd.concat([series("a", LONG_HISTORY_HOURS + held_back), series("b", LONG_HISTORY_HOURS + held_back),
+                       series("c", 8 * 7 * 24).assign(hour=lambda f: f["hour"] + pd.Timedelta(weeks=20))])
+    assert build_dataset(normalise_hourly(fleet), 24, 0, 7).hyperparameters["start"]["epochs"] == "30"
+    assert build_dataset(normalise_hourly(fleet), 24, 0, 7, start={"epochs": 0}).hyperparameters["start"]["epochs"] \
+        == "30"
+    assert build_dataset(normalise_hourly(fleet), 24, 0, 7, start={"epochs": 4}).hyperparameters["start"]["epochs"] \
+        == "4"
+    with pytest.raises(PreprocessError, match="epochs -1: must be >= 1"):
+        build_dataset(normalise_hourly(fleet), 24, 0, 7, start={"epochs": -1})
+
+
 def test_duplicate_hours_are_merged_by_count_and_timezones_normalised() -> None:
     frame = pd.DataFrame({"thing_name": ["t", "t"], "pollutant": ["pm10", "pm10"],
                           "hour": [pd.Timestamp("2021-01-01 01:00", tz="UTC"), pd.Timestamp("2021-01-01 02:30", tz="Europe/Paris")],

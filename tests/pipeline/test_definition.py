@@ -60,6 +60,23 @@ def test_parameters_are_overridable(definition: dict) -> None:
         resolve_parameters(definition, {"ModelApprovalStatus": "Maybe"})
 
 
+def test_starting_values_default_to_preprocess_defaults(definition: dict) -> None:
+    """The pipeline's starting-value parameters default to what Preprocess starts from when run alone
+    (``processing.data_profile.BASE_DEFAULTS``, chosen on the suite's validation weeks), and ``Epochs``
+    to 0, read from the training history, as Preprocess's own default: a change of one cannot leave
+    the other behind."""
+    from processing.data_profile import BASE_DEFAULTS
+    from processing.preprocess import parse_args
+
+    params = {p["Name"]: p["DefaultValue"] for p in definition["Parameters"]}
+    names = {"LearningRate": "learning_rate", "NumCells": "num_cells", "NumLayers": "num_layers",
+             "MiniBatchSize": "mini_batch_size", "DropoutRate": "dropout_rate"}
+    assert {name: params[name] for name in names} == {name: BASE_DEFAULTS[key] for name, key in names.items()}
+    cli = parse_args(["--input-dir", "in", "--output-dir", "out"])
+    assert {key: getattr(cli, key) for key in names.values()} == {key: BASE_DEFAULTS[key] for key in names.values()}
+    assert params["Epochs"] == cli.epochs == 0
+
+
 class _Ctx:
     """What the tuning step's arguments read: parameters, Preprocess's outputs and its property file."""
 
