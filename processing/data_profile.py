@@ -61,11 +61,13 @@ BASE_DEFAULTS: dict[str, Any] = {
     "mini_batch_size": 32,
     "dropout_rate": 0.1,
 }
-#: starting epochs by training history (median hours per series), chosen on the validation weeks of the four
-#: suite datasets not held out, cut to their last 2, 4 and 12 months, two seeds each: with a year, 30 epochs
-#: cut the mean validation wQL against 15 by 5-43 % on all four (40 was no better than 30); with 2 or 4 months
-#: they did not (0-20 % worse on three of four). The threshold sits between those lengths (~2,500 and ~8,400
-#: training hours), at half a year.
+#: starting epochs by training history (median hours per series), chosen on the validation weeks of the five
+#: suite datasets not held out, cut to their last 2, 4 and 12 months, two seeds each (``bench/epochs.py``; the
+#: table is in bench/data/README.md). 30 epochs against 15, the ratio of mean validation wQL per dataset: with a
+#: year, 0.57-1.00 (median 0.88; 40 epochs were no better than 30); with 4 months 0.43-1.20 (median 1.05), with 2
+#: months 0.39-1.09 (median 1.04): the majority gained only with a long history, and 30 epochs cost twice the
+#: training time. (By geometric mean 30 would win at every length, carried by the smooth Seattle temperature:
+#: 0.39 and 0.43 at 2 and 4 months.) The threshold sits between 4 and 12 months, at half a year.
 LONG_HISTORY_HOURS = 26 * HOURS_PER_WEEK
 LONG_HISTORY_EPOCHS = 30
 SHORT_HISTORY_EPOCHS = 15
