@@ -18,7 +18,7 @@ validation or evaluation hours), so no choice made here can see an hour it is ju
 * **scaling**: DeepAR scales each series by its mean absolute value (the built-in always does;
   there is no switch), so the profile reports the spread of series levels instead.
 * **epochs**: from the training history (median hours per series): 30 from half a year on, 15
-  below it, where more epochs fit the few weeks too closely (see :data:`LONG_HISTORY_HOURS`).
+  below it, where most validation weeks did not gain from more (see :data:`LONG_HISTORY_HOURS`).
 
 :func:`tuning_ranges` turns the starting values into ranges whose centre (geometric for
 ``Logarithmic`` scaling) is the starting value, so a budget of one trial trains exactly the

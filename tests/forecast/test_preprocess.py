@@ -136,8 +136,8 @@ def test_starting_values_from_the_data() -> None:
 
 def test_starting_epochs_from_the_training_history() -> None:
     """Half a year of training history or more (median over series) starts from 30 epochs, less from
-    15 (more epochs fit a few weeks too closely); an explicit value wins, 0 means "from the data",
-    and a negative one is a clear error."""
+    15 (bench/epochs.py); an explicit value wins, 0 means "from the data", and a negative one is a
+    clear error."""
     from processing.data_profile import LONG_HISTORY_HOURS
 
     def series(thing: str, hours: int) -> pd.DataFrame:
