@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 import tempfile
 import time
@@ -32,13 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from bench.forecast import HELD_OUT, SUITE, load_dataset, stage
-
-QUANTILES = ("0.1", "0.2", "0.3", "0.4", "0.5", "0.6", "0.7", "0.8", "0.9")
-
-
-def _jsonl(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+from bench.forecast import HELD_OUT, SUITE, geomean, load_dataset, stage
 
 
 def prepare(name: str, months: int, root: Path) -> tuple[Path, dict, dict]:
@@ -55,27 +48,25 @@ def validation_wql(folder: Path, metadata: dict, start: dict, epochs: int, seed:
     """Train on the training period; (mean wQL of the validation windows, training seconds)."""
     import torch
 
-    from evaluation.evaluate import evaluate
+    from evaluation.evaluate import evaluate, read_jsonl
+    from evaluation.metrics import QUANTILES
     from infra.local.sagemaker.deepar import DeepARPredictor, train
 
     hyperparameters = {**start, "epochs": str(epochs), "prediction_length": "24", "time_freq": "H",
                        "cardinality": "auto", "early_stopping_patience": "10", "_seed": str(seed)}
     with tempfile.TemporaryDirectory(prefix="bench-epochs-") as model:
         started = time.perf_counter()
-        train(hyperparameters, {"train": folder / "train", "test": folder / "test"}, Path(model), progress=False)
+        # no test channel: the validation windows are scored once, below, as the Evaluate step scores them
+        train(hyperparameters, {"train": folder / "train"}, Path(model), progress=False)
         seconds = time.perf_counter() - started
         predictor = DeepARPredictor.load(Path(model))
         torch.manual_seed(0)
-        windows = _jsonl(folder / "validation" / "windows.jsonl")
-        actuals = _jsonl(folder / "validation" / "actuals.jsonl")
+        windows = read_jsonl(folder / "validation" / "windows.jsonl")
+        actuals = read_jsonl(folder / "validation" / "actuals.jsonl")
         predictions = predictor.predict(windows, {"num_samples": 100, "output_types": ["mean", "quantiles"],
-                                                  "quantiles": list(QUANTILES)})
+                                                  "quantiles": [str(q) for q in QUANTILES]})
     report, _ = evaluate(windows, actuals, predictions, metadata, fitted_baseline=False)
     return float(report["forecast_metrics"]["mean_wQuantileLoss"]["value"]), seconds
-
-
-def geomean(values: list[float]) -> float:
-    return round(math.exp(float(np.mean(np.log(values)))), 4)
 
 
 def main(argv: list[str] | None = None) -> int:

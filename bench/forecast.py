@@ -174,6 +174,12 @@ def _wql(metrics: dict, name: str) -> float | None:
     return None if value is None else float(value)
 
 
+def geomean(values: list[float | None]) -> float | None:
+    """Geometric mean of the positive values, to 4 decimals (None when there is none)."""
+    values = [v for v in values if v is not None and v > 0]
+    return round(math.exp(float(np.mean(np.log(values)))), 4) if values else None
+
+
 def trial_seconds(trials: list[dict]) -> float:
     """Mean wall time of the tuning job's training jobs."""
     done = [t["ended"] - t["started"] for t in trials if t["ended"] and t["started"]]
@@ -231,10 +237,6 @@ def suite(args: argparse.Namespace) -> int:
                ("autotheta", "AutoTheta", ".4f"), ("ratio", "ratio", ".3f"), ("tune_s", "tune s", ".0f"),
                ("train_s", "train s/job", ".0f"), ("pipeline_s", "pipeline s", ".0f"), ("peak_mib", "peak MiB", ".0f")]
     print_table(rows, columns)
-
-    def geomean(values: list[float]) -> float | None:
-        values = [v for v in values if v is not None and v > 0]
-        return round(math.exp(float(np.mean(np.log(values)))), 4) if values else None
 
     suite_rows = [r for r in rows if r["name"] not in HELD_OUT]
     held_rows = [r for r in rows if r["name"] in HELD_OUT]
