@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import re
 
+import numpy as np
+import pandas as pd
 import pytest
 
 from tests.pipeline.conftest import write_curated_hourly
@@ -95,3 +97,41 @@ def test_unknown_param_is_a_clear_cli_error(settings, capsys) -> None:
     assert "unknown pipeline parameter(s): Epochz; accepted:" in err and "Epochs" in err
     assert main(["pipeline", "run", "--param", "Epochs"]) == 2
     assert "NAME=VALUE" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_an_awkward_fleet_runs_through_with_its_newcomer_set_aside(settings) -> None:
+    """What a user's first fleet often looks like: readings below zero, a sensor stuck on one value, and a
+    sensor installed two days ago. The pipeline trains on what it can (a likelihood that reaches below
+    zero), sets the newcomer aside with its reason, and the gate judges finite figures."""
+    from aircast.local_wiring import run_local_pipeline
+    from bench.forecast import write_curated
+
+    rng = np.random.default_rng(1)
+    hours = pd.date_range("2025-01-01", periods=24 * 10, freq="h")
+    daily = np.sin(2 * np.pi * hours.hour / 24)
+    series = {"frost-1": -3 + 4 * daily + rng.normal(0, 0.5, len(hours)),
+              "frost-2": 1 + 3 * daily + rng.normal(0, 0.5, len(hours)),
+              "stuck": np.full(len(hours), 4.0),
+              "new": np.r_[np.full(len(hours) - 40, np.nan), 2 + rng.normal(0, 0.5, 40)]}
+    write_curated(pd.DataFrame([{"thing_name": thing, "pollutant": "temperature", "hour": hour, "mean": value}
+                                for thing, values in series.items() for hour, value in zip(hours, values, strict=True)
+                                if np.isfinite(value)]), settings.s3_root)
+
+    summary = run_local_pipeline(settings, {**FAST, "MaxRelativeWQL": 1e9, "MaxMeanWQL": 1e9}, progress=False)
+    assert summary["status"] == "Succeeded", summary["failure_reason"]
+    run = settings.s3_root / "aircast-artifacts" / "pipelines" / settings.pipeline_name / \
+        summary["execution_arn"].rsplit("/", 1)[-1]
+    metadata = json.loads(next(run.rglob("metadata/metadata.json")).read_text())
+    assert [s["thing_name"] for s in metadata["series"]] == ["frost-1", "frost-2", "stuck"]
+    assert [(s["thing_name"], s["reason"].split(":")[0]) for s in metadata["skipped"]] == [("new", "too short")]
+    assert metadata["profile"]["hyperparameters"]["likelihood"] == "student-T"
+    report = json.loads(next(run.rglob("evaluation.json")).read_text())
+    assert report["evaluation"]["series"] == 3
+    assert set(report["baseline_metrics"]) == {"seasonal_naive", "autotheta"}  # ten days: no weekly season yet
+    figures = [report["forecast_metrics"]["mean_wQuantileLoss"]["value"],
+               *(b["mean_wQuantileLoss"]["value"] for b in report["baseline_metrics"].values())]
+    assert all(np.isfinite(figures)), figures
+    # the forecasts of the sensor below zero reach below zero
+    forecasts = [json.loads(line) for line in (run / "batch-forecast" / "windows.jsonl.out").read_text().splitlines()]
+    assert min(min(f["quantiles"]["0.1"]) for f in forecasts) < 0
